@@ -1,0 +1,63 @@
+/*
+ * The locator turns (storage name, relative path) from a request into a safe
+ * absolute directory beneath the storage root, with upstream's checks, codes
+ * and messages (reference/gitaly-server.md section 12, gitaly-rpcs.md
+ * section 4). Containment is checked lexically as upstream does and then
+ * again on the real filesystem (openat2 RESOLVE_BENEATH or an equivalent
+ * component walk), so a symlink inside a storage cannot lead outside it.
+ */
+#ifndef GIT_LOCATOR_H
+#define GIT_LOCATOR_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+
+struct locator_storage {
+	const char *name;
+	const char *path; /* absolute, cleaned */
+};
+
+struct locator {
+	const struct locator_storage *storages;
+	size_t n_storages;
+};
+
+/* What the request says about its repository (fields of gitaly.Repository). */
+struct repo_ref {
+	const char *storage_name;
+	const char *relative_path;
+	const char *git_object_directory;          /* may be NULL/empty */
+	const char *const *git_alternate_object_directories;
+	size_t n_alternates;
+};
+
+enum locator_flags {
+	/* Skip the existence and validity checks (CreateRepository and similar). */
+	LOCATOR_SKIP_EXISTS = 1 << 0,
+};
+
+/*
+ * Resolves a repository. On success *out is a malloc'd absolute path.
+ * Errors (code, message): InvalidArgument "repository not set",
+ * "repository path not set", "storage name not set", "storage name not
+ * found"; NotFound "storage does not exist"; InvalidArgument "relative path
+ * escapes root directory"; NotFound "repository not found";
+ * FailedPrecondition "repository not valid: \"HEAD\" does not exist".
+ * repo == NULL means the request had no repository message.
+ */
+int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, unsigned flags,
+		      char **out, struct error *err);
+
+/* The root of a storage: InvalidArgument "storage name not set" / "storage
+ * name not found". Borrowed. */
+int locator_storage_path(const struct locator *loc, const char *storage_name, const char **out,
+			 struct error *err);
+
+/*
+ * Checks a path relative to a repository (object directories, quarantine
+ * dirs): must stay inside base lexically and physically. *out is malloc'd.
+ */
+int locator_resolve_beneath(const char *base, const char *rel, char **out, struct error *err);
+
+#endif
