@@ -61,7 +61,7 @@ all: deps
 deps:
 	$(Q)./scripts/deps.sh
 
-build: $(BINS) $(PY_STAMP)
+build: $(LIB) $(BINS) $(PY_STAMP)
 
 # Generated C (protoc-c) for our protos and the well-known types they import.
 $(PROTO_STAMP): $(PROTO_SRC)

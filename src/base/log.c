@@ -73,7 +73,7 @@ static void write_all(int fd, const char *buf, size_t len)
 
 void log_fields(enum log_level level, json_t *fields, const char *msg)
 {
-	char ts[40];
+	char ts[96];
 	struct strbuf sb = STRBUF_INIT;
 
 	if (!log_enabled(level)) {
