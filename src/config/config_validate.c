@@ -24,6 +24,8 @@ static int empty(const char *s)
 	return !s || !*s;
 }
 
+static int blank(const char *s);
+
 static const char *nz(const char *s)
 {
 	return s ? s : "";
@@ -225,6 +227,16 @@ int config_validate(const struct config *cfg, struct error *err)
 	    (empty(cfg->tls.certificate_path) || (empty(cfg->tls.key_path) && empty(cfg->tls.key))))
 		return error_set(err, STATUS_INVALID_ARGUMENT,
 				 "tls_listen_addr is set but [tls] certificate_path and key_path (or key) are not");
+
+	/* Beyond upstream: rotation tokens need a current token and content. */
+	for (size_t i = 0; i < cfg->auth.n_previous_tokens; i++) {
+		if (blank(cfg->auth.previous_tokens[i]))
+			return error_set(err, STATUS_INVALID_ARGUMENT,
+					 "auth.previous_tokens[%zu]: blank or empty", i);
+	}
+	if (cfg->auth.n_previous_tokens && empty(cfg->auth.token))
+		return error_set(err, STATUS_INVALID_ARGUMENT,
+				 "auth.previous_tokens is set but auth.token is empty");
 
 	if (validate_storages(cfg, err) < 0)
 		return -1;
@@ -585,6 +597,15 @@ void config_validate_all(const struct config *cfg, struct config_problems *out)
 	}
 
 	validate_tls(cfg, out);
+
+	/* Beyond upstream: [auth] previous_tokens (token rotation). */
+	for (size_t i = 0; i < cfg->auth.n_previous_tokens; i++) {
+		snprintf(idx, sizeof(idx), "[%zu]", i);
+		if (blank(cfg->auth.previous_tokens[i]))
+			problem_add(out, strdup("blank or empty"), "auth", "previous_tokens", idx, NULL);
+	}
+	if (cfg->auth.n_previous_tokens && empty(cfg->auth.token))
+		problem_add(out, strdup("not set"), "auth", "token", NULL);
 
 	/* gitlab */
 	if (blank(cfg->gitlab.url))

@@ -468,6 +468,33 @@ static void test_validate_all_more(void **state)
 	config_problems_release(&ps);
 	config_release(&cfg);
 
+	/* beyond upstream: previous_tokens need a current token and content */
+	ok_base();
+	append("[auth]\nprevious_tokens = [\"old\", \" \"]\n");
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	config_validate_all(&cfg, &ps);
+	assert_int_equal(ps.len, 2);
+	assert_string_equal(ps.items[0].key[0], "auth");
+	assert_string_equal(ps.items[0].key[1], "previous_tokens");
+	assert_string_equal(ps.items[0].key[2], "[1]");
+	assert_string_equal(ps.items[0].message, "blank or empty");
+	assert_string_equal(ps.items[1].key[1], "token");
+	assert_string_equal(ps.items[1].message, "not set");
+	config_problems_release(&ps);
+	assert_int_equal(config_validate(&cfg, &err), -1);
+	assert_string_equal(err.message, "auth.previous_tokens[1]: blank or empty");
+	error_release(&err);
+	config_release(&cfg);
+
+	ok_base();
+	append("[auth]\ntoken = \"new\"\nprevious_tokens = [\"old\"]\n");
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	config_validate_all(&cfg, &ps);
+	assert_int_equal(ps.len, 0);
+	config_problems_release(&ps);
+	assert_int_equal(config_validate(&cfg, &err), 0);
+	config_release(&cfg);
+
 	/* key and key_path together */
 	ok_base();
 	append("[tls]\ncertificate_path = \"/c\"\nkey_path = \"/k\"\nkey = \"pem\"\n");
