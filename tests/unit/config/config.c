@@ -347,6 +347,8 @@ static void test_durations(void **state)
 		{ ".s", "time: invalid duration \".s\"" },
 		{ "s", "time: invalid duration \"s\"" },
 		{ "9999999999h", "time: invalid duration \"9999999999h\"" },
+		{ "1\xc2\xb5x", "time: unknown unit \"\\xc2\\xb5x\" in duration \"1\\xc2\\xb5x\"" },
+		{ "a\"b", "time: invalid duration \"a\\\"b\"" },
 	};
 	struct error err = ERROR_INIT;
 	int64_t ms;
