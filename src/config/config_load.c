@@ -219,6 +219,19 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 		size_t *n = (size_t *)(base + f->n_off);
 		size_t es = f->sub->elem_size, len;
 		char *tmp;
+		if (v->type == TOML_TABLE) {
+			/* go-toml decodes a plain [table] on a slice into its last
+			 * element, appending one to an empty slice. */
+			if (*n == 0) {
+				tmp = calloc(2, es);
+				if (!tmp)
+					return oom(c);
+				free(*arr);
+				*arr = tmp;
+				*n = 1;
+			}
+			return walk_table(c, f->sub, *arr + (*n - 1) * es, v, path);
+		}
 		if (v->type != TOML_ARRAY)
 			return mismatch(c, s, f, v, path);
 		len = v->u.array.len;

@@ -105,6 +105,12 @@ static void test_defaults_derived(void **state)
 	assert_int_equal(cfg.cgroups.repositories.max_cgroups_per_repo, 2);
 	config_release(&cfg);
 
+	/* a plain [storage] table fills one element, like go-toml does */
+	assert_int_equal(load(&cfg, "[storage]\nname = \"one\"\npath = \"/one\"\n", &err), 0);
+	assert_int_equal(cfg.n_storages, 1);
+	assert_string_equal(cfg.storages[0].name, "one");
+	config_release(&cfg);
+
 	/* secret set: no default secret_file */
 	assert_int_equal(load(&cfg, "[gitlab]\nsecret = \"x\"\n", &err), 0);
 	assert_null(cfg.gitlab.secret_file);
