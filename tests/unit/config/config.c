@@ -591,6 +591,27 @@ static void test_command_failures(void **state)
 		error_release(&err);
 	}
 
+	/* a bare name is looked up in $PATH, as exec.Command does */
+	{
+		const char *toml = "config_command = \"no-such-config-command-xyz\"\n";
+		assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+		assert_string_equal(err.message, "running config command: exec: \"no-such-config-command-xyz\": "
+						 "executable file not found in $PATH");
+		error_release(&err);
+		char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+		setenv("PATH", tmpdir, 1);
+		script("pathcmd.sh", "echo '{\"listen_addr\":\"from-path\"}'\n");
+		toml = "config_command = \"pathcmd.sh\"\n";
+		int r = config_load(&cfg, toml, strlen(toml), &err);
+		if (old) {
+			setenv("PATH", old, 1);
+			free(old);
+		}
+		assert_int_equal(r, 0);
+		assert_string_equal(cfg.listen_addr, "from-path");
+		config_release(&cfg);
+	}
+
 	/* killed by a signal */
 	assert_int_equal(load_with_command(&cfg, "kill.sh", "kill -9 $$\n", "", &err), -1);
 	assert_string_equal(err.message, "running config command: signal: killed, stderr: \"\"");
@@ -623,7 +644,7 @@ static int teardown(void **state)
 	/* remove the scripts written above */
 	snprintf(cmd, sizeof(cmd), "%s", tmpdir);
 	const char *names[] = { "merge.sh", "clear.sh", "fail.sh", "bad.sh", "empty.sh", "type.sh",
-				"dur.sh", "arr.sh", "noexec.sh", "kill.sh", "args.sh" };
+				"dur.sh", "arr.sh", "noexec.sh", "kill.sh", "args.sh", "pathcmd.sh" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char p[256];
 		snprintf(p, sizeof(p), "%s/%s", tmpdir, names[i]);
