@@ -270,7 +270,7 @@ static int type_errors_in(const struct cschema *s, const char *table, int is_arr
 			type_errors_in(f->sub, path, 1, checked);
 			continue;
 		}
-		wrong = (f->kind == CF_STR || f->kind == CF_DUR) ? "1" : "\"x\"";
+		wrong = f->kind == CF_STR ? "1" : f->kind == CF_DUR ? "1979-05-27" : "\"x\"";
 		if (*table) {
 			snprintf(toml, sizeof(toml), "# comment\n%s%s%s\n%s = %s\n", is_arr ? "[[" : "[",
 				 table, is_arr ? "]]" : "]", f->toml, wrong);
@@ -326,6 +326,23 @@ static void test_type_error_message(void **state)
 	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
 	assert_non_null(strstr(err.message, "key auth.previous_tokens"));
 	error_release(&err);
+
+	/* go-toml's own wording for booleans and floats */
+	toml = "socket_path = true\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+	assert_string_equal(err.message, "load toml: line 1 column 15: key socket_path: toml: cannot assign "
+					 "boolean to a true");
+	error_release(&err);
+	toml = "[git]\ncatfile_cache_size = 1.5\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+	assert_non_null(strstr(err.message, "toml: float cannot be assigned to int"));
+	error_release(&err);
+
+	/* an integer duration is nanoseconds, as go-toml stores it */
+	toml = "graceful_restart_timeout = 90000000000\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	assert_int_equal(cfg.graceful_restart_timeout_ms, 90000);
+	config_release(&cfg);
 
 	toml = "graceful_restart_timeout = \"bad value\"\n";
 	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);

@@ -383,6 +383,16 @@ static void test_validate_command_codes(void **state)
 	assert_non_null(strstr(out, "\"message\": \"line 1 column "));
 	free(out);
 
+	/* go-toml reports these as plain errors: exit 1, nothing on stdout */
+	out = run_validate("[daily_maintenance]\nstart_hour = -1\n", &code);
+	assert_int_equal(code, 1);
+	assert_string_equal(out, "");
+	free(out);
+	out = run_validate("socket_path = [\"a\"]\n", &code);
+	assert_int_equal(code, 1);
+	assert_string_equal(out, "");
+	free(out);
+
 	/* a config_command failure is a read error: exit 1, nothing on stdout */
 	snprintf(input, sizeof(input), "config_command = \"%s/missing\"\n", dir);
 	out = run_validate(input, &code);
