@@ -594,6 +594,68 @@ static void test_start_wait(void **state)
 	}
 }
 
+/* The per-subcommand defaults are accepted by the installed git. */
+static void test_real_git_subcommands(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct strbuf out = STRBUF_INIT, errb = STRBUF_INIT;
+	struct git_result res;
+	struct git_cmd *cmd;
+	char *repo = NULL;
+	static const char *const advertise[] = { "upload-pack", "receive-pack" };
+	(void)state;
+
+	use_real_git();
+	assert_true(asprintf(&repo, "%s/real.git", tmpdir) > 0);
+	cmd = git_cmd_new(NULL, "init");
+	git_cmd_flag(cmd, "--bare");
+	git_cmd_flag(cmd, "--quiet");
+	git_cmd_arg(cmd, repo);
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	if (res.exit_code != 0)
+		fail_msg("init: %s", errb.buf);
+	strbuf_reset(&errb);
+
+	cmd = git_cmd_new(repo, "symbolic-ref");
+	git_cmd_arg(cmd, "HEAD");
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(out.buf, "refs/heads/main\n"); /* init.defaultBranch=main */
+	strbuf_reset(&out);
+
+	for (size_t i = 0; i < 2; i++) {
+		cmd = git_cmd_new(repo, advertise[i]);
+		git_cmd_flag(cmd, "--advertise-refs");
+		git_cmd_arg(cmd, repo);
+		assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+		if (res.exit_code != 0)
+			fail_msg("%s: %s", advertise[i], errb.buf);
+		assert_int_equal(errb.len, 0);
+		/* pkt-lines ending in a flush (an empty repo may advertise nothing) */
+		assert_true(out.len >= 4);
+		assert_string_equal(out.buf + out.len - 4, "0000");
+		strbuf_reset(&out);
+	}
+
+	cmd = git_cmd_new(repo, "repack");
+	git_cmd_flag(cmd, "-a");
+	git_cmd_flag(cmd, "-d");
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	if (res.exit_code != 0)
+		fail_msg("repack: %s", errb.buf);
+
+	/* init without templates: no sample hooks copied */
+	{
+		char *hooks = NULL;
+		assert_true(asprintf(&hooks, "%s/hooks/pre-commit.sample", repo) > 0);
+		assert_int_equal(access(hooks, F_OK), -1);
+		free(hooks);
+	}
+	strbuf_release(&out);
+	strbuf_release(&errb);
+	free(repo);
+}
+
 static void test_spawn_failure(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -676,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_kills_group),
 		cmocka_unit_test(test_large_io),
 		cmocka_unit_test(test_start_wait),
+		cmocka_unit_test(test_real_git_subcommands),
 		cmocka_unit_test(test_spawn_failure),
 		cmocka_unit_test(test_version),
 	};
