@@ -418,26 +418,23 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		goto out;
 	}
 	if (!(flags & LOCATOR_SKIP_EXISTS)) {
-		if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		int dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0) {
 			error_set(err, STATUS_NOT_FOUND, "repository not found");
 			goto out;
 		}
 		for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-			int dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-			int missing;
-
-			if (dfd < 0) {
-				error_set(err, STATUS_NOT_FOUND, "repository not found");
-				goto out;
-			}
-			missing = fstatat(dfd, entries[i], &st, 0) < 0;
-			close(dfd);
-			if (missing) {
+			if (fstatat(dfd, entries[i], &st, 0) < 0) {
+				close(dfd);
 				error_set(err, STATUS_FAILED_PRECONDITION,
 					  "repository not valid: \"%s\" does not exist", entries[i]);
 				goto out;
 			}
 		}
+		/* Upstream stats packed-refs to refresh NFS attribute caches. */
+		fstatat(dfd, "packed-refs", &st, 0);
+		close(dfd);
 	}
 	if (repo->git_object_directory && *repo->git_object_directory &&
 	    check_object_dir(root, rel, repo->git_object_directory, err) < 0)
