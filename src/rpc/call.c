@@ -699,6 +699,19 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
 		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
+		/*
+		 * A handler failing after its deadline or a cancel almost always
+		 * fails because of it (killed git, closed stream); as with Go's
+		 * context errors, the status then says so.
+		 */
+		if (err.code != STATUS_DEADLINE_EXCEEDED && err.code != STATUS_CANCELLED &&
+		    rpc_call_cancelled(call)) {
+			struct error ctx_err = ERROR_INIT;
+			gone_error(call, &ctx_err);
+			log_msg(LOG_DEBUG, "%s failed after the call ended: %s", call->full_method,
+				err.message ? err.message : "");
+			error_move(&err, &ctx_err);
+		}
 		send_status(call, &err);
 	} else {
 		send_status(call, NULL);
