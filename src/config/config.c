@@ -337,6 +337,23 @@ void config_format_duration(int64_t ms, char *out, size_t n)
 		snprintf(out, n, "%s%s", sign, secs);
 }
 
+/* The time package quotes with its own rules: bytes outside printable
+ * ASCII become \xNN (even valid UTF-8), '"' and '\\' get a backslash. */
+static void time_quote(struct strbuf *sb, const char *s, size_t len)
+{
+	strbuf_addch(sb, '"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x80 || c < 0x20)
+			strbuf_addf(sb, "\\x%02x", c);
+		else if (c == '"' || c == '\\')
+			strbuf_addf(sb, "\\%c", c);
+		else
+			strbuf_addch(sb, (char)c);
+	}
+	strbuf_addch(sb, '"');
+}
+
 static int duration_error(struct error *err, const char *fmt_prefix, const char *unit,
 			  size_t unit_len, const char *s)
 {
@@ -344,10 +361,10 @@ static int duration_error(struct error *err, const char *fmt_prefix, const char 
 
 	strbuf_adds(&sb, fmt_prefix);
 	if (unit) {
-		config_go_quote(&sb, unit, unit_len);
+		time_quote(&sb, unit, unit_len);
 		strbuf_adds(&sb, " in duration ");
 	}
-	config_go_quote(&sb, s, strlen(s));
+	time_quote(&sb, s, strlen(s));
 	error_set(err, STATUS_INVALID_ARGUMENT, "%s", sb.buf ? sb.buf : "");
 	strbuf_release(&sb);
 	return -1;

@@ -153,7 +153,9 @@ int config_validate_command(FILE *in, FILE *out)
 		goto out;
 	}
 	if (config_load_ex(&cfg, sb.buf ? sb.buf : "", sb.len, &derr, &err) < 0) {
-		if (derr.set) {
+		if (derr.set && derr.plain) {
+			fprintf(stderr, "processing input data: load toml: %s", derr.message);
+		} else if (derr.set) {
 			config_print_decode_error_json(derr.line, derr.column, derr.message, out);
 			code = 2;
 		} else {

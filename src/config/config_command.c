@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,16 +50,64 @@ static const char *signal_name(int sig)
 	}
 }
 
+/* Go's exec.LookPath for a name without a slash: the first executable
+ * regular file named so in $PATH. Returns a new string or NULL. */
+static char *look_path(const char *name, int *relative)
+{
+	const char *env = getenv("PATH");
+	const char *p = env ? env : "";
+	char *found = NULL;
+
+	*relative = 0;
+	for (;;) {
+		const char *end = strchr(p, ':');
+		size_t dl = end ? (size_t)(end - p) : strlen(p);
+		struct stat st;
+		char *cand = NULL;
+		if (asprintf(&cand, "%.*s/%s", (int)(dl ? dl : 1), dl ? p : ".", name) < 0)
+			return NULL;
+		if (stat(cand, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111)) {
+			found = cand;
+			*relative = cand[0] != '/';
+			break;
+		}
+		free(cand);
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return found;
+}
+
 int config_run_command(const char *path, char **out, size_t *out_len, struct error *err)
 {
 	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, xpipe[2] = { -1, -1 };
 	struct strbuf so = STRBUF_INIT, se = STRBUF_INIT;
 	pid_t pid = -1;
+	char *resolved = NULL;
 	int ret = -1, status = 0, child_errno = 0;
 	char ebuf[256];
 
 	*out = NULL;
 	*out_len = 0;
+	if (!strchr(path, '/')) {
+		/* Like exec.Command: a bare name is looked up in $PATH. */
+		struct strbuf q = STRBUF_INIT;
+		int relative;
+		resolved = look_path(path, &relative);
+		config_go_quote(&q, path, strlen(path));
+		if (!resolved)
+			error_set(err, STATUS_INVALID_ARGUMENT,
+				  "running config command: exec: %s: executable file not found in $PATH", q.buf);
+		else if (relative)
+			error_set(err, STATUS_INVALID_ARGUMENT,
+				  "running config command: exec: %s: cannot run executable found relative to current directory",
+				  q.buf);
+		strbuf_release(&q);
+		if (!resolved || relative)
+			goto out;
+		path = resolved;
+	}
 	strbuf_init(&so, STDOUT_CAP);
 	strbuf_init(&se, STDERR_CAP);
 	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0 || pipe2(xpipe, O_CLOEXEC) < 0) {
@@ -197,5 +246,6 @@ out:
 	}
 	strbuf_release(&so);
 	strbuf_release(&se);
+	free(resolved);
 	return ret;
 }

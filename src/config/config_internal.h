@@ -53,6 +53,9 @@ extern const struct cschema config_schema_root;
 /* Where a TOML decode error happened (upstream prints these specially). */
 struct config_decode_error {
 	int set;
+	/* go-toml reports some failures as plain errors without a position;
+	 * upstream's validate command then exits 1 instead of printing JSON. */
+	int plain;
 	int line, column;
 	char message[512]; /* "toml: ..." as go-toml's DecodeError.Error() */
 };

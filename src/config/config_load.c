@@ -49,6 +49,7 @@ static int decode_fail(struct load_ctx *c, const struct toml_value *v, const cha
 	va_list ap;
 
 	c->derr->set = 1;
+	c->derr->plain = 0;
 	c->derr->line = v->line;
 	c->derr->column = v->column;
 	va_start(ap, fmt);
@@ -58,11 +59,45 @@ static int decode_fail(struct load_ctx *c, const struct toml_value *v, const cha
 			 v->line, v->column, path, c->derr->message);
 }
 
+/* A go-toml failure that is a plain error (no DecodeError). */
+static int plain_fail(struct load_ctx *c, const struct toml_value *v, const char *path, const char *msg)
+{
+	decode_fail(c, v, path, "%s", msg);
+	c->derr->plain = 1;
+	return -1;
+}
+
+/* Go's reflect.Kind name of a field's type, as go-toml prints it. */
+static const char *go_kind(const struct cfield *f)
+{
+	const char *t = f->gotype;
+
+	if (!strcmp(t, "duration.Duration"))
+		return "int64";
+	if (!strncmp(t, "[]", 2))
+		return "slice";
+	if (strchr(t, '.'))
+		return "struct";
+	return t;
+}
+
 static int mismatch(struct load_ctx *c, const struct cschema *s, const struct cfield *f,
 		    const struct toml_value *v, const char *path)
 {
-	return decode_fail(c, v, path, "toml: cannot decode TOML %s into struct field %s.%s of type %s",
-			   toml_kind_name(v), s->goname, f->goname, f->gotype);
+	char msg[400];
+
+	/* go-toml words booleans and floats differently, and reports an
+	 * array on a non-slice field as a plain error. */
+	if (v->type == TOML_BOOL)
+		return decode_fail(c, v, path, "toml: cannot assign boolean to a %s",
+				   v->u.boolean ? "true" : "false");
+	if (v->type == TOML_FLOAT)
+		return decode_fail(c, v, path, "toml: float cannot be assigned to %s", go_kind(f));
+	snprintf(msg, sizeof(msg), "toml: cannot decode TOML %s into struct field %s.%s of type %s",
+		 toml_kind_name(v), s->goname, f->goname, f->gotype);
+	if (v->type == TOML_ARRAY)
+		return plain_fail(c, v, path, msg);
+	return decode_fail(c, v, path, "%s", msg);
 }
 
 static void warn_unknown(struct load_ctx *c, const char *path)
@@ -123,13 +158,13 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 	case CF_UINT32:
 		if (v->type != TOML_INTEGER)
 			return mismatch(c, s, f, v, path);
-		if (v->u.integer < 0)
-			return decode_fail(c, v, path, "toml: negative number %lld does not fit in an %s",
-					   (long long)v->u.integer, f->gotype);
+		if (v->u.integer < 0 || (f->kind == CF_UINT32 && v->u.integer > (int64_t)UINT32_MAX)) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "toml: negative number %lld does not fit in an %s",
+				 (long long)v->u.integer, f->gotype);
+			return plain_fail(c, v, path, msg);
+		}
 		if (f->kind == CF_UINT32) {
-			if (v->u.integer > (int64_t)UINT32_MAX)
-				return decode_fail(c, v, path, "toml: number %lld does not fit in an uint",
-						   (long long)v->u.integer);
 			*(unsigned *)p = (unsigned)v->u.integer;
 		} else {
 			*(uint64_t *)p = (uint64_t)v->u.integer;
@@ -146,6 +181,11 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 	case CF_DUR: {
 		struct error derr = ERROR_INIT;
 		int64_t ms;
+		if (v->type == TOML_INTEGER) {
+			/* Durations are int64 nanoseconds to go-toml. */
+			*(int64_t *)p = v->u.integer / 1000000;
+			return 0;
+		}
 		if (v->type != TOML_STRING)
 			return mismatch(c, s, f, v, path);
 		if (config_parse_duration(v->u.string.ptr, &ms, &derr) < 0) {
@@ -164,9 +204,7 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 			return mismatch(c, s, f, v, path);
 		for (size_t i = 0; i < v->u.array.len; i++) {
 			if (v->u.array.items[i]->type != TOML_STRING)
-				return decode_fail(c, v->u.array.items[i], path,
-						   "toml: cannot decode TOML %s into a Go value of type string",
-						   toml_kind_name(v->u.array.items[i]));
+				return mismatch(c, s, f, v->u.array.items[i], path);
 		}
 		tmp = calloc(v->u.array.len + 1, sizeof(*tmp));
 		if (!tmp)
@@ -200,9 +238,7 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 				tmp[i] = (double)e->u.integer;
 			} else {
 				free(tmp);
-				return decode_fail(c, e, path,
-						   "toml: cannot decode TOML %s into a Go value of type float64",
-						   toml_kind_name(e));
+				return mismatch(c, s, f, e, path);
 			}
 		}
 		free(*arr);
@@ -219,6 +255,19 @@ static int set_field(struct load_ctx *c, const struct cschema *s, const struct c
 		size_t *n = (size_t *)(base + f->n_off);
 		size_t es = f->sub->elem_size, len;
 		char *tmp;
+		if (v->type == TOML_TABLE) {
+			/* go-toml decodes a plain [table] on a slice into its last
+			 * element, appending one to an empty slice. */
+			if (*n == 0) {
+				tmp = calloc(2, es);
+				if (!tmp)
+					return oom(c);
+				free(*arr);
+				*arr = tmp;
+				*n = 1;
+			}
+			return walk_table(c, f->sub, *arr + (*n - 1) * es, v, path);
+		}
 		if (v->type != TOML_ARRAY)
 			return mismatch(c, s, f, v, path);
 		len = v->u.array.len;

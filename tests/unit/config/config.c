@@ -105,6 +105,12 @@ static void test_defaults_derived(void **state)
 	assert_int_equal(cfg.cgroups.repositories.max_cgroups_per_repo, 2);
 	config_release(&cfg);
 
+	/* a plain [storage] table fills one element, like go-toml does */
+	assert_int_equal(load(&cfg, "[storage]\nname = \"one\"\npath = \"/one\"\n", &err), 0);
+	assert_int_equal(cfg.n_storages, 1);
+	assert_string_equal(cfg.storages[0].name, "one");
+	config_release(&cfg);
+
 	/* secret set: no default secret_file */
 	assert_int_equal(load(&cfg, "[gitlab]\nsecret = \"x\"\n", &err), 0);
 	assert_null(cfg.gitlab.secret_file);
@@ -264,7 +270,7 @@ static int type_errors_in(const struct cschema *s, const char *table, int is_arr
 			type_errors_in(f->sub, path, 1, checked);
 			continue;
 		}
-		wrong = (f->kind == CF_STR || f->kind == CF_DUR) ? "1" : "\"x\"";
+		wrong = f->kind == CF_STR ? "1" : f->kind == CF_DUR ? "1979-05-27" : "\"x\"";
 		if (*table) {
 			snprintf(toml, sizeof(toml), "# comment\n%s%s%s\n%s = %s\n", is_arr ? "[[" : "[",
 				 table, is_arr ? "]]" : "]", f->toml, wrong);
@@ -321,6 +327,23 @@ static void test_type_error_message(void **state)
 	assert_non_null(strstr(err.message, "key auth.previous_tokens"));
 	error_release(&err);
 
+	/* go-toml's own wording for booleans and floats */
+	toml = "socket_path = true\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+	assert_string_equal(err.message, "load toml: line 1 column 15: key socket_path: toml: cannot assign "
+					 "boolean to a true");
+	error_release(&err);
+	toml = "[git]\ncatfile_cache_size = 1.5\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+	assert_non_null(strstr(err.message, "toml: float cannot be assigned to int"));
+	error_release(&err);
+
+	/* an integer duration is nanoseconds, as go-toml stores it */
+	toml = "graceful_restart_timeout = 90000000000\n";
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	assert_int_equal(cfg.graceful_restart_timeout_ms, 90000);
+	config_release(&cfg);
+
 	toml = "graceful_restart_timeout = \"bad value\"\n";
 	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
 	assert_string_equal(err.message, "load toml: line 1 column 28: key graceful_restart_timeout: toml: "
@@ -347,6 +370,8 @@ static void test_durations(void **state)
 		{ ".s", "time: invalid duration \".s\"" },
 		{ "s", "time: invalid duration \"s\"" },
 		{ "9999999999h", "time: invalid duration \"9999999999h\"" },
+		{ "1\xc2\xb5x", "time: unknown unit \"\\xc2\\xb5x\" in duration \"1\\xc2\\xb5x\"" },
+		{ "a\"b", "time: invalid duration \"a\\\"b\"" },
 	};
 	struct error err = ERROR_INIT;
 	int64_t ms;
@@ -583,6 +608,27 @@ static void test_command_failures(void **state)
 		error_release(&err);
 	}
 
+	/* a bare name is looked up in $PATH, as exec.Command does */
+	{
+		const char *toml = "config_command = \"no-such-config-command-xyz\"\n";
+		assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), -1);
+		assert_string_equal(err.message, "running config command: exec: \"no-such-config-command-xyz\": "
+						 "executable file not found in $PATH");
+		error_release(&err);
+		char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+		setenv("PATH", tmpdir, 1);
+		script("pathcmd.sh", "echo '{\"listen_addr\":\"from-path\"}'\n");
+		toml = "config_command = \"pathcmd.sh\"\n";
+		int r = config_load(&cfg, toml, strlen(toml), &err);
+		if (old) {
+			setenv("PATH", old, 1);
+			free(old);
+		}
+		assert_int_equal(r, 0);
+		assert_string_equal(cfg.listen_addr, "from-path");
+		config_release(&cfg);
+	}
+
 	/* killed by a signal */
 	assert_int_equal(load_with_command(&cfg, "kill.sh", "kill -9 $$\n", "", &err), -1);
 	assert_string_equal(err.message, "running config command: signal: killed, stderr: \"\"");
@@ -603,6 +649,29 @@ static void test_command_stdin_and_args(void **state)
 	config_release(&cfg);
 }
 
+static void test_load_file(void **state)
+{
+	struct config cfg;
+	struct error err = ERROR_INIT;
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/config.toml", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("listen_addr = \"localhost:1\"\n[auth]\ntoken = \"t\"\n", f);
+	fclose(f);
+	assert_int_equal(config_load_file(&cfg, path, &err), 0);
+	assert_string_equal(cfg.listen_addr, "localhost:1");
+	assert_string_equal(cfg.auth.token, "t");
+	config_release(&cfg);
+	unlink(path);
+
+	assert_int_equal(config_load_file(&cfg, path, &err), -1);
+	assert_non_null(strstr(err.message, "No such file or directory"));
+	error_release(&err);
+}
+
 static int setup(void **state)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/config-test-XXXXXX");
@@ -615,7 +684,7 @@ static int teardown(void **state)
 	/* remove the scripts written above */
 	snprintf(cmd, sizeof(cmd), "%s", tmpdir);
 	const char *names[] = { "merge.sh", "clear.sh", "fail.sh", "bad.sh", "empty.sh", "type.sh",
-				"dur.sh", "arr.sh", "noexec.sh", "kill.sh", "args.sh" };
+				"dur.sh", "arr.sh", "noexec.sh", "kill.sh", "args.sh", "pathcmd.sh" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char p[256];
 		snprintf(p, sizeof(p), "%s/%s", tmpdir, names[i]);
@@ -641,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_command_replace_and_clear),
 		cmocka_unit_test(test_command_failures),
 		cmocka_unit_test(test_command_stdin_and_args),
+		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
