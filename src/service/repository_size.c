@@ -217,12 +217,15 @@ int repository_object_dir_size_rpc(struct rpc_call *call, struct error *err)
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	/* A quarantine object directory, when given, is measured instead. */
-	if (req->repository->git_object_directory && *req->repository->git_object_directory) {
-		if (locator_resolve_beneath(path, req->repository->git_object_directory, &objdir,
-					    err) < 0)
-			goto out;
-	} else if (asprintf(&objdir, "%s/objects", path) < 0) {
+	/*
+	 * A quarantine object directory, when given, is measured instead; the
+	 * locator has already checked that it stays inside the storage.
+	 */
+	if (asprintf(&objdir, "%s/%s", path,
+		     req->repository->git_object_directory &&
+				     *req->repository->git_object_directory
+			     ? req->repository->git_object_directory
+			     : "objects") < 0) {
 		objdir = NULL;
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;

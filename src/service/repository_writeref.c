@@ -42,8 +42,7 @@ static int set_default_branch(const char *repo_path, const char *target, struct 
 	char *head = NULL, *lock = NULL, *content = NULL;
 	int fd = -1, len, ret = -1;
 
-	if (!strcmp(target, "HEAD") || strncmp(target, "refs/", 5) != 0 ||
-	    refname_validate(target, strlen(target), &verr) < 0) {
+	if (reference_validate(target, strlen(target), &verr) < 0) {
 		struct strbuf msg = STRBUF_INIT;
 
 		strbuf_adds(&msg, "setting default branch: ");
