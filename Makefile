@@ -111,7 +111,7 @@ unit: $(UNIT_BIN) $(BINS)
 	$(Q)./scripts/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 unit-asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" unit
+	$(Q)CFLAGS="-O1 -g" $(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 unit
 
 integration: build
 	$(Q)GITALY_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
