@@ -108,9 +108,10 @@ int listener_add_unix(struct listener_set *ls, const char *path, struct error *e
 		return error_set(err, STATUS_INVALID_ARGUMENT,
 				 "listen unix %s: bind: invalid argument (path too long)", path);
 	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
+		/* Upstream removes whatever is there; we stop short of directories. */
+		if (S_ISDIR(st.st_mode))
 			return error_set(err, STATUS_FAILED_PRECONDITION,
-					 "listen unix %s: file exists and is not a socket", path);
+					 "listen unix %s: path is a directory", path);
 		if (unlink(path) < 0)
 			return error_set(err, STATUS_INTERNAL, "remove stale socket %s: %s", path,
 					 strerror(errno));

@@ -30,8 +30,8 @@ int listener_set_new(listener_conn_fn fn, void *ctx, struct listener_set **out,
 		     struct error *err);
 
 /*
- * Binds a unix socket at path, removing a stale socket file first.
- * Fails when path exists and is not a socket.
+ * Binds a unix socket at path, removing a stale file first (as upstream
+ * does on first boot). Fails when path is a directory.
  */
 int listener_add_unix(struct listener_set *ls, const char *path, struct error *err);
 

@@ -544,8 +544,7 @@ static const char *string_field(const ProtobufCMessage *m, const char *name)
 	return (s && *s) ? s : NULL;
 }
 
-/* Fills the repository fields of the access-log entry from the first request. */
-static void request_fields(const ProtobufCMessage *req, struct accesslog_entry *e)
+void rpc_call_request_fields(const ProtobufCMessage *req, struct accesslog_entry *e)
 {
 	if (!req)
 		return;
@@ -600,7 +599,7 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.user_id = rpc_call_metadata(call, "user_id");
 	le.username = rpc_call_metadata(call, "username");
 	le.feature_flags = feature_flags(call);
-	request_fields(call->request, &le);
+	rpc_call_request_fields(call->request, &le);
 	le.request_bytes = call->request_bytes;
 	le.response_bytes = call->response_bytes;
 	le.custom_fields = call->log_fields;

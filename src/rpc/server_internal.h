@@ -7,6 +7,7 @@
 
 #include <grpc/grpc.h>
 
+#include "rpc/accesslog.h"
 #include "rpc/server.h"
 
 /* Result of a method lookup. */
@@ -20,6 +21,14 @@ void rpc_server_lookup(const struct rpc_server *srv, const char *full, size_t le
 		       struct rpc_lookup *out);
 
 const struct rpc_server_options *rpc_server_opts(const struct rpc_server *srv);
+
+/*
+ * Fills the request-derived access-log fields from the first request: a
+ * top-level string field "storage_name", and a field "repository" of type
+ * gitaly.Repository (storage_name, relative_path, gl_repository,
+ * gl_project_path). Strings are borrowed from req. req may be NULL.
+ */
+void rpc_call_request_fields(const ProtobufCMessage *req, struct accesslog_entry *e);
 
 /*
  * Runs one call from start to end on the calling worker thread: dispatch,

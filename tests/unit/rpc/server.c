@@ -24,9 +24,12 @@
 #include <grpc/support/time.h>
 
 #include "google/protobuf/timestamp.pb-c.h"
+#include "repository.pb-c.h"
+#include "shared.pb-c.h"
 #include "net/listener.h"
 #include "rpc/auth.h"
 #include "rpc/server.h"
+#include "rpc/server_internal.h"
 #include "rpc/status.h"
 
 static volatile int g_saw_cancel;
@@ -595,9 +598,48 @@ static void test_shutdown_with_call_in_flight(void **state)
 	grpc_call_unref(c);
 }
 
+static void test_request_fields(void **state)
+{
+	struct accesslog_entry e;
+	Gitaly__Repository repo = GITALY__REPOSITORY__INIT;
+	Gitaly__RepositoryExistsRequest req = GITALY__REPOSITORY_EXISTS_REQUEST__INIT;
+	Gitaly__RemoveAllRequest rm = GITALY__REMOVE_ALL_REQUEST__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+
+	(void)state;
+	repo.storage_name = "default";
+	repo.relative_path = "@hashed/aa/bb.git";
+	repo.gl_repository = "project-1";
+	repo.gl_project_path = "group/proj";
+	memset(&e, 0, sizeof(e));
+	rpc_call_request_fields(&req.base, &e);
+	assert_false(e.has_repository); /* repository unset */
+	req.repository = &repo;
+	rpc_call_request_fields(&req.base, &e);
+	assert_true(e.has_repository);
+	assert_string_equal(e.repo_storage, "default");
+	assert_string_equal(e.repo_path, "@hashed/aa/bb.git");
+	assert_string_equal(e.gl_repository, "project-1");
+	assert_string_equal(e.gl_project_path, "group/proj");
+	assert_null(e.storage_name);
+
+	memset(&e, 0, sizeof(e));
+	rm.storage_name = "other";
+	rpc_call_request_fields(&rm.base, &e);
+	assert_string_equal(e.storage_name, "other");
+	assert_false(e.has_repository);
+
+	memset(&e, 0, sizeof(e));
+	rpc_call_request_fields(&ts.base, &e);
+	rpc_call_request_fields(NULL, &e);
+	assert_false(e.has_repository);
+	assert_null(e.storage_name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_fields),
 		cmocka_unit_test_setup_teardown(test_unary_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unimplemented, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
