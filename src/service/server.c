@@ -87,12 +87,10 @@ int server_clock_synced(const char *ntp_host, int64_t threshold_ns, int timeout_
 	struct ntp_response resp;
 	const char *host = ntp_host && *ntp_host ? ntp_host : DEFAULT_NTP_HOST;
 
-	if (ntp_query(host, timeout_ms, &resp, err) < 0) {
-		/* Validation failures and query failures are worded differently upstream. */
-		if (!strncmp(err->message, "invalid", 7) || !strncmp(err->message, "kiss", 4))
-			return error_prefix(err, "validate ntp response");
+	if (ntp_query(host, timeout_ms, &resp, err) < 0)
 		return error_prefix(err, "query ntp host %s", host);
-	}
+	if (ntp_validate(&resp, err) < 0)
+		return error_prefix(err, "validate ntp response");
 	*synced = !(resp.clock_offset_ns > threshold_ns || resp.clock_offset_ns < -threshold_ns);
 	return 0;
 }
