@@ -195,6 +195,15 @@ static void test_create_sha256_and_bad_branch(void **state)
 	assert_non_null(strstr(err.message, "a..b"));
 	error_release(&err);
 	assert_int_equal(stat(target, &st), -1);
+
+	/* Someone holds the target's lock: Internal, nothing moved into place. */
+	assert_int_equal(sh(NULL, "touch %s.lock", target), 0);
+	assert_int_equal(repo_create(storage, target, "", "sha1", &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_string_equal(err.message, "locking repository: file already locked");
+	error_release(&err);
+	assert_int_equal(stat(target, &st), -1);
+	assert_int_equal(sh(NULL, "rm %s.lock", target), 0);
 	free(target);
 }
 

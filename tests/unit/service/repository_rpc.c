@@ -255,6 +255,13 @@ static void test_create_remove(void **state)
 	error_release(&err);
 
 	rreq.repository = &repo;
+	repo.relative_path = "../other/group/created.git";
+	assert_int_equal(invoke("RemoveRepository", &rreq.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "relative path escapes root directory");
+	error_release(&err);
+	assert_int_equal(sh(NULL, "test -d %s/group/created.git", storage_path), 0);
+	repo.relative_path = "group/created.git";
 	assert_int_equal(invoke("RemoveRepository", &rreq.base, &call, &err), 0);
 	fake_call_reset(&call);
 	assert_int_equal(sh(NULL, "test -e %s/group/created.git", storage_path), 1);
