@@ -38,6 +38,60 @@ int service_repo_path(const struct service_deps *deps, const Gitaly__Repository 
 	return locator_repo_path(deps->locator, service_repo_ref(repo, &ref), flags, out, err);
 }
 
+int service_git_env_init(struct service_git_env *env, const char *repo_path,
+			 const Gitaly__Repository *repo, struct error *err)
+{
+	struct strbuf alts = STRBUF_INIT;
+	int ret = -1;
+
+	memset(env, 0, sizeof(*env));
+	if (!repo)
+		return 0;
+	if (repo->git_object_directory && *repo->git_object_directory) {
+		env->object_directory = fsutil_path_join(repo_path, repo->git_object_directory);
+		if (!env->object_directory)
+			goto oom;
+	}
+	for (size_t i = 0; i < repo->n_git_alternate_object_directories; i++) {
+		char *dir = fsutil_path_join(repo_path, repo->git_alternate_object_directories[i]);
+
+		if (!dir || (i && strbuf_addch(&alts, ':') < 0) || strbuf_adds(&alts, dir) < 0) {
+			free(dir);
+			goto oom;
+		}
+		free(dir);
+	}
+	if (alts.len)
+		env->alternates = strbuf_detach(&alts, NULL);
+	ret = 0;
+	goto out;
+oom:
+	service_git_env_release(env);
+	error_set(err, STATUS_INTERNAL, "out of memory");
+out:
+	strbuf_release(&alts);
+	return ret;
+}
+
+void service_git_env_release(struct service_git_env *env)
+{
+	free(env->object_directory);
+	free(env->alternates);
+	memset(env, 0, sizeof(*env));
+}
+
+struct git_cmd *service_git_new(const char *repo_path, const struct service_git_env *env,
+				const char *subcommand)
+{
+	struct git_cmd *cmd = git_cmd_new(repo_path, subcommand);
+
+	if (env && env->object_directory)
+		git_cmd_setenv(cmd, "GIT_OBJECT_DIRECTORY", env->object_directory);
+	if (env && env->alternates)
+		git_cmd_setenv(cmd, "GIT_ALTERNATE_OBJECT_DIRECTORIES", env->alternates);
+	return cmd;
+}
+
 int service_stream_fd(struct rpc_call *call, int fd, service_chunk_fn send, void *ctx,
 		      struct error *err)
 {

@@ -565,6 +565,48 @@ static void test_object_directory_size(void **state)
 	error_release(&err);
 }
 
+static void test_quarantine_environment(void **state)
+{
+	Gitaly__FindMergeBaseRequest mb = GITALY__FIND_MERGE_BASE_REQUEST__INIT;
+	Gitaly__Repository repo = GITALY__REPOSITORY__INIT;
+	char *alternates[] = { "objects" };
+	char qcommit[128], head[128];
+	ProtobufCBinaryData revs[2];
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+
+	(void)state;
+	make_repo("quarantine.git");
+	/* A commit that exists only in the quarantine object directory. */
+	assert_int_equal(sh(qcommit, "cd %s/quarantine.git && mkdir q &&"
+				     "GIT_OBJECT_DIRECTORY=q GIT_ALTERNATE_OBJECT_DIRECTORIES=objects "
+				     GITC " commit-tree -p main -m q 'main^{tree}'",
+			    storage_path),
+			 0);
+	assert_int_equal(sh(head, "git --git-dir=%s/quarantine.git rev-parse main", storage_path), 0);
+	revs[0].data = (uint8_t *)"main";
+	revs[0].len = 4;
+	revs[1].data = (uint8_t *)qcommit;
+	revs[1].len = strlen(qcommit);
+	repo.storage_name = "default";
+	repo.relative_path = "quarantine.git";
+	mb.repository = &repo;
+	mb.revisions = revs;
+	mb.n_revisions = 2;
+
+	/* Without the quarantine, git cannot see the commit: no base. */
+	assert_int_equal(invoke("FindMergeBase", &mb.base, &call, &err), 0);
+	assert_string_equal(((Gitaly__FindMergeBaseResponse *)call.sent[0])->base, "");
+	fake_call_reset(&call);
+
+	repo.git_object_directory = "q";
+	repo.git_alternate_object_directories = alternates;
+	repo.n_git_alternate_object_directories = 1;
+	assert_int_equal(invoke("FindMergeBase", &mb.base, &call, &err), 0);
+	assert_string_equal(((Gitaly__FindMergeBaseResponse *)call.sent[0])->base, head);
+	fake_call_reset(&call);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_get_config_chunks),
 		cmocka_unit_test(test_misc_handlers),
 		cmocka_unit_test(test_object_directory_size),
+		cmocka_unit_test(test_quarantine_environment),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
