@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import time
+import warnings
 
 import grpc
 import pytest
@@ -36,8 +37,10 @@ def _handshake(port, version):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = version
-    ctx.maximum_version = version
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 on purpose
+        ctx.minimum_version = version
+        ctx.maximum_version = version
     # let the client offer old protocols so that only the server can refuse
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.set_alpn_protocols(["h2"])
