@@ -94,7 +94,7 @@ $(LIB): $(LIB_OBJ) $(PROTO_OBJ)
 
 # A binary's sources: everything in src/cmd/<name>/.
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cmd/%/*.c)) $(LIB)
+$(BUILD)/bin/%: $$(foreach f,$$(wildcard src/cmd/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -111,7 +111,7 @@ unit: $(UNIT_BIN) $(BINS)
 	$(Q)./scripts/run-unit.sh $(BUILD) $(UNIT_BIN)
 
 unit-asan:
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" unit
+	$(Q)CFLAGS="-O1 -g" $(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 unit
 
 integration: build
 	$(Q)GITALY_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration

@@ -38,6 +38,7 @@ struct toml_value {
 		struct {
 			struct toml_keyval *items; /* in definition order */
 			size_t len;
+			void *index; /* private: the parser's key lookup index */
 		} table;
 		struct {
 			struct toml_value **items;
