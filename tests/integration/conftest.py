@@ -555,6 +555,12 @@ class KeepaliveProbe:
         self.gitaly = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def _metrics(self, g):
+        try:
+            return g.metrics()
+        except OSError as e:
+            return e
+
     def _run(self):
         try:
             g = Gitaly(short_tmpdir())
@@ -573,12 +579,12 @@ class KeepaliveProbe:
                              try_to_connect=True)
                 g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
             self.result["t0"] = time.time()
-            self.result["before"] = g.metrics()
+            self.result["before"] = self._metrics(g)
             time.sleep(self.IDLE)
             for kind, ch in chans.items():
                 r = g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
                 self.result[kind]["after"] = r
-            self.result["after"] = g.metrics()
+            self.result["after"] = self._metrics(g)
             for ch in chans.values():
                 ch.close()
         except BaseException as e:  # reported by the test

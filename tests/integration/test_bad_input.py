@@ -23,6 +23,10 @@ def world(gitaly):
     storage, and symlinks in the storage that point outside."""
     victim = gitaly.path("victim.git")
     oids = make_history(victim)
+    # a separate target for the NUL test, so that a failure there does not
+    # cascade into the others
+    nul_victim = gitaly.path("nulvictim.git")
+    make_history(nul_victim)
     outside_dir = os.path.join(gitaly.base, "outside")
     os.makedirs(outside_dir)
     outside = os.path.join(outside_dir, "repo.git")
@@ -30,7 +34,8 @@ def world(gitaly):
     commit(outside, {"secret": b"s\n"}, ref="refs/heads/main")
     os.symlink(outside, gitaly.path("link.git"))
     os.symlink(outside_dir, gitaly.path("dirlink"))
-    return {"victim": victim, "oids": oids, "outside": outside, "outside_dir": outside_dir}
+    return {"victim": victim, "nul_victim": nul_victim, "oids": oids, "outside": outside,
+            "outside_dir": outside_dir}
 
 
 @pytest.fixture
@@ -159,8 +164,9 @@ def test_symlink_out_of_storage(gitaly, stub, world, unchanged, rel):
     ]:
         e = rpc_error(call, req, timeout=5)
         assert_code(e, INVALID, contains="escapes root directory")
-    r = stub.RepositoryExists(rp.RepositoryExistsRequest(repository=repo), timeout=5)
-    assert r.exists is False
+    # like any other escape, RepositoryExists passes the error through
+    e = rpc_error(stub.RepositoryExists, rp.RepositoryExistsRequest(repository=repo), timeout=5)
+    assert_code(e, INVALID, contains="escapes root directory")
     assert os.path.isdir(world["outside"])
     assert git("-C", world["outside"], "rev-parse", "main") == outside_main
     assert git("-C", world["outside"], "symbolic-ref", "HEAD").strip() == b"refs/heads/main"
@@ -174,14 +180,14 @@ def test_create_through_symlinked_dir(gitaly, stub, world, unchanged):
 
 
 def test_nul_in_relative_path(gitaly, stub, world, unchanged):
-    # C strings would stop at the NUL and hit victim.git: must not happen
-    repo = gitaly.repo("victim.git\0/../../outside/repo.git")
+    # C strings would stop at the NUL and hit nulvictim.git: must not happen
+    repo = gitaly.repo("nulvictim.git\0/../../outside/repo.git")
     e = rpc_error(stub.RemoveRepository, rp.RemoveRepositoryRequest(repository=repo), timeout=5)
     assert e.code() in (INVALID, grpc.StatusCode.INTERNAL, NOT_FOUND), e
     e = rpc_error(stub.WriteRef, rp.WriteRefRequest(
         repository=repo, ref=b"HEAD", revision=b"refs/heads/feature"), timeout=5)
     assert e.code() in (INVALID, grpc.StatusCode.INTERNAL, NOT_FOUND), e
-    assert os.path.isdir(world["victim"])
+    assert os.path.isdir(world["nul_victim"])
 
 
 def test_nul_in_ref_and_revision(gitaly, stub, world, unchanged):

@@ -19,6 +19,8 @@ def test_idle_connection_survives_client_pings(keepalive_probe):
         # once READY, the channel never left READY: no GOAWAY, no reconnect
         states = [s for t, s in res[kind]["states"] if t >= res["t0"]]
         assert all(s == grpc.ChannelConnectivity.READY for s in states), (kind, states)
+    for kind in ("unix", "tcp"):
+        assert not isinstance(res["before"], Exception), "metrics: %r" % res["before"]
         before = metric(res["before"], "gitaly_connections_total", type=kind)
         after = metric(res["after"], "gitaly_connections_total", type=kind)
         assert before is not None and after == before, (kind, before, after)
