@@ -231,6 +231,120 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 }
 
 /*
+ * protobuf-c hands string fields to C as NUL-terminated char *, so a string
+ * holding a NUL byte would silently lose its tail ("victim.git\0/../x"
+ * would name victim.git). Before unpacking, walk the wire bytes with the
+ * descriptors and refuse such strings; also refuse invalid UTF-8 as
+ * protobuf-go does for proto3 strings. Returns 0 (fine, or malformed: the
+ * unpack reports that), -1 with err set.
+ */
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int valid_utf8(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= n)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+static int check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+			 const uint8_t *end, int depth, struct error *err)
+{
+	if (depth > 64)
+		return 0;
+	while (p < end) {
+		uint64_t key, len;
+		if (read_varint(&p, end, &key) < 0)
+			return 0;
+		switch (key & 7) {
+		case 0:
+			if (read_varint(&p, end, &len) < 0)
+				return 0;
+			continue;
+		case 1:
+			if (end - p < 8)
+				return 0;
+			p += 8;
+			continue;
+		case 5:
+			if (end - p < 4)
+				return 0;
+			p += 4;
+			continue;
+		case 2:
+			break;
+		default:
+			return 0; /* groups and garbage: left to the unpacker */
+		}
+		if (read_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+			return 0;
+		const ProtobufCFieldDescriptor *f =
+			key >> 3 <= UINT32_MAX
+				? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+				: NULL;
+		if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+			if (memchr(p, 0, len))
+				return error_set(err, STATUS_INVALID_ARGUMENT,
+						 "grpc: error unmarshalling request: field %s.%s "
+						 "contains a NUL byte",
+						 desc->name, f->name);
+			if (!valid_utf8(p, len))
+				return error_set(err, STATUS_INTERNAL,
+						 "grpc: error unmarshalling request: proto: field "
+						 "%s.%s contains invalid UTF-8",
+						 desc->name, f->name);
+		} else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor) {
+			if (check_strings(f->descriptor, p, p + len, depth + 1, err) < 0)
+				return -1;
+		}
+		p += len;
+	}
+	return 0;
+}
+
+/*
  * Receives one message. Returns 1 with *out, 0 at the end of the client's
  * stream, -1 with err set.
  */
@@ -272,6 +386,9 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 	reader_init = 1;
 	slice = grpc_byte_buffer_reader_readall(&reader);
 	call->request_bytes += GRPC_SLICE_LENGTH(slice);
+	if (check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+			  GRPC_SLICE_START_PTR(slice) + GRPC_SLICE_LENGTH(slice), 0, err) < 0)
+		goto out;
 	ProtobufCMessage *m = protobuf_c_message_unpack(call->method->request, NULL,
 							GRPC_SLICE_LENGTH(slice),
 							GRPC_SLICE_START_PTR(slice));
