@@ -9,6 +9,7 @@
  * status (with grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,7 +66,10 @@ struct rpc_call {
 	ProtobufCMessage **msgs; /* every message received, freed at the end */
 	size_t n_msgs, alloc_msgs;
 
-	int close_done;          /* RECV_CLOSE_ON_SERVER completed */
+	int close_done;          /* RECV_CLOSE_ON_SERVER completed (atomic) */
+	pthread_mutex_t stash_lock;
+	int stash_valid, stash_success;
+	void *stash_tag;
 	int close_cancelled;     /* ... and reported the call as cancelled */
 	int initial_md_sent;
 	int client_done;         /* client half-closed */
@@ -146,33 +150,74 @@ static int64_t now_ms(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * rpc_call_cancelled may run on another thread (a handler's helper) while
+ * the handler thread waits here, and both take events from the same queue.
+ * An event the poller takes that is not the close is parked in a stash that
+ * the waiter checks; the waiter therefore waits in bounded slices.
+ */
+static int stash_take(struct rpc_call *call, void *tag, int *success)
+{
+	int found = 0;
+	pthread_mutex_lock(&call->stash_lock);
+	if (call->stash_valid && call->stash_tag == tag) {
+		call->stash_valid = 0;
+		*success = call->stash_success;
+		found = 1;
+	}
+	pthread_mutex_unlock(&call->stash_lock);
+	return found;
+}
+
+static void stash_put(struct rpc_call *call, void *tag, int success)
+{
+	pthread_mutex_lock(&call->stash_lock);
+	call->stash_valid = 1;
+	call->stash_tag = tag;
+	call->stash_success = success;
+	pthread_mutex_unlock(&call->stash_lock);
+}
+
 /* Waits for tag on the call's queue; returns the completion's success. */
 static int wait_tag(struct rpc_call *call, void *tag)
 {
+	int success;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(call->cq,
-							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (tag == &call->tag_close && __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
+			return 1;
+		if (stash_take(call, tag, &success))
+			return success;
+		gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+						  gpr_time_from_millis(500, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(call->cq, until, NULL);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			continue;
 		if (ev.type != GRPC_OP_COMPLETE)
 			return 0; /* queue shut down: cannot happen while the call runs */
 		if (ev.tag == &call->tag_close) {
-			call->close_done = 1;
+			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
 			if (tag == &call->tag_close)
-				return ev.success;
+				return 1;
 			continue;
 		}
 		if (ev.tag == tag)
 			return ev.success;
+		stash_put(call, ev.tag, ev.success);
 	}
 }
 
 /* Non-blocking check whether the close completion arrived. */
 static void poll_close(struct rpc_call *call)
 {
-	if (call->close_done)
+	if (__atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
 		return;
-	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type == GRPC_OP_COMPLETE && ev.tag == &call->tag_close)
-		call->close_done = 1;
+	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		return;
+	if (ev.tag == &call->tag_close)
+		__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+	else
+		stash_put(call, ev.tag, ev.success); /* the handler thread's event */
 }
 
 static int start_batch(struct rpc_call *call, const grpc_op *ops, size_t n, void *tag)
@@ -191,7 +236,7 @@ int rpc_call_cancelled(struct rpc_call *call)
 		return 1;
 	poll_close(call);
 	/* Before the status is sent, a finished close means the call was cancelled. */
-	return call->close_done;
+	return __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE);
 }
 
 /* The error a failed stream operation maps to, as grpc-go's context errors. */
@@ -717,6 +762,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
 	memset(call, 0, sizeof(*call));
+	pthread_mutex_init(&call->stash_lock, NULL);
 	call->srv = srv;
 	call->opts = rpc_server_opts(srv);
 	call->gc = gc;
@@ -835,8 +881,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	}
 
 out:
-	if (!call->close_done)
-		wait_tag(call, &call->tag_close);
+	wait_tag(call, &call->tag_close);
 	if (logged)
 		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
 			   auth_version);
@@ -849,4 +894,5 @@ out:
 	json_decref(call->log_fields);
 	error_release(&err);
 	arena_free(call);
+	pthread_mutex_destroy(&call->stash_lock);
 }
