@@ -93,6 +93,7 @@ $(LIB): $(LIB_OBJ) $(PROTO_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # A binary's sources: everything in src/cmd/<name>/.
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cmd/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/error.h"
 
@@ -53,7 +54,7 @@ struct config {
 	char *tls_listen_addr;
 	char *prometheus_listen_addr;
 	char *bin_dir;
-	char *runtime_dir;
+	char *runtime_dir; /* NULL when unset: the caller picks a temporary dir */
 	int64_t graceful_restart_timeout_ms; /* default 1m */
 	char *config_command;
 
@@ -167,6 +168,15 @@ struct config {
 			uint64_t max_cgroups_per_repo;
 			struct config_cgroup_limits limits;
 		} repositories;
+		/* Deprecated keys ([cgroups] count, [cgroups.cpu], [cgroups.memory]),
+		 * folded into repositories by the defaults when its count is 0. */
+		struct {
+			uint64_t count;
+			int cpu_enabled;
+			uint64_t cpu_shares;
+			int memory_enabled;
+			int64_t memory_limit;
+		} legacy;
 	} cgroups;
 
 	struct {
@@ -206,12 +216,70 @@ int config_load(struct config *cfg, const char *toml, size_t len, struct error *
 /* config_load on a file's contents. */
 int config_load_file(struct config *cfg, const char *path, struct error *err);
 
-/* Startup validation (serve, check): the first problem aborts. */
+/*
+ * Startup validation (serve, check): upstream's Validate() order and
+ * messages (listeners, storages, git config keys, GitLab secret, bin_dir,
+ * runtime_dir, maintenance, cgroups, pack-objects cache); the first problem
+ * aborts with err set (InvalidArgument). Beyond upstream: tls_listen_addr
+ * without [tls] cert and key, and blank previous_tokens / previous_tokens
+ * without a token are rejected right after the listener check.
+ */
 int config_validate(const struct config *cfg, struct error *err);
 
-/* Validation for `gitaly configuration validate`: collects every problem. */
+/*
+ * Validation for `gitaly configuration validate`: upstream's ValidateV2,
+ * collecting every problem into out (which the caller releases with
+ * config_problems_release) with upstream's key paths and messages. Beyond
+ * upstream it also reports [[storage]] missing / not unique / nesting and
+ * [auth] previous_tokens problems.
+ */
 void config_validate_all(const struct config *cfg, struct config_problems *out);
 void config_problems_release(struct config_problems *p);
+
+/*
+ * Parses a Go duration string ("1m", "300ms", "1h30m", "1.5s", "-2s", "0")
+ * into milliseconds (sub-millisecond parts are truncated toward zero).
+ * Returns 0, or -1 with err set to Go's message, e.g.
+ * `time: invalid duration "x"` (code InvalidArgument).
+ */
+int config_parse_duration(const char *s, int64_t *ms, struct error *err);
+
+/*
+ * Formats milliseconds the way Go's time.Duration.String does ("1m0s",
+ * "300ms", "0s"). out must hold at least 40 bytes.
+ */
+void config_format_duration(int64_t ms, char *out, size_t n);
+
+/*
+ * Prints problems as `gitaly configuration validate` does: Go's encoding/json
+ * with a 2-space indent, {"errors":[{"key":[...],"message":"..."}]} and a
+ * trailing newline; prints nothing when p is empty. Returns 0, or -1 on a
+ * write error.
+ */
+int config_problems_print_json(const struct config_problems *p, FILE *out);
+
+/*
+ * Prints a TOML decode error (syntax or type) the way upstream's validate
+ * subcommand does: {"errors":[{"message":"line R column C: toml: <msg>"}]}.
+ * Returns 0, or -1 on a write error.
+ */
+int config_print_decode_error_json(int line, int column, const char *msg, FILE *out);
+
+/*
+ * `gitaly configuration validate`: reads TOML from in, loads it (running
+ * config_command), validates with config_validate_all and prints problems as
+ * JSON to out. Read errors other than TOML decoding go to stderr as
+ * "processing input data: ...". Returns the exit code: 0 clean, 2 problems
+ * or a TOML error, 1 other errors.
+ */
+int config_validate_command(FILE *in, FILE *out);
+
+/*
+ * Makes bin_dir and runtime_dir (when set) absolute against the working
+ * directory, as upstream's Validate does after checking them. Call it after
+ * config_validate succeeded. Returns 0, or -1 with err set.
+ */
+int config_absolutize_dirs(struct config *cfg, struct error *err);
 
 /* Looks up a storage by name; NULL if unknown. */
 const struct config_storage *config_storage_find(const struct config *cfg, const char *name);

@@ -23,7 +23,9 @@ struct git_exec_env {
 	size_t n_config;
 };
 
-/* Sets the process-wide git settings (called once at startup). */
+/* Sets the process-wide git settings (called once at startup, before any
+ * command runs; the strings are copied). Without it, git is looked up in PATH
+ * (falling back to /usr/bin/git) and no admin config is added. */
 void git_exec_env_set(const struct git_exec_env *env);
 const struct git_exec_env *git_exec_env_get(void);
 
@@ -40,24 +42,52 @@ struct git_cmd *git_cmd_new(const char *repo_path, const char *subcommand);
 void git_cmd_config(struct git_cmd *cmd, const char *key, const char *value);
 /* A flag after the subcommand; must start with '-' (else the run fails). */
 void git_cmd_flag(struct git_cmd *cmd, const char *flag);
-/* `--name=value` after the subcommand. */
+/* `--name=value` after the subcommand; name may be given with or without
+ * its leading dashes ("format" and "--format" both give --format=value). */
 void git_cmd_option(struct git_cmd *cmd, const char *name, const char *value);
-/* Positional arguments; `--end-of-options` is inserted before the first. */
+/* Positional arguments; `--end-of-options` is inserted before the first.
+ * Subcommands that do not understand it (upstream's list: archive, blame,
+ * check-ref-format, checkout, grep, remote, rev-list, rev-parse,
+ * upload-archive) get no marker, and then an argument starting with '-'
+ * fails the run instead. */
 void git_cmd_arg(struct git_cmd *cmd, const char *arg);
+/* A pseudo-revision positional argument for rev-list and friends: --all,
+ * --not, --branches[=..], --tags[=..], --glob=.., --alternate-refs (else the
+ * run fails). Using one drops `--end-of-options` (git would read the pseudo
+ * revision as a name after it); the other arguments may then not start
+ * with '-'. */
+void git_cmd_pseudo_arg(struct git_cmd *cmd, const char *arg);
 /* Pathspecs after `--`. */
 void git_cmd_path(struct git_cmd *cmd, const char *path);
-/* Extra environment variable for this command. */
+/* Extra environment variable for this command; replaces a hardened default
+ * or an earlier value of the same name (e.g. GIT_OBJECT_DIRECTORY for a
+ * quarantine is set here explicitly). */
 void git_cmd_setenv(struct git_cmd *cmd, const char *name, const char *value);
 /* Working directory (default: repo_path, else "/"). */
 void git_cmd_chdir(struct git_cmd *cmd, const char *dir);
 /* Kills the process group after timeout_ms (0: no timeout). */
 void git_cmd_timeout(struct git_cmd *cmd, int64_t timeout_ms);
+/* Moves the started process into this cgroup directory (writes its pid to
+ * <dir>/cgroup.procs right after the spawn, as upstream does without
+ * CLONE_INTO_CGROUP). A failure is logged, not fatal. */
+void git_cmd_cgroup(struct git_cmd *cmd, const char *cgroup_dir);
 
 struct git_result {
 	int exit_code; /* -1 if killed by a signal or timed out */
 	int signal;
 	int timed_out;
+	/* Resource usage of the git process (wait4), for the access log's
+	 * command.* fields. real_time_ms spans spawn to reap. */
+	int64_t real_time_ms, user_time_ms, system_time_ms;
+	int64_t maxrss_kb, inblock, oublock, minflt, majflt;
 };
+
+/*
+ * A per-thread observer called with every reaped command's result (from
+ * git_cmd_run and git_cmd_wait on this thread), so an RPC can sum its
+ * children's usage into the access log. fn NULL removes it.
+ */
+void git_cmd_stats_sink(void (*fn)(void *arg, const struct git_result *res), void *arg);
 
 /*
  * Runs the command to completion: feeds stdin_data, captures stdout into out
@@ -79,9 +109,29 @@ int git_cmd_start(struct git_cmd *cmd, int *stdin_fd, int *stdout_fd, int *stder
 		  pid_t *pid, struct error *err);
 int git_cmd_wait(pid_t pid, struct git_result *res);
 
+/* SIGKILLs the process group of a started command (streaming users with a
+ * deadline); still git_cmd_wait for it afterwards. */
+void git_cmd_kill(pid_t pid);
+
 void git_cmd_free(struct git_cmd *cmd);
 
-/* The version of the configured git, e.g. "2.39.5" (cached). */
+/*
+ * The argv and environment the command will run with (NULL-terminated,
+ * borrowed from cmd, valid until it is run or freed); NULL with err set
+ * when the command is invalid. For tests and debug logging.
+ */
+const char *const *git_cmd_argv(struct git_cmd *cmd, struct error *err);
+const char *const *git_cmd_envp(struct git_cmd *cmd, struct error *err);
+
+/* The version of the configured git, e.g. "2.39.5" (cached per binary). */
 int git_version(char **out, struct error *err);
+/* Parses `git version 2.39.5[ (extra)]\n` into "2.39.5" (malloc'd); -1 when
+ * the text has another shape. */
+int git_version_parse(const char *output, char **out);
+
+/* Upstream's config-key rule ^[[:alnum:]]+(\.[*-/_:@a-zA-Z0-9]+)+$ . */
+int git_config_key_valid(const char *key);
+/* True for the pseudo-revisions git_cmd_pseudo_arg accepts. */
+int git_pseudo_revision_valid(const char *arg);
 
 #endif

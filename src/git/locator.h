@@ -45,6 +45,17 @@ enum locator_flags {
  * escapes root directory"; NotFound "repository not found";
  * FailedPrecondition "repository not valid: \"HEAD\" does not exist".
  * repo == NULL means the request had no repository message.
+ *
+ * Beyond upstream: the path is also resolved on disk beneath the storage
+ * root, so a symlink inside the storage that leads outside it fails with
+ * InvalidArgument "relative path escapes root directory" (upstream follows
+ * it). git_object_directory and each alternate, joined to the repository
+ * path, must stay inside the storage the same way (quarantine directories
+ * live in <storage>/+gitaly/tmp, outside the repository but inside the
+ * storage). A path component that is a regular file counts as missing.
+ * Relative paths are C strings: a proto string with an embedded NUL arrives
+ * truncated at the NUL (protobuf-c), so callers holding a length should
+ * reject len != strlen() before calling.
  */
 int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, unsigned flags,
 		      char **out, struct error *err);
@@ -56,8 +67,27 @@ int locator_storage_path(const struct locator *loc, const char *storage_name, co
 
 /*
  * Checks a path relative to a repository (object directories, quarantine
- * dirs): must stay inside base lexically and physically. *out is malloc'd.
+ * dirs): must stay inside base lexically and physically. *out is malloc'd:
+ * the lexical Clean(Join(base, rel)) (symlinks inside base are kept, as
+ * upstream returns joined paths). A path that does not exist yet is fine as
+ * long as its existing part is inside base. Escapes are InvalidArgument
+ * "relative path escapes root directory".
  */
 int locator_resolve_beneath(const char *base, const char *rel, char **out, struct error *err);
+
+/*
+ * The environment values for a repository's object directories, as upstream
+ * builds them (internal/git/alternates): *object_dir = Join(repo_path,
+ * git_object_directory) for GIT_OBJECT_DIRECTORY, *alternates = the joined
+ * alternates separated by ':' for GIT_ALTERNATE_OBJECT_DIRECTORIES. Each is
+ * malloc'd, or NULL when the request left it empty. repo_path is what
+ * locator_repo_path returned (which already checked containment). An
+ * alternate containing ':' is InvalidArgument.
+ */
+int locator_object_dirs(const char *repo_path, const struct repo_ref *repo, char **object_dir,
+			char **alternates, struct error *err);
+
+/* Tests only: use the portable component walk instead of openat2. */
+void locator_test_force_walk(int on);
 
 #endif

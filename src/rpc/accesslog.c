@@ -1,0 +1,329 @@
+/*
+ * The per-RPC access-log line. Upstream assembles it from several layers
+ * (go-grpc-middleware's logrus interceptor, the request-info tags, the
+ * stats handler's payload sizes, custom fields, feature flags); here one
+ * function builds the same set of keys from a struct the runtime fills at
+ * the end of the call, applies the method allow/deny filter, and hands the
+ * object to the logger with the level upstream derives from the code.
+ */
+#include "rpc/accesslog.h"
+
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+
+#define DEFAULT_DENY_PATTERN "^/grpc.health.v1.Health/Check$"
+#define MAX_PATTERN_LEN 4096
+
+/* The active method filter; swapped as a whole under filter_lock. */
+struct filter {
+	int has_allow, has_deny;
+	regex_t allow, deny;
+};
+
+static pthread_rwlock_t filter_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct filter *filter_cur;
+static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
+
+const char *accesslog_method_type_name(enum rpc_method_type type)
+{
+	switch (type) {
+	case RPC_UNARY:
+		return "unary";
+	case RPC_CLIENT_STREAM:
+		return "client_stream";
+	case RPC_SERVER_STREAM:
+		return "server_stream";
+	case RPC_BIDI_STREAM:
+	default:
+		return "bidi_stream";
+	}
+}
+
+const char *accesslog_op_name(enum rpc_op op)
+{
+	switch (op) {
+	case RPC_OP_ACCESSOR:
+		return "accessor";
+	case RPC_OP_MUTATOR:
+		return "mutator";
+	case RPC_OP_MAINTENANCE:
+		return "maintenance";
+	default:
+		return NULL;
+	}
+}
+
+const char *accesslog_scope_name(enum rpc_scope scope)
+{
+	return scope == RPC_SCOPE_STORAGE ? "storage" : "repository";
+}
+
+static void filter_free(struct filter *f)
+{
+	if (!f)
+		return;
+	if (f->has_allow)
+		regfree(&f->allow);
+	if (f->has_deny)
+		regfree(&f->deny);
+	free(f);
+}
+
+/* Compiles one pattern; returns 0 with *has set, or -1 with err set. */
+static int compile_one(const char *pattern, regex_t *re, int *has, const char *what,
+		       struct error *err)
+{
+	int rc;
+
+	*has = 0;
+	if (!pattern || !*pattern)
+		return 0;
+	if (strlen(pattern) > MAX_PATTERN_LEN)
+		return error_set(err, STATUS_INVALID_ARGUMENT, "%s pattern too long", what);
+	rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		char msg[256];
+		regerror(rc, re, msg, sizeof(msg));
+		return error_set(err, STATUS_INVALID_ARGUMENT, "invalid %s pattern %s: %s", what,
+				 pattern, msg);
+	}
+	*has = 1;
+	return 0;
+}
+
+static int filter_build(const char *allow, const char *deny, struct filter **out,
+			struct error *err)
+{
+	struct filter *f = calloc(1, sizeof(*f));
+	int ret = -1;
+
+	if (!f) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (compile_one(allow, &f->allow, &f->has_allow, "allow", err) < 0)
+		goto out;
+	/* upstream consults the deny pattern only when no allow pattern is set */
+	if (!f->has_allow && compile_one(deny, &f->deny, &f->has_deny, "deny", err) < 0)
+		goto out;
+	*out = f;
+	f = NULL;
+	ret = 0;
+out:
+	filter_free(f);
+	return ret;
+}
+
+static void filter_install(struct filter *f)
+{
+	struct filter *old;
+
+	pthread_rwlock_wrlock(&filter_lock);
+	old = filter_cur;
+	filter_cur = f;
+	pthread_rwlock_unlock(&filter_lock);
+	filter_free(old);
+}
+
+/* Like upstream's env.GetString: unset or empty means the fallback; spaces trimmed. */
+static char *env_pattern(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	size_t start = 0, end;
+
+	if (!v || !*v)
+		return strdup(fallback);
+	end = strlen(v);
+	while (start < end && strchr(" \t\n\r\v\f", v[start]))
+		start++;
+	while (end > start && strchr(" \t\n\r\v\f", v[end - 1]))
+		end--;
+	return strndup(v + start, end - start);
+}
+
+static void filter_init_from_env(void)
+{
+	struct error err = ERROR_INIT;
+	struct filter *f = NULL;
+	char *allow = env_pattern("GITALY_LOG_REQUEST_METHOD_ALLOW_PATTERN", "");
+	char *deny = env_pattern("GITALY_LOG_REQUEST_METHOD_DENY_PATTERN", DEFAULT_DENY_PATTERN);
+
+	if (filter_build(allow, deny, &f, &err) < 0) {
+		log_msg(LOG_ERROR, "access log filter: %s; logging every call", err.message);
+		f = NULL;
+	}
+	pthread_rwlock_wrlock(&filter_lock);
+	if (!filter_cur)
+		filter_cur = f;
+	else
+		filter_free(f); /* accesslog_set_patterns won the race */
+	pthread_rwlock_unlock(&filter_lock);
+	free(allow);
+	free(deny);
+	error_release(&err);
+}
+
+int accesslog_set_patterns(const char *allow, const char *deny, struct error *err)
+{
+	struct filter *f = NULL;
+
+	pthread_once(&filter_once, filter_init_from_env);
+	if (filter_build(allow, deny, &f, err) < 0)
+		return -1;
+	filter_install(f);
+	return 0;
+}
+
+int accesslog_method_logged(const char *full_method)
+{
+	int logged = 1;
+
+	pthread_once(&filter_once, filter_init_from_env);
+	if (!full_method)
+		full_method = "";
+	pthread_rwlock_rdlock(&filter_lock);
+	if (filter_cur && filter_cur->has_allow)
+		logged = regexec(&filter_cur->allow, full_method, 0, NULL, 0) == 0;
+	else if (filter_cur && filter_cur->has_deny)
+		logged = regexec(&filter_cur->deny, full_method, 0, NULL, 0) != 0;
+	pthread_rwlock_unlock(&filter_lock);
+	return logged;
+}
+
+/* upstream's code-to-level table (go-grpc-middleware's logrus default) */
+static enum log_level level_for(int code)
+{
+	switch (code) {
+	case STATUS_OK:
+	case STATUS_CANCELLED:
+	case STATUS_INVALID_ARGUMENT:
+	case STATUS_NOT_FOUND:
+	case STATUS_ALREADY_EXISTS:
+	case STATUS_UNAUTHENTICATED:
+		return LOG_INFO;
+	case STATUS_DEADLINE_EXCEEDED:
+	case STATUS_PERMISSION_DENIED:
+	case STATUS_RESOURCE_EXHAUSTED:
+	case STATUS_FAILED_PRECONDITION:
+	case STATUS_ABORTED:
+	case STATUS_OUT_OF_RANGE:
+	case STATUS_UNAVAILABLE:
+		return LOG_WARN;
+	default:
+		return LOG_ERROR;
+	}
+}
+
+/* Go's "2006-01-02T15:04:05.000" in local time. */
+static void local_time(time_t sec, long ms, char *out, size_t n)
+{
+	struct tm tm;
+
+	localtime_r(&sec, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+/* Sets key to s unless s is empty or upstream's "unknown" placeholder. */
+static void set_tag(json_t *o, const char *key, const char *s)
+{
+	if (s && *s && strcmp(s, "unknown"))
+		json_object_set_new(o, key, json_string(s));
+}
+
+/* Sets key to s even when empty (repository fields always appear). */
+static void set_str(json_t *o, const char *key, const char *s)
+{
+	json_object_set_new(o, key, json_string(s ? s : ""));
+}
+
+void accesslog_emit(const struct accesslog_entry *e)
+{
+	char full_method[512], buf[64];
+	enum log_level level;
+	json_t *o;
+	const char *code_name;
+	int64_t us;
+
+	if (!e)
+		return;
+	snprintf(full_method, sizeof(full_method), "/%s/%s", e->service ? e->service : "",
+		 e->method ? e->method : "");
+	if (e->code == STATUS_OK && !accesslog_method_logged(full_method))
+		return;
+	level = level_for(e->code);
+	if (!log_enabled(level))
+		return;
+	code_name = status_code_name(e->code);
+	o = json_object();
+	if (!o)
+		return;
+
+	json_object_set_new(o, "component", json_string(e->type == RPC_UNARY
+								? "gitaly.UnaryServerInterceptor"
+								: "gitaly.StreamServerInterceptor"));
+	json_object_set_new(o, "system", json_string("grpc"));
+	json_object_set_new(o, "span.kind", json_string("server"));
+	set_str(o, "grpc.service", e->service);
+	set_str(o, "grpc.method", e->method);
+	local_time(e->start.tv_sec, e->start.tv_nsec / 1000000, buf, sizeof(buf));
+	json_object_set_new(o, "grpc.start_time", json_string(buf));
+	if (e->deadline_unix_ms) {
+		int64_t ms = e->deadline_unix_ms;
+		int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+		local_time((time_t)sec, (long)(ms - sec * 1000), buf, sizeof(buf));
+		json_object_set_new(o, "grpc.request.deadline", json_string(buf));
+	}
+
+	/* request-info tags */
+	set_tag(o, "grpc.meta.call_site", e->call_site);
+	set_tag(o, "grpc.meta.client_name", e->client_name);
+	set_tag(o, "grpc.meta.auth_version", e->auth_version);
+	set_tag(o, "grpc.meta.deadline_type", e->deadline_unix_ms ? e->deadline_type : "none");
+	set_tag(o, "grpc.meta.method_type", accesslog_method_type_name(e->type));
+	if (e->op != RPC_OP_UNKNOWN) {
+		set_tag(o, "grpc.meta.method_operation", accesslog_op_name(e->op));
+		set_tag(o, "grpc.meta.method_scope", accesslog_scope_name(e->scope));
+	}
+	set_tag(o, "grpc.request.fullMethod", full_method);
+	set_tag(o, "grpc.request.StorageName", e->storage_name);
+	set_tag(o, "remote_ip", e->remote_ip);
+	set_tag(o, "user_id", e->user_id);
+	set_tag(o, "username", e->username);
+	set_tag(o, "correlation_id", e->correlation_id);
+	if (e->has_repository) {
+		set_str(o, "grpc.request.repoStorage", e->repo_storage);
+		set_str(o, "grpc.request.repoPath", e->repo_path);
+		set_str(o, "grpc.request.glRepository", e->gl_repository);
+		set_str(o, "grpc.request.glProjectPath", e->gl_project_path);
+	}
+	if (e->has_pool_repository) {
+		set_str(o, "grpc.request.pool.storage", e->pool_storage);
+		set_str(o, "grpc.request.pool.relativePath", e->pool_relative_path);
+		set_str(o, "grpc.request.pool.sourceProjectPath", e->pool_source_project_path);
+	}
+
+	/* end-of-call fields */
+	json_object_set_new(o, "grpc.code", json_string(code_name));
+	us = e->time_ms > 0 ? (int64_t)(e->time_ms * 1000.0) : 0;
+	json_object_set_new(o, "grpc.time_ms", json_real((double)us / 1000.0));
+	if (e->code != STATUS_OK)
+		set_str(o, "error", e->error ? e->error : code_name);
+	if (e->custom_fields && json_is_object(e->custom_fields))
+		json_object_update(o, e->custom_fields);
+	json_object_set_new(o, "grpc.request.payload_bytes", json_integer((json_int_t)e->request_bytes));
+	json_object_set_new(o, "grpc.response.payload_bytes",
+			    json_integer((json_int_t)e->response_bytes));
+	if (e->feature_flags && *e->feature_flags)
+		set_str(o, "feature_flags", e->feature_flags);
+
+	snprintf(buf, sizeof(buf), "finished %s call with code %s",
+		 e->type == RPC_UNARY ? "unary" : "streaming", code_name);
+	log_fields(level, o, buf);
+}
