@@ -75,6 +75,7 @@ struct toml_error {
  */
 int toml_parse(const char *text, size_t len, struct toml_value **out, struct toml_error *err);
 
+/* Frees a value and everything under it (NULL is ignored). */
 void toml_free(struct toml_value *v);
 
 /* Looks up key in a table (NULL if absent or t is not a table). Borrowed. */
