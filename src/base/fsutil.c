@@ -209,30 +209,35 @@ out:
 	return ret;
 }
 
-int fsutil_remove_tree(const char *path, struct error *err)
+int fsutil_remove_tree_at(int dirfd, const char *name, struct error *err)
 {
 	struct stat st;
 	int dfd;
 
-	if (lstat(path, &st) < 0) {
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return error_set(err, STATUS_INTERNAL, "stat %s: %s", path, strerror(errno));
+		return error_set(err, STATUS_INTERNAL, "stat %s: %s", name, strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			return error_set(err, STATUS_INTERNAL, "remove %s: %s", path,
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return error_set(err, STATUS_INTERNAL, "remove %s: %s", name,
 					 strerror(errno));
 		return 0;
 	}
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
-		return error_set(err, STATUS_INTERNAL, "open %s: %s", path, strerror(errno));
-	if (remove_dir_contents(dfd, path, 0, err) < 0)
+		return error_set(err, STATUS_INTERNAL, "open %s: %s", name, strerror(errno));
+	if (remove_dir_contents(dfd, name, 0, err) < 0)
 		return -1;
-	if (rmdir(path) < 0 && errno != ENOENT)
-		return error_set(err, STATUS_INTERNAL, "remove %s: %s", path, strerror(errno));
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return error_set(err, STATUS_INTERNAL, "remove %s: %s", name, strerror(errno));
 	return 0;
+}
+
+int fsutil_remove_tree(const char *path, struct error *err)
+{
+	return fsutil_remove_tree_at(AT_FDCWD, path, err);
 }
 
 int fsutil_read_file(const char *path, size_t cap, char **out, size_t *len, struct error *err)

@@ -33,6 +33,8 @@ int fsutil_mkdir_p(const char *dir, mode_t mode, struct error *err);
  * are removed, never followed. A missing path is not an error.
  */
 int fsutil_remove_tree(const char *path, struct error *err);
+/* The same for the entry name inside the directory open as dirfd. */
+int fsutil_remove_tree_at(int dirfd, const char *name, struct error *err);
 
 /*
  * Reads a whole file of at most cap bytes into a malloc'd NUL-terminated
