@@ -29,6 +29,7 @@
 #include "rpc/correlation.h"
 #include "rpc/server_internal.h"
 #include "rpc/status.h"
+#include "rpc/wirecheck.h"
 
 #define ARENA_CHUNK 4096
 
@@ -276,12 +277,10 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 }
 
 /*
- * protobuf-c hands string fields to C as NUL-terminated char *, so a string
- * holding a NUL byte would silently lose its tail ("victim.git\0/../x"
- * would name victim.git). Before unpacking, walk the wire bytes with the
- * descriptors and refuse such strings; also refuse invalid UTF-8 as
- * protobuf-go does for proto3 strings. Returns 0 (fine, or malformed: the
- * unpack reports that), -1 with err set.
+ * protobuf-go refuses proto3 strings that are not valid UTF-8; so do we,
+ * walking the wire bytes with the descriptors before unpacking (NUL bytes
+ * and malformed input are refused by rpc_wire_check_strings first).
+ * Returns 0 (fine, or malformed: the unpack reports that), -1 with err set.
  */
 static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
@@ -370,11 +369,6 @@ static int check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *
 				? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
 				: NULL;
 		if (f && f->type == PROTOBUF_C_TYPE_STRING) {
-			if (memchr(p, 0, len))
-				return error_set(err, STATUS_INVALID_ARGUMENT,
-						 "grpc: error unmarshalling request: field %s.%s "
-						 "contains a NUL byte",
-						 desc->name, f->name);
 			if (!valid_utf8(p, len))
 				return error_set(err, STATUS_INTERNAL,
 						 "grpc: error unmarshalling request: proto: field "
@@ -431,7 +425,9 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 	reader_init = 1;
 	slice = grpc_byte_buffer_reader_readall(&reader);
 	call->request_bytes += GRPC_SLICE_LENGTH(slice);
-	if (check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+	if (rpc_wire_check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+				   GRPC_SLICE_LENGTH(slice), err) < 0 ||
+	    check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
 			  GRPC_SLICE_START_PTR(slice) + GRPC_SLICE_LENGTH(slice), 0, err) < 0)
 		goto out;
 	ProtobufCMessage *m = protobuf_c_message_unpack(call->method->request, NULL,
