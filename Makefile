@@ -93,6 +93,7 @@ $(LIB): $(LIB_OBJ) $(PROTO_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # A binary's sources: everything in src/cmd/<name>/.
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$(foreach f,$$(wildcard src/cmd/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o) $(LIB)
 	@mkdir -p $(dir $@)

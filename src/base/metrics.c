@@ -7,8 +7,11 @@
  */
 #include "base/metrics.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -642,4 +645,101 @@ int metrics_render(struct strbuf *out)
 	free(copy);
 	free(cols);
 	return ret;
+}
+
+/* --- process metrics ---------------------------------------------------------- */
+
+static struct metric_family *proc_cpu, *proc_open_fds, *proc_max_fds, *proc_vsize,
+	*proc_vsize_max, *proc_rss, *proc_start;
+
+/* Reads the whole of a small /proc file into buf; returns its length or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	size_t len;
+
+	if (!f)
+		return -1;
+	len = fread(buf, 1, n - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static void collect_process(void *data)
+{
+	char buf[4096];
+	struct rlimit rl;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	DIR *d;
+
+	(void)data;
+	if (read_small("/proc/self/stat", buf, sizeof(buf)) > 0) {
+		/* fields after the parenthesised command name, which may hold spaces */
+		char *p = strrchr(buf, ')');
+		unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+		long long rss = 0;
+		if (p && sscanf(p + 2,
+				"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+				"%*d %*d %*d %llu %llu %lld",
+				&utime, &stime, &start, &vsize, &rss) == 5 &&
+		    ticks > 0) {
+			char sbuf[8192];
+			metrics_set(proc_cpu, NULL, (double)(utime + stime) / (double)ticks);
+			metrics_set(proc_vsize, NULL, (double)vsize);
+			metrics_set(proc_rss, NULL, (double)rss * (double)page);
+			if (read_small("/proc/stat", sbuf, sizeof(sbuf)) > 0) {
+				char *bt = strstr(sbuf, "\nbtime ");
+				if (bt)
+					metrics_set(proc_start, NULL,
+						    strtod(bt + 7, NULL) +
+							    (double)start / (double)ticks);
+			}
+		}
+	}
+	d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *de;
+		double n = 0;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				n++;
+		closedir(d);
+		metrics_set(proc_open_fds, NULL, n - 1); /* not the directory's own fd */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		metrics_set(proc_max_fds, NULL,
+			    rl.rlim_cur == RLIM_INFINITY ? 18446744073709551615.0
+							  : (double)rl.rlim_cur);
+	if (getrlimit(RLIMIT_AS, &rl) == 0)
+		metrics_set(proc_vsize_max, NULL,
+			    rl.rlim_cur == RLIM_INFINITY ? 18446744073709551615.0
+							  : (double)rl.rlim_cur);
+}
+
+static void process_families_init(void)
+{
+	proc_cpu = metrics_counter("process_cpu_seconds_total",
+				   "Total user and system CPU time spent in seconds.", NULL, 0);
+	proc_open_fds = metrics_gauge("process_open_fds", "Number of open file descriptors.",
+				      NULL, 0);
+	proc_max_fds = metrics_gauge("process_max_fds", "Maximum number of open file descriptors.",
+				     NULL, 0);
+	proc_vsize = metrics_gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+				   NULL, 0);
+	proc_vsize_max = metrics_gauge("process_virtual_memory_max_bytes",
+				       "Maximum amount of virtual memory available in bytes.",
+				       NULL, 0);
+	proc_rss = metrics_gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
+				 NULL, 0);
+	proc_start = metrics_gauge("process_start_time_seconds",
+				   "Start time of the process since unix epoch in seconds.", NULL,
+				   0);
+	metrics_register_collector(collect_process, NULL);
+}
+
+void metrics_register_process_collector(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, process_families_init);
 }

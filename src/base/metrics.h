@@ -67,6 +67,13 @@ void metrics_histogram_set_buckets(struct metric_family *f, const double *bucket
  */
 void metrics_register_collector(void (*fn)(void *data), void *data);
 
+/*
+ * Registers client_golang's process_* families (cpu seconds, open and max
+ * fds, virtual and resident memory, start time), refreshed from /proc at
+ * every render. Idempotent.
+ */
+void metrics_register_process_collector(void);
+
 /* Renders every family, sorted by name, into out. Returns 0, or -1 when out's
  * cap was reached. */
 int metrics_render(struct strbuf *out);

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -213,9 +214,21 @@ out:
 	return ret;
 }
 
-static void decode_status(int status, struct process_status *st)
+static int64_t tv_ms(const struct timeval *tv)
+{
+	return (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000;
+}
+
+static void decode_status(int status, const struct rusage *ru, struct process_status *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->user_time_ms = tv_ms(&ru->ru_utime);
+	st->system_time_ms = tv_ms(&ru->ru_stime);
+	st->maxrss_kb = ru->ru_maxrss;
+	st->inblock = ru->ru_inblock;
+	st->oublock = ru->ru_oublock;
+	st->minflt = ru->ru_minflt;
+	st->majflt = ru->ru_majflt;
 	if (WIFEXITED(status)) {
 		st->exited = 1;
 		st->exit_code = WEXITSTATUS(status);
@@ -234,10 +247,11 @@ int process_wait(pid_t pid, int64_t deadline_ms, struct process_status *st)
 		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 #endif
 	for (;;) {
-		pid_t r = waitpid(pid, &status, deadline_ms ? WNOHANG : 0);
+		struct rusage ru;
+		pid_t r = wait4(pid, &status, deadline_ms ? WNOHANG : 0, &ru);
 
 		if (r == pid) {
-			decode_status(status, st);
+			decode_status(status, &ru, st);
 			ret = 0;
 			goto out;
 		}

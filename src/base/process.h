@@ -63,6 +63,9 @@ struct process_status {
 	int exited;    /* normal exit: exit_code is valid */
 	int exit_code; /* -1 when killed */
 	int signal;    /* terminating signal, 0 if none */
+	/* Resource usage of the child itself (wait4). */
+	int64_t user_time_ms, system_time_ms;
+	int64_t maxrss_kb, inblock, oublock, minflt, majflt;
 };
 
 /*

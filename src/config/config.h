@@ -216,10 +216,23 @@ int config_load(struct config *cfg, const char *toml, size_t len, struct error *
 /* config_load on a file's contents. */
 int config_load_file(struct config *cfg, const char *path, struct error *err);
 
-/* Startup validation (serve, check): the first problem aborts. */
+/*
+ * Startup validation (serve, check): upstream's Validate() order and
+ * messages (listeners, storages, git config keys, GitLab secret, bin_dir,
+ * runtime_dir, maintenance, cgroups, pack-objects cache); the first problem
+ * aborts with err set (InvalidArgument). Beyond upstream: tls_listen_addr
+ * without [tls] cert and key, and blank previous_tokens / previous_tokens
+ * without a token are rejected right after the listener check.
+ */
 int config_validate(const struct config *cfg, struct error *err);
 
-/* Validation for `gitaly configuration validate`: collects every problem. */
+/*
+ * Validation for `gitaly configuration validate`: upstream's ValidateV2,
+ * collecting every problem into out (which the caller releases with
+ * config_problems_release) with upstream's key paths and messages. Beyond
+ * upstream it also reports [[storage]] missing / not unique / nesting and
+ * [auth] previous_tokens problems.
+ */
 void config_validate_all(const struct config *cfg, struct config_problems *out);
 void config_problems_release(struct config_problems *p);
 

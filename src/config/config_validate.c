@@ -568,11 +568,34 @@ void config_validate_all(const struct config *cfg, struct config_problems *out)
 	for (size_t i = 0; i < cfg->git.n_config; i++)
 		problem_add(out, git_key_problem(cfg->git.config[i].key), "git", "config", "key", NULL);
 
+	/* Upstream's ValidateV2 only checks each storage on its own; we run
+	 * upstream's fuller validateStorages (none, not unique, nesting), which
+	 * is what serve enforces. */
+	if (cfg->n_storages == 0)
+		problem_add(out, strdup("not set"), "storage", NULL);
 	for (size_t i = 0; i < cfg->n_storages; i++) {
 		snprintf(idx, sizeof(idx), "[%zu]", i);
 		if (empty(cfg->storages[i].name))
 			problem_add(out, strdup("not set"), "storage", idx, "name", NULL);
 		problem_add(out, path_exists(cfg->storages[i].path, 1), "storage", idx, "path", NULL);
+	}
+	for (size_t i = 0; i < cfg->n_storages; i++) {
+		const struct config_storage *st = &cfg->storages[i];
+		snprintf(idx, sizeof(idx), "[%zu]", i);
+		for (size_t j = 0; j < i; j++) {
+			const struct config_storage *o = &cfg->storages[j];
+			if (!strcmp(nz(o->name), nz(st->name)))
+				problem_add(out, with_path("not unique", nz(st->name)), "storage", idx, "name", NULL);
+			if (!strcmp(nz(o->path), nz(st->path)) || empty(st->path) || empty(o->path))
+				continue;
+			if ((has_prefix(st->path, o->path) || has_prefix(o->path, st->path)) &&
+			    !same_parent(st->path, o->path)) {
+				char *a = quoted(st->path), *b = quoted(o->path);
+				problem_add(out, fmt("can't nest: %s and %s", a, b), "storage", idx, "path", NULL);
+				free(a);
+				free(b);
+			}
+		}
 	}
 
 	if (cfg->prometheus.n_grpc_latency_buckets) {

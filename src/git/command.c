@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/process.h"
 
 /* A NULL-terminated, growable vector of owned strings. */
@@ -87,6 +88,7 @@ struct git_cmd {
 	struct svec paths;
 	struct svec env;    /* "NAME=value" */
 	int pseudo_args;    /* a pseudo-revision was added: no --end-of-options */
+	char *cgroup_dir;
 	int64_t timeout_ms;
 	int oom;
 	struct error build_err; /* first mistake while building */
@@ -467,10 +469,19 @@ void git_cmd_timeout(struct git_cmd *cmd, int64_t timeout_ms)
 	cmd->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
+void git_cmd_cgroup(struct git_cmd *cmd, const char *cgroup_dir)
+{
+	free(cmd->cgroup_dir);
+	cmd->cgroup_dir = cgroup_dir && *cgroup_dir ? strdup(cgroup_dir) : NULL;
+	if (cgroup_dir && *cgroup_dir && !cmd->cgroup_dir)
+		cmd->oom = 1;
+}
+
 void git_cmd_free(struct git_cmd *cmd)
 {
 	if (!cmd)
 		return;
+	free(cmd->cgroup_dir);
 	free(cmd->repo_path);
 	free(cmd->subcommand);
 	free(cmd->cwd);
@@ -681,6 +692,75 @@ const char *const *git_cmd_envp(struct git_cmd *cmd, struct error *err)
 
 /* ---- running -------------------------------------------------------------- */
 
+static __thread void (*stats_fn)(void *arg, const struct git_result *res);
+static __thread void *stats_arg;
+
+void git_cmd_stats_sink(void (*fn)(void *arg, const struct git_result *res), void *arg)
+{
+	stats_fn = fn;
+	stats_arg = fn ? arg : NULL;
+}
+
+/* Spawn times of commands started for streaming, so git_cmd_wait can report
+ * their real time. */
+struct started {
+	pid_t pid;
+	int64_t start_ms;
+	struct started *next;
+};
+static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct started *started_list;
+
+static void started_add(pid_t pid, int64_t start_ms)
+{
+	struct started *s = malloc(sizeof(*s));
+
+	if (!s)
+		return; /* only the real time is lost */
+	s->pid = pid;
+	s->start_ms = start_ms;
+	pthread_mutex_lock(&started_lock);
+	s->next = started_list;
+	started_list = s;
+	pthread_mutex_unlock(&started_lock);
+}
+
+static int64_t started_take(pid_t pid)
+{
+	int64_t start = 0;
+
+	pthread_mutex_lock(&started_lock);
+	for (struct started **pp = &started_list; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pid == pid) {
+			struct started *s = *pp;
+			*pp = s->next;
+			start = s->start_ms;
+			free(s);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&started_lock);
+	return start;
+}
+
+static void join_cgroup(const char *dir, pid_t pid)
+{
+	char *procs = NULL;
+	char buf[32];
+	int fd, n;
+
+	if (asprintf(&procs, "%s/cgroup.procs", dir) < 0)
+		return;
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+	/* ESRCH: the process already finished, nothing to account */
+	if (fd < 0 || (write(fd, buf, (size_t)n) != n && errno != ESRCH))
+		log_msg(LOG_WARN, "adding command to cgroup %s: %s", dir, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(procs);
+}
+
 static void close_pair(int p[2])
 {
 	if (p[0] >= 0)
@@ -717,6 +797,8 @@ static int spawn_cmd(struct git_cmd *cmd, int want_in, int want_out, int want_er
 		error_prefix(err, "git %s", cmd->subcommand);
 		goto out;
 	}
+	if (cmd->cgroup_dir)
+		join_cgroup(cmd->cgroup_dir, *pid);
 	/* The child's ends. */
 	if (pin[0] >= 0)
 		close(pin[0]);
@@ -735,11 +817,22 @@ out:
 	return ret;
 }
 
-static void fill_result(const struct process_status *st, int timed_out, struct git_result *res)
+static void fill_result(const struct process_status *st, int timed_out, int64_t start_ms,
+			struct git_result *res)
 {
 	res->exit_code = timed_out ? -1 : st->exit_code;
 	res->signal = st->signal;
 	res->timed_out = timed_out;
+	res->real_time_ms = start_ms ? process_now_ms() - start_ms : 0;
+	res->user_time_ms = st->user_time_ms;
+	res->system_time_ms = st->system_time_ms;
+	res->maxrss_kb = st->maxrss_kb;
+	res->inblock = st->inblock;
+	res->oublock = st->oublock;
+	res->minflt = st->minflt;
+	res->majflt = st->majflt;
+	if (stats_fn)
+		stats_fn(stats_arg, res);
 }
 
 int git_cmd_run(struct git_cmd *cmd, const void *stdin_data, size_t stdin_len,
@@ -749,14 +842,15 @@ int git_cmd_run(struct git_cmd *cmd, const void *stdin_data, size_t stdin_len,
 	struct process_pump_io io;
 	struct process_status st;
 	int pin[2], pout[2], perr[2];
-	int64_t deadline = 0;
+	int64_t deadline = 0, start;
 	int timed_out = 0, pumped, ret = -1;
 	pid_t pid = -1;
 
 	memset(res, 0, sizeof(*res));
 	res->exit_code = -1;
+	start = process_now_ms();
 	if (cmd->timeout_ms)
-		deadline = process_now_ms() + cmd->timeout_ms;
+		deadline = start + cmd->timeout_ms;
 	if (spawn_cmd(cmd, stdin_data && stdin_len, out != NULL, err_out != NULL, pin, pout, perr,
 		      &pid, err) < 0)
 		goto out;
@@ -784,7 +878,7 @@ int git_cmd_run(struct git_cmd *cmd, const void *stdin_data, size_t stdin_len,
 		process_wait(pid, 0, &st);
 		timed_out = 1;
 	}
-	fill_result(&st, timed_out, res);
+	fill_result(&st, timed_out, start, res);
 	ret = 0;
 out:
 	git_cmd_free(cmd);
@@ -797,10 +891,13 @@ int git_cmd_start(struct git_cmd *cmd, int *stdin_fd, int *stdout_fd, int *stder
 	int pin[2], pout[2], perr[2];
 	int ret = -1;
 
+	int64_t start = process_now_ms();
+
 	*pid = -1;
 	if (spawn_cmd(cmd, stdin_fd != NULL, stdout_fd != NULL, stderr_fd != NULL, pin, pout,
 		      perr, pid, err) < 0)
 		goto out;
+	started_add(*pid, start);
 	if (stdin_fd)
 		*stdin_fd = pin[1];
 	if (stdout_fd)
@@ -821,7 +918,7 @@ int git_cmd_wait(pid_t pid, struct git_result *res)
 	res->exit_code = -1;
 	if (process_wait(pid, 0, &st) != 0)
 		return -1;
-	fill_result(&st, 0, res);
+	fill_result(&st, 0, started_take(pid), res);
 	return 0;
 }
 

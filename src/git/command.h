@@ -67,12 +67,27 @@ void git_cmd_setenv(struct git_cmd *cmd, const char *name, const char *value);
 void git_cmd_chdir(struct git_cmd *cmd, const char *dir);
 /* Kills the process group after timeout_ms (0: no timeout). */
 void git_cmd_timeout(struct git_cmd *cmd, int64_t timeout_ms);
+/* Moves the started process into this cgroup directory (writes its pid to
+ * <dir>/cgroup.procs right after the spawn, as upstream does without
+ * CLONE_INTO_CGROUP). A failure is logged, not fatal. */
+void git_cmd_cgroup(struct git_cmd *cmd, const char *cgroup_dir);
 
 struct git_result {
 	int exit_code; /* -1 if killed by a signal or timed out */
 	int signal;
 	int timed_out;
+	/* Resource usage of the git process (wait4), for the access log's
+	 * command.* fields. real_time_ms spans spawn to reap. */
+	int64_t real_time_ms, user_time_ms, system_time_ms;
+	int64_t maxrss_kb, inblock, oublock, minflt, majflt;
 };
+
+/*
+ * A per-thread observer called with every reaped command's result (from
+ * git_cmd_run and git_cmd_wait on this thread), so an RPC can sum its
+ * children's usage into the access log. fn NULL removes it.
+ */
+void git_cmd_stats_sink(void (*fn)(void *arg, const struct git_result *res), void *arg);
 
 /*
  * Runs the command to completion: feeds stdin_data, captures stdout into out

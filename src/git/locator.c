@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/fsutil.h"
+#include "base/strbuf.h"
 
 #if __has_include(<linux/openat2.h>)
 #include <linux/openat2.h>
@@ -360,8 +361,8 @@ static int check_object_dir(const char *root, const char *repo_rel, const char *
 int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, unsigned flags,
 		      char **out, struct error *err)
 {
-	const char *root = NULL, *rel = NULL;
-	char *abs = NULL;
+	const char *configured = NULL, *rel = NULL;
+	char *abs = NULL, *root = NULL;
 	struct stat st;
 	int errnum = 0, ret = -1, l;
 	static const char *const entries[] = { "objects", "refs", "HEAD" };
@@ -376,8 +377,14 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		error_set(err, STATUS_INVALID_ARGUMENT, "repository path not set");
 		goto out;
 	}
-	if (locator_storage_path(loc, repo->storage_name, &root, err) < 0)
+	if (locator_storage_path(loc, repo->storage_name, &configured, err) < 0)
 		goto out;
+	/* Compare against the cleaned root so "/srv/git/" works like "/srv/git". */
+	root = fsutil_path_clean(configured);
+	if (!root) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
 	if (stat(root, &st) < 0) {
 		if (errno == ENOENT)
 			error_set(err, STATUS_NOT_FOUND, "storage does not exist");
@@ -411,26 +418,23 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		goto out;
 	}
 	if (!(flags & LOCATOR_SKIP_EXISTS)) {
-		if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		int dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0) {
 			error_set(err, STATUS_NOT_FOUND, "repository not found");
 			goto out;
 		}
 		for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-			int dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-			int missing;
-
-			if (dfd < 0) {
-				error_set(err, STATUS_NOT_FOUND, "repository not found");
-				goto out;
-			}
-			missing = fstatat(dfd, entries[i], &st, 0) < 0;
-			close(dfd);
-			if (missing) {
+			if (fstatat(dfd, entries[i], &st, 0) < 0) {
+				close(dfd);
 				error_set(err, STATUS_FAILED_PRECONDITION,
 					  "repository not valid: \"%s\" does not exist", entries[i]);
 				goto out;
 			}
 		}
+		/* Upstream stats packed-refs to refresh NFS attribute caches. */
+		fstatat(dfd, "packed-refs", &st, 0);
+		close(dfd);
 	}
 	if (repo->git_object_directory && *repo->git_object_directory &&
 	    check_object_dir(root, rel, repo->git_object_directory, err) < 0)
@@ -446,17 +450,22 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 	ret = 0;
 out:
 	free(abs);
+	free(root);
 	return ret;
 }
 
-int locator_resolve_beneath(const char *base, const char *rel, char **out, struct error *err)
+int locator_resolve_beneath(const char *base_in, const char *rel, char **out, struct error *err)
 {
-	char *abs = NULL;
+	char *abs = NULL, *base = fsutil_path_clean(base_in);
 	const char *relclean;
 	int errnum = 0, ret = -1, l;
 
 	*out = NULL;
-	l = lexical_beneath(base, rel, &abs, &relclean);
+	if (!base) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	l = lexical_beneath(base, rel ? rel : "", &abs, &relclean);
 	if (l == -2) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
@@ -481,5 +490,56 @@ int locator_resolve_beneath(const char *base, const char *rel, char **out, struc
 	ret = 0;
 out:
 	free(abs);
+	free(base);
+	return ret;
+}
+
+int locator_object_dirs(const char *repo_path, const struct repo_ref *repo, char **object_dir,
+			char **alternates, struct error *err)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int ret = -1;
+
+	*object_dir = NULL;
+	*alternates = NULL;
+	if (repo->git_object_directory && *repo->git_object_directory) {
+		*object_dir = fsutil_path_join(repo_path, repo->git_object_directory);
+		if (!*object_dir)
+			goto oom;
+	}
+	for (size_t i = 0; i < repo->n_alternates; i++) {
+		const char *alt = repo->git_alternate_object_directories[i];
+		char *abs;
+
+		if (!alt || !*alt)
+			continue;
+		abs = fsutil_path_join(repo_path, alt);
+		if (!abs)
+			goto oom;
+		if (strchr(abs, ':')) {
+			/* ':' separates the list: such a path cannot be expressed */
+			free(abs);
+			error_set(err, STATUS_INVALID_ARGUMENT,
+				  "alternate object directory contains ':'");
+			goto out;
+		}
+		if ((sb.len && strbuf_addch(&sb, ':') < 0) || strbuf_adds(&sb, abs) < 0) {
+			free(abs);
+			goto oom;
+		}
+		free(abs);
+	}
+	if (sb.len)
+		*alternates = strbuf_detach(&sb, NULL);
+	ret = 0;
+	goto out;
+oom:
+	error_set(err, STATUS_INTERNAL, "out of memory");
+out:
+	if (ret < 0) {
+		free(*object_dir);
+		*object_dir = NULL;
+	}
+	strbuf_release(&sb);
 	return ret;
 }

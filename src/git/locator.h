@@ -75,6 +75,18 @@ int locator_storage_path(const struct locator *loc, const char *storage_name, co
  */
 int locator_resolve_beneath(const char *base, const char *rel, char **out, struct error *err);
 
+/*
+ * The environment values for a repository's object directories, as upstream
+ * builds them (internal/git/alternates): *object_dir = Join(repo_path,
+ * git_object_directory) for GIT_OBJECT_DIRECTORY, *alternates = the joined
+ * alternates separated by ':' for GIT_ALTERNATE_OBJECT_DIRECTORIES. Each is
+ * malloc'd, or NULL when the request left it empty. repo_path is what
+ * locator_repo_path returned (which already checked containment). An
+ * alternate containing ':' is InvalidArgument.
+ */
+int locator_object_dirs(const char *repo_path, const struct repo_ref *repo, char **object_dir,
+			char **alternates, struct error *err);
+
 /* Tests only: use the portable component walk instead of openat2. */
 void locator_test_force_walk(int on);
 

@@ -5,6 +5,7 @@
  * the current status once and then holds the stream open until the client
  * cancels, since the status never changes while the server runs.
  */
+#include <stdint.h>
 #include <time.h>
 
 #include "health.pb-c.h"
@@ -29,7 +30,7 @@ static int health_watch(struct rpc_call *call, struct error *err)
 	const Grpc__Health__V1__HealthCheckRequest *req =
 		(const Grpc__Health__V1__HealthCheckRequest *)rpc_call_request(call);
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-	struct timespec pause = { 0, WATCH_POLL_MS * 1000000L };
+	struct timespec pause = { 0, WATCH_POLL_MS * 1000000L }, now;
 
 	if (req && req->service && req->service[0])
 		resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
@@ -39,6 +40,10 @@ static int health_watch(struct rpc_call *call, struct error *err)
 		return -1;
 	while (!rpc_call_cancelled(call))
 		nanosleep(&pause, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (rpc_call_deadline_ms(call) != INT64_MAX &&
+	    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 >= rpc_call_deadline_ms(call))
+		return error_set(err, STATUS_DEADLINE_EXCEEDED, "context deadline exceeded");
 	return error_set(err, STATUS_CANCELLED, "context canceled");
 }
 

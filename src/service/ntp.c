@@ -1,8 +1,8 @@
 /*
  * SNTP client: sends one mode-3 (client) packet, waits for the server's
- * mode-4 answer whose origin timestamp echoes ours, checks it the way
- * upstream's library validates responses (leap, stratum, dispersion,
- * timestamps) and derives the clock offset ((T2-T1)+(T3-T4))/2.
+ * mode-4 answer whose origin timestamp echoes ours, derives the clock offset
+ * ((T2-T1)+(T3-T4))/2, and checks answers the way upstream's library
+ * validates responses (leap, stratum, dispersion, timestamps).
  */
 #include "service/ntp.h"
 
@@ -113,24 +113,17 @@ static int split_host(const char *host, char *name, size_t name_cap, char *port,
 	return 0;
 }
 
-/* Response checks of upstream's NTP library (Response.Validate). */
-static int validate(const uint8_t *pkt, int64_t xmit_ns, int64_t ref_ns, struct error *err)
+int ntp_validate(const struct ntp_response *r, struct error *err)
 {
-	unsigned leap = pkt[0] >> 6, stratum = pkt[1];
-	int64_t root_delay = ntp_short_to_ns(pkt + 4), root_disp = ntp_short_to_ns(pkt + 8);
-
-	if (leap == 3)
+	if (r->leap == 3)
 		return error_set(err, STATUS_INTERNAL, "invalid leap second");
-	if (stratum == 0)
-		return error_set(err, STATUS_INTERNAL, "kiss of death received: %.4s",
-				 (const char *)pkt + 12);
-	if (stratum >= NTP_MAX_STRATUM)
+	if (r->stratum == 0)
+		return error_set(err, STATUS_INTERNAL, "kiss of death received: %s", r->kiss_code);
+	if (r->stratum >= NTP_MAX_STRATUM)
 		return error_set(err, STATUS_INTERNAL, "invalid stratum in response");
-	if (get_be32(pkt + 40) == 0 && get_be32(pkt + 44) == 0)
+	if (r->transmit_is_zero || r->reference_time_ns > r->transmit_time_ns)
 		return error_set(err, STATUS_INTERNAL, "invalid time reported");
-	if (ref_ns > xmit_ns)
-		return error_set(err, STATUS_INTERNAL, "invalid time reported");
-	if (root_delay / 2 + root_disp > NTP_MAX_DISPERSION_NS)
+	if (r->root_delay_ns / 2 + r->root_dispersion_ns > NTP_MAX_DISPERSION_NS)
 		return error_set(err, STATUS_INTERNAL, "invalid dispersion");
 	return 0;
 }
@@ -206,14 +199,22 @@ int ntp_query(const char *host, int timeout_ms, struct ntp_response *out, struct
 	}
 	{
 		int64_t t2 = ntp_ts_to_ns(resp + 32), t3 = ntp_ts_to_ns(resp + 40);
-		int64_t ref = ntp_ts_to_ns(resp + 16);
 
-		if (validate(resp, t3, ref, err) < 0)
-			goto out;
+		memset(out, 0, sizeof(*out));
 		out->clock_offset_ns = ((t2 - t1) + (t3 - t4)) / 2;
 		out->rtt_ns = (t4 - t1) - (t3 - t2);
 		out->stratum = resp[1];
 		out->leap = resp[0] >> 6;
+		out->root_delay_ns = ntp_short_to_ns(resp + 4);
+		out->root_dispersion_ns = ntp_short_to_ns(resp + 8);
+		out->reference_time_ns = ntp_ts_to_ns(resp + 16);
+		out->transmit_time_ns = t3;
+		out->transmit_is_zero = get_be32(resp + 40) == 0 && get_be32(resp + 44) == 0;
+		for (int i = 0; i < 4; i++)
+			out->kiss_code[i] = resp[12 + i] >= 0x20 && resp[12 + i] < 0x7f
+						    ? (char)resp[12 + i]
+						    : '.';
+		out->kiss_code[4] = '\0';
 	}
 	ret = 0;
 out:

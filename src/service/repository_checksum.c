@@ -47,9 +47,9 @@ int repo_checksum_add_line(unsigned char sum[20], const char *line, size_t len)
 }
 
 /* `git rev-parse --is-bare-repository` says "true". */
-static int is_valid_repo(const char *repo_path)
+static int is_valid_repo(const char *repo_path, const struct service_git_env *genv)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "rev-parse");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "rev-parse");
 	struct strbuf out;
 	struct git_result res;
 	struct error err = ERROR_INIT;
@@ -66,10 +66,10 @@ static int is_valid_repo(const char *repo_path)
 	return valid;
 }
 
-int repo_checksum(const char *repo_path, char **out, struct error *err)
+int repo_checksum(const char *repo_path, const struct service_git_env *genv, char **out, struct error *err)
 {
 	unsigned char sum[20] = { 0 };
-	struct git_cmd *cmd = git_cmd_new(repo_path, "show-ref");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "show-ref");
 	struct git_result res = { 0 };
 	FILE *f = NULL;
 	char *line = NULL;
@@ -110,7 +110,7 @@ int repo_checksum(const char *repo_path, char **out, struct error *err)
 	for (int i = 0; i < 20; i++)
 		nonzero |= sum[i];
 	if (failed || !nonzero) {
-		if (!is_valid_repo(repo_path)) {
+		if (!is_valid_repo(repo_path, genv)) {
 			error_set(err, STATUS_DATA_LOSS, "not a git repository '%s'", repo_path);
 			goto out;
 		}
@@ -148,15 +148,20 @@ int repository_checksum_rpc(struct rpc_call *call, struct error *err)
 		(const Gitaly__CalculateChecksumRequest *)rpc_call_request(call);
 	Gitaly__CalculateChecksumResponse resp = GITALY__CALCULATE_CHECKSUM_RESPONSE__INIT;
 	char *path = NULL, *sum = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	if (repo_checksum(path, &sum, err) < 0)
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
+		goto out;
+	if (repo_checksum(path, genv, &sum, err) < 0)
 		goto out;
 	resp.checksum = sum;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(sum);
 	free(path);
 	return ret;

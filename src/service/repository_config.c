@@ -18,9 +18,9 @@
 #define FULL_PATH_KEY "gitlab.fullpath"
 #define FULL_PATH_CAP (64 * 1024)
 
-int repo_set_full_path(const char *repo_path, const char *value, struct error *err)
+int repo_set_full_path(const char *repo_path, const struct service_git_env *genv, const char *value, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "config");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "config");
 	struct git_result res;
 
 	git_cmd_flag(cmd, "--replace-all");
@@ -40,9 +40,9 @@ int repo_set_full_path(const char *repo_path, const char *value, struct error *e
 	return 0;
 }
 
-int repo_full_path(const char *repo_path, char **out, struct error *err)
+int repo_full_path(const char *repo_path, const struct service_git_env *genv, char **out, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "config");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "config");
 	struct strbuf buf;
 	struct git_result res;
 	int ret = -1;
@@ -77,20 +77,25 @@ int repository_set_full_path_rpc(struct rpc_call *call, struct error *err)
 		(const Gitaly__SetFullPathRequest *)rpc_call_request(call);
 	Gitaly__SetFullPathResponse resp = GITALY__SET_FULL_PATH_RESPONSE__INIT;
 	char *path = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
+		goto out;
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
 		goto out;
 	if (!req->path || !req->path[0]) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "no path provided");
 		goto out;
 	}
-	if (repo_set_full_path(path, req->path, err) < 0) {
+	if (repo_set_full_path(path, genv, req->path, err) < 0) {
 		err->code = STATUS_INTERNAL;
 		goto out;
 	}
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(path);
 	return ret;
 }
@@ -101,17 +106,22 @@ int repository_full_path_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__FullPathRequest *req = (const Gitaly__FullPathRequest *)rpc_call_request(call);
 	Gitaly__FullPathResponse resp = GITALY__FULL_PATH_RESPONSE__INIT;
 	char *path = NULL, *value = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	if (repo_full_path(path, &value, err) < 0) {
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
+		goto out;
+	if (repo_full_path(path, genv, &value, err) < 0) {
 		err->code = STATUS_INTERNAL;
 		goto out;
 	}
 	resp.path = value;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(value);
 	free(path);
 	return ret;

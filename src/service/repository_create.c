@@ -15,28 +15,13 @@
 #include <unistd.h>
 
 #include "git/command.h"
+#include "git/storage.h"
 #include "repository.pb-c.h"
 #include "service/repository_internal.h"
 #include "service/util.h"
 
 #define GIT_STDERR_CAP (64 * 1024)
 #define FULL_REPACK_TIMESTAMP ".gitaly-full-repack-timestamp"
-
-/* <storage>/+gitaly/tmp, created if needed. *out is malloc'd. */
-static int storage_tmp_dir(const char *storage_path, char **out, struct error *err)
-{
-	if (asprintf(out, "%s/+gitaly/tmp", storage_path) < 0) {
-		*out = NULL;
-		return error_set(err, STATUS_INTERNAL, "out of memory");
-	}
-	if (service_mkdir_all(*out, 0755) < 0) {
-		error_set(err, STATUS_INTERNAL, "temporary directory: %s", strerror(errno));
-		free(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * Takes "<target>.lock" (creating target's parent directories). *lock_path
@@ -132,7 +117,7 @@ out:
 int repo_create(const char *storage_path, const char *target, const char *branch,
 		const char *object_format, struct error *err)
 {
-	char *tmp_root = NULL, *new_repo = NULL, *lock_path = NULL;
+	char *new_repo = NULL, *lock_path = NULL;
 	struct stat st;
 	int ret = -1;
 
@@ -140,17 +125,9 @@ int repo_create(const char *storage_path, const char *target, const char *branch
 		error_set(err, STATUS_ALREADY_EXISTS, "repository exists already");
 		goto out;
 	}
-	if (storage_tmp_dir(storage_path, &tmp_root, err) < 0)
-		goto out;
-	if (asprintf(&new_repo, "%s/repoXXXXXX", tmp_root) < 0) {
+	if (storage_tempdir(storage_path, "repo", &new_repo, err) < 0) {
 		new_repo = NULL;
-		error_set(err, STATUS_INTERNAL, "out of memory");
-		goto out;
-	}
-	if (!mkdtemp(new_repo)) {
-		error_set(err, STATUS_INTERNAL, "creating temporary repository: %s", strerror(errno));
-		free(new_repo);
-		new_repo = NULL;
+		error_prefix(err, "creating temporary repository");
 		goto out;
 	}
 	if (git_init(new_repo, branch, object_format, err) < 0)
@@ -189,18 +166,15 @@ out:
 	if (new_repo)
 		service_remove_all(new_repo);
 	free(new_repo);
-	free(tmp_root);
 	return ret;
 }
 
 int repo_remove(const char *storage_path, const char *target, struct error *err)
 {
-	char *tmp_root = NULL, *dest = NULL, *staged = NULL, *lock_path = NULL, *base = NULL;
+	char *dest = NULL, *staged = NULL, *lock_path = NULL, *base = NULL, *prefix = NULL;
 	struct stat st;
 	int ret = -1;
 
-	if (storage_tmp_dir(storage_path, &tmp_root, err) < 0)
-		goto out;
 	if (stat(target, &st) < 0) {
 		if (errno == ENOENT)
 			error_set(err, STATUS_NOT_FOUND, "repository does not exist");
@@ -225,15 +199,14 @@ int repo_remove(const char *storage_path, const char *target, struct error *err)
 		goto out;
 	}
 	base = strdup(target);
-	if (!base || asprintf(&dest, "%s/%s+removed-XXXXXX", tmp_root, basename(base)) < 0) {
-		dest = NULL;
+	if (!base || asprintf(&prefix, "%s+removed-", basename(base)) < 0) {
+		prefix = NULL;
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!mkdtemp(dest)) {
-		error_set(err, STATUS_INTERNAL, "mkdir temp: %s", strerror(errno));
-		free(dest);
+	if (storage_tempdir(storage_path, prefix, &dest, err) < 0) {
 		dest = NULL;
+		error_prefix(err, "mkdir temp");
 		goto out;
 	}
 	if (asprintf(&staged, "%s/repo", dest) < 0) {
@@ -259,7 +232,7 @@ out:
 	free(dest);
 	free(staged);
 	free(base);
-	free(tmp_root);
+	free(prefix);
 	return ret;
 }
 

@@ -14,6 +14,8 @@
 #include "base/strbuf.h"
 #include "rpc/call.h"
 
+struct service_git_env;
+
 /* Checksum of a repository without any well-known reference. */
 #define REPO_ZERO_CHECKSUM "0000000000000000000000000000000000000000"
 
@@ -43,7 +45,7 @@ int repo_remove(const char *storage_path, const char *target, struct error *err)
  * repository gives REPO_ZERO_CHECKSUM; an invalid one DataLoss
  * "not a git repository '<path>'". *out is malloc'd.
  */
-int repo_checksum(const char *repo_path, char **out, struct error *err);
+int repo_checksum(const char *repo_path, const struct service_git_env *genv, char **out, struct error *err);
 
 /* Folds one show-ref line into a 20-byte checksum accumulator; lines outside
  * the well-known namespaces are ignored. Returns 1 when the line counted. */
@@ -60,22 +62,22 @@ int repo_write_ref_validate(const uint8_t *ref, size_t ref_len, const uint8_t *r
  * deletes), checking old (zero oid: must not exist) when old_len > 0.
  * Errors are Internal as upstream.
  */
-int repo_write_ref(const char *repo_path, const char *ref, const char *rev, const char *old,
+int repo_write_ref(const char *repo_path, const struct service_git_env *genv, const char *ref, const char *rev, const char *old,
 		   size_t old_len, struct error *err);
 
 /* "sha1" or "sha256" (static string) from `git rev-parse --show-object-format`. */
-int repo_object_format(const char *repo_path, const char **out, struct error *err);
+int repo_object_format(const char *repo_path, const struct service_git_env *genv, const char **out, struct error *err);
 
 /* Whether any refs/heads/ reference exists. */
-int repo_has_local_branches(const char *repo_path, int *out, struct error *err);
+int repo_has_local_branches(const char *repo_path, const struct service_git_env *genv, int *out, struct error *err);
 
 /* `git merge-base revs...`; *out is malloc'd, "" when git finds none or fails. */
-int repo_merge_base(const char *repo_path, const char *const *revs, size_t n, char **out,
+int repo_merge_base(const char *repo_path, const struct service_git_env *genv, const char *const *revs, size_t n, char **out,
 		    struct error *err);
 
 /* gitlab.fullpath in the repository's config: set (replace-all) and read. */
-int repo_set_full_path(const char *repo_path, const char *path, struct error *err);
-int repo_full_path(const char *repo_path, char **out, struct error *err);
+int repo_set_full_path(const char *repo_path, const struct service_git_env *genv, const char *path, struct error *err);
+int repo_full_path(const char *repo_path, const struct service_git_env *genv, char **out, struct error *err);
 
 struct repo_info {
 	uint64_t size;

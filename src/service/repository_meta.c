@@ -13,9 +13,9 @@
 
 #define OUTPUT_CAP 4096
 
-int repo_object_format(const char *repo_path, const char **out, struct error *err)
+int repo_object_format(const char *repo_path, const struct service_git_env *genv, const char **out, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "rev-parse");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "rev-parse");
 	struct strbuf buf;
 	struct git_result res;
 	int ret = -1;
@@ -85,16 +85,21 @@ int repository_object_format_rpc(struct rpc_call *call, struct error *err)
 	Gitaly__ObjectFormatResponse resp = GITALY__OBJECT_FORMAT_RESPONSE__INIT;
 	const char *format;
 	char *path = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	if (repo_object_format(path, &format, err) < 0)
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
+		goto out;
+	if (repo_object_format(path, genv, &format, err) < 0)
 		goto out;
 	resp.format = !strcmp(format, "sha256") ? GITALY__OBJECT_FORMAT__OBJECT_FORMAT_SHA256
 						: GITALY__OBJECT_FORMAT__OBJECT_FORMAT_SHA1;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(path);
 	return ret;
 }

@@ -16,9 +16,9 @@
 
 #define OID_OUTPUT_CAP 4096
 
-int repo_has_local_branches(const char *repo_path, int *out, struct error *err)
+int repo_has_local_branches(const char *repo_path, const struct service_git_env *genv, int *out, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "for-each-ref");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "for-each-ref");
 	struct strbuf buf;
 	struct git_result res;
 	int ret = -1;
@@ -40,10 +40,10 @@ out:
 	return ret;
 }
 
-int repo_merge_base(const char *repo_path, const char *const *revs, size_t n, char **out,
+int repo_merge_base(const char *repo_path, const struct service_git_env *genv, const char *const *revs, size_t n, char **out,
 		    struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "merge-base");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "merge-base");
 	struct strbuf buf;
 	struct git_result res;
 	int ret = -1;
@@ -82,17 +82,22 @@ int repository_has_local_branches_rpc(struct rpc_call *call, struct error *err)
 		(const Gitaly__HasLocalBranchesRequest *)rpc_call_request(call);
 	Gitaly__HasLocalBranchesResponse resp = GITALY__HAS_LOCAL_BRANCHES_RESPONSE__INIT;
 	char *path = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int value = 0, ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	if (repo_has_local_branches(path, &value, err) < 0) {
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
+		goto out;
+	if (repo_has_local_branches(path, genv, &value, err) < 0) {
 		err->code = STATUS_INTERNAL;
 		goto out;
 	}
 	resp.value = value;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(path);
 	return ret;
 }
@@ -105,9 +110,13 @@ int repository_find_merge_base_rpc(struct rpc_call *call, struct error *err)
 	Gitaly__FindMergeBaseResponse resp = GITALY__FIND_MERGE_BASE_RESPONSE__INIT;
 	char *path = NULL, *base = NULL, **revs = NULL;
 	size_t n = 0;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
+		goto out;
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
 		goto out;
 	if (req->n_revisions < 2) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "at least 2 revisions are required");
@@ -142,11 +151,12 @@ int repository_find_merge_base_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 		}
 	}
-	if (repo_merge_base(path, (const char *const *)revs, n, &base, err) < 0)
+	if (repo_merge_base(path, genv, (const char *const *)revs, n, &base, err) < 0)
 		goto out;
 	resp.base = base;
 	ret = rpc_call_send(call, &resp.pb_base, err);
 out:
+	service_git_env_release(&genvs);
 	for (size_t i = 0; revs && i < n; i++)
 		free(revs[i]);
 	free(revs);

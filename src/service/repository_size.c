@@ -1,7 +1,7 @@
 /*
  * Size reporting of RepositoryService: RepositorySize and
- * GetObjectDirectorySize (KiB of the files beneath the repository or its
- * object directory, as upstream's directory walk) and RepositoryInfo
+ * GetObjectDirectorySize (KiB of the files beneath the repository or the
+ * request's object directory, as upstream's directory walk) and RepositoryInfo
  * (references and object storage figures read from the filesystem).
  */
 #include <dirent.h>
@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
+#include "base/fsutil.h"
 #include "repository.pb-c.h"
 #include "service/repository_internal.h"
 #include "service/util.h"
@@ -205,6 +208,73 @@ out:
 	return ret;
 }
 
+/*
+ * Upstream's ObjectDirectoryPath: the request must name its object
+ * directory; it must lie inside the repository or be this repository's
+ * quarantine directory in the storage's +gitaly/tmp
+ * ("quarantine-<first 8 bytes of sha1(relative path) in hex>-..."), and it
+ * must exist. *out is malloc'd.
+ */
+static int repo_object_directory(const struct service_deps *deps, const Gitaly__Repository *repo,
+				 const char *repo_path, char **out, struct error *err)
+{
+	const char *objdir = repo->git_object_directory, *storage;
+	char *full = NULL, *tmp = NULL, *prefix = NULL, *inside = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	struct error rerr = ERROR_INIT;
+	struct stat st;
+	int ret = -1;
+
+	*out = NULL;
+	if (!objdir || !*objdir) {
+		error_set(err, STATUS_INVALID_ARGUMENT, "object directory path is not set");
+		goto out;
+	}
+	full = fsutil_path_join(repo_path, objdir);
+	if (!full) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (locator_resolve_beneath(repo_path, objdir, &inside, &rerr) < 0) {
+		if (locator_storage_path(deps->locator, repo->storage_name, &storage, err) < 0)
+			goto out;
+		tmp = fsutil_path_join(storage, "+gitaly/tmp");
+		if (!tmp || !EVP_Digest(repo->relative_path, strlen(repo->relative_path), md,
+					&md_len, EVP_sha1(), NULL) ||
+		    asprintf(&prefix, "%s/quarantine-%02x%02x%02x%02x%02x%02x%02x%02x-", tmp, md[0],
+			     md[1], md[2], md[3], md[4], md[5], md[6], md[7]) < 0) {
+			prefix = NULL;
+			error_set(err, STATUS_INTERNAL, "out of memory");
+			goto out;
+		}
+		if (strncmp(full, prefix, strlen(prefix)) != 0) {
+			error_set(err, STATUS_INVALID_ARGUMENT, "not a valid relative path: %s",
+				  rerr.message);
+			goto out;
+		}
+	}
+	if (stat(full, &st) < 0 && errno == ENOENT) {
+		struct strbuf msg = STRBUF_INIT;
+
+		strbuf_adds(&msg, "object directory does not exist: ");
+		service_go_quote(&msg, full, strlen(full));
+		error_set(err, STATUS_NOT_FOUND, "%s", msg.buf);
+		strbuf_release(&msg);
+		goto out;
+	}
+	*out = full;
+	full = NULL;
+	ret = 0;
+out:
+	error_release(&rerr);
+	free(inside);
+	free(prefix);
+	free(tmp);
+	free(full);
+	return ret;
+}
+
 int repository_object_dir_size_rpc(struct rpc_call *call, struct error *err)
 {
 	const struct service_deps *deps = rpc_call_service_data(call);
@@ -217,19 +287,8 @@ int repository_object_dir_size_rpc(struct rpc_call *call, struct error *err)
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
 		goto out;
-	/*
-	 * A quarantine object directory, when given, is measured instead; the
-	 * locator has already checked that it stays inside the storage.
-	 */
-	if (asprintf(&objdir, "%s/%s", path,
-		     req->repository->git_object_directory &&
-				     *req->repository->git_object_directory
-			     ? req->repository->git_object_directory
-			     : "objects") < 0) {
-		objdir = NULL;
-		error_set(err, STATUS_INTERNAL, "out of memory");
+	if (repo_object_directory(deps, req->repository, path, &objdir, err) < 0)
 		goto out;
-	}
 	if (service_dir_size(objdir, &size, err) < 0) {
 		error_prefix(err, "calculating directory size");
 		goto out;

@@ -36,7 +36,7 @@ int repo_write_ref_validate(const uint8_t *ref, size_t ref_len, const uint8_t *r
 }
 
 /* Points HEAD at target by writing HEAD.lock and renaming it over HEAD. */
-static int set_default_branch(const char *repo_path, const char *target, struct error *err)
+static int set_default_branch(const char *repo_path, const struct service_git_env *genv, const char *target, struct error *err)
 {
 	struct error verr = ERROR_INIT;
 	char *head = NULL, *lock = NULL, *content = NULL;
@@ -99,9 +99,9 @@ static int is_zero_oid(const char *s, const char *format)
 }
 
 /* rev^{object} to a full object id; *out malloc'd. */
-static int resolve_object(const char *repo_path, const char *rev, char **out, struct error *err)
+static int resolve_object(const char *repo_path, const struct service_git_env *genv, const char *rev, char **out, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "rev-parse");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "rev-parse");
 	struct strbuf buf;
 	struct git_result res;
 	char *spec = NULL;
@@ -133,10 +133,10 @@ out:
 }
 
 /* One `git update-ref -z --stdin` transaction updating ref to new_oid. */
-static int update_ref(const char *repo_path, const char *ref, const char *new_oid,
+static int update_ref(const char *repo_path, const struct service_git_env *genv, const char *ref, const char *new_oid,
 		      const char *old_oid, struct error *err)
 {
-	struct git_cmd *cmd = git_cmd_new(repo_path, "update-ref");
+	struct git_cmd *cmd = service_git_new(repo_path, genv, "update-ref");
 	struct strbuf in = STRBUF_INIT, errbuf;
 	struct git_result res;
 	int ret = -1;
@@ -168,7 +168,7 @@ out:
 	return ret;
 }
 
-int repo_write_ref(const char *repo_path, const char *ref, const char *rev, const char *old,
+int repo_write_ref(const char *repo_path, const struct service_git_env *genv, const char *ref, const char *rev, const char *old,
 		   size_t old_len, struct error *err)
 {
 	const char *format;
@@ -176,22 +176,22 @@ int repo_write_ref(const char *repo_path, const char *ref, const char *rev, cons
 	int ret = -1;
 
 	if (!strcmp(ref, "HEAD"))
-		return set_default_branch(repo_path, rev, err);
+		return set_default_branch(repo_path, genv, rev, err);
 
-	if (repo_object_format(repo_path, &format, err) < 0) {
+	if (repo_object_format(repo_path, genv, &format, err) < 0) {
 		error_prefix(err, "detecting object format");
 		goto out;
 	}
 	if (is_zero_oid(rev, format)) {
 		new_oid = strdup(rev);
-	} else if (resolve_object(repo_path, rev, &new_oid, err) < 0) {
+	} else if (resolve_object(repo_path, genv, rev, &new_oid, err) < 0) {
 		error_prefix(err, "resolving new revision");
 		goto out;
 	}
 	if (old_len > 0) {
 		if (is_zero_oid(old, format)) {
 			old_oid = strdup(old);
-		} else if (resolve_object(repo_path, old, &old_oid, err) < 0) {
+		} else if (resolve_object(repo_path, genv, old, &old_oid, err) < 0) {
 			error_prefix(err, "resolving old revision");
 			goto out;
 		}
@@ -200,7 +200,7 @@ int repo_write_ref(const char *repo_path, const char *ref, const char *rev, cons
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
-	ret = update_ref(repo_path, ref, new_oid, old_oid, err);
+	ret = update_ref(repo_path, genv, ref, new_oid, old_oid, err);
 out:
 	free(new_oid);
 	free(old_oid);
@@ -219,9 +219,13 @@ int repository_write_ref_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__WriteRefRequest *req = (const Gitaly__WriteRefRequest *)rpc_call_request(call);
 	Gitaly__WriteRefResponse resp = GITALY__WRITE_REF_RESPONSE__INIT;
 	char *path = NULL, *ref = NULL, *rev = NULL, *old = NULL;
+	struct service_git_env genvs = { 0 };
+	const struct service_git_env *genv = &genvs;
 	int ret = -1;
 
 	if (service_repo_path(deps, req->repository, 0, &path, err) < 0)
+		goto out;
+	if (service_git_env_init(&genvs, path, req->repository, err) < 0)
 		goto out;
 	if (repo_write_ref_validate(req->ref.data, req->ref.len, req->revision.data,
 				    req->revision.len, req->old_revision.data,
@@ -234,10 +238,11 @@ int repository_write_ref_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (repo_write_ref(path, ref, rev, old, req->old_revision.len, err) < 0)
+	if (repo_write_ref(path, genv, ref, rev, old, req->old_revision.len, err) < 0)
 		goto out;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
+	service_git_env_release(&genvs);
 	free(path);
 	free(ref);
 	free(rev);

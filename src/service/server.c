@@ -9,15 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "base/log.h"
 #include "git/command.h"
+#include "git/storage.h"
 #include "server.pb-c.h"
 #include "service/ntp.h"
 #include "service/server_internal.h"
@@ -29,108 +27,8 @@
 
 #define DEFAULT_NTP_HOST "pool.ntp.org"
 #define NTP_TIMEOUT_MS 5000
-#define METADATA_CAP (64 * 1024)
 /* protobuf Duration limits: +-10000 years. */
 #define DURATION_MAX_SECONDS 315576000000LL
-
-/* statfs magic numbers (man 2 statfs) to the names upstream reports. */
-static const struct {
-	unsigned long magic;
-	const char *name;
-} fs_magics[] = {
-	{ 0xadf5, "ADFS" },
-	{ 0xadff, "AFFS" },
-	{ 0x5346414f, "AFS" },
-	{ 0x09041934, "ANON_INODE_FS" },
-	{ 0x0187, "AUTOFS" },
-	{ 0x62646576, "BDEVFS" },
-	{ 0x42465331, "BEFS" },
-	{ 0x1badface, "BFS" },
-	{ 0x42494e4d, "BINFMTFS" },
-	{ 0xcafe4a11, "BPF_FS" },
-	{ 0x9123683e, "BTRFS" },
-	{ 0x73727279, "BTRFS_TEST" },
-	{ 0x27e0eb, "CGROUP" },
-	{ 0x63677270, "CGROUP2" },
-	{ 0xff534d42, "CIFS_NUMBER" },
-	{ 0x73757245, "CODA" },
-	{ 0x012ff7b7, "COH" },
-	{ 0x28cd3d45, "CRAMFS" },
-	{ 0x64626720, "DEBUGFS" },
-	{ 0x1373, "DEVFS" },
-	{ 0x1cd1, "DEVPTS" },
-	{ 0xf15f, "ECRYPTFS" },
-	{ 0xde5e81e4, "EFIVARFS" },
-	{ 0x00414a53, "EFS" },
-	{ 0x137d, "EXT" },
-	{ 0xef51, "EXT2_OLD" },
-	{ 0xef53, "EXT_2_3_4" },
-	{ 0xf2f52010, "F2FS" },
-	{ 0x65735546, "FUSE" },
-	{ 0xbad1dea, "FUTEXFS" },
-	{ 0x4244, "HFS" },
-	{ 0x00c0ffee, "HOSTFS" },
-	{ 0xf995e849, "HPFS" },
-	{ 0x958458f6, "HUGETLBFS" },
-	{ 0x9660, "ISOFS" },
-	{ 0x72b6, "JFFS2" },
-	{ 0x3153464a, "JFS" },
-	{ 0x137f, "MINIX" },
-	{ 0x138f, "MINIX2" },
-	{ 0x2468, "MINIX2" },
-	{ 0x2478, "MINIX22" },
-	{ 0x4d5a, "MINIX3" },
-	{ 0x19800202, "MQUEUE" },
-	{ 0x4d44, "MSDOS" },
-	{ 0x11307854, "MTD_INODE_FS" },
-	{ 0x564c, "NCP" },
-	{ 0x6969, "NFS" },
-	{ 0x3434, "NILFS" },
-	{ 0x6e736673, "NSFS" },
-	{ 0x5346544e, "NTFS_SB" },
-	{ 0x7461636f, "OCFS2" },
-	{ 0x9fa1, "OPENPROM" },
-	{ 0x794c7630, "OVERLAYFS" },
-	{ 0x50495045, "PIPEFS" },
-	{ 0x9fa0, "PROC" },
-	{ 0x6165676c, "PSTOREFS" },
-	{ 0x002f, "QNX4" },
-	{ 0x68191122, "QNX6" },
-	{ 0x858458f6, "RAMFS" },
-	{ 0x52654973, "REISERFS" },
-	{ 0x7275, "ROMFS" },
-	{ 0x73636673, "SECURITYFS" },
-	{ 0xf97cff8c, "SELINUX" },
-	{ 0x43415d53, "SMACK" },
-	{ 0x517b, "SMB" },
-	{ 0x534f434b, "SOCKFS" },
-	{ 0x73717368, "SQUASHFS" },
-	{ 0x62656572, "SYSFS" },
-	{ 0x012ff7b6, "SYSV2" },
-	{ 0x012ff7b5, "SYSV4" },
-	{ 0x01021994, "TMPFS" },
-	{ 0x74726163, "TRACEFS" },
-	{ 0x15013346, "UDF" },
-	{ 0x00011954, "UFS" },
-	{ 0x9fa2, "USBDEVICE" },
-	{ 0x01021997, "V9FS" },
-	{ 0xa501fcf5, "VXFS" },
-	{ 0xabba1974, "XENFS" },
-	{ 0x012ff7b4, "XENIX" },
-	{ 0x58465342, "XFS" },
-};
-
-const char *server_fs_type(const char *path)
-{
-	struct statfs st;
-
-	if (statfs(path, &st) < 0)
-		return "unknown";
-	for (size_t i = 0; i < sizeof(fs_magics) / sizeof(fs_magics[0]); i++)
-		if ((unsigned long)(unsigned int)st.f_type == fs_magics[i].magic)
-			return fs_magics[i].name;
-	return "unknown";
-}
 
 void server_storage_probe(const char *path, int *readable, int *writeable)
 {
@@ -150,27 +48,6 @@ void server_storage_probe(const char *path, int *readable, int *writeable)
 	}
 	unlink(probe);
 	free(probe);
-}
-
-char *server_filesystem_id(const char *storage_path)
-{
-	char *path = NULL, *id = NULL;
-	json_t *root = NULL;
-	json_error_t jerr;
-
-	if (asprintf(&path, "%s/.gitaly-metadata", storage_path) < 0)
-		return NULL;
-	root = json_load_file(path, 0, &jerr);
-	if (!root) {
-		log_msg(LOG_ERROR, "reading gitaly metadata file %s: %s", path, jerr.text);
-		goto out;
-	}
-	if (json_is_string(json_object_get(root, "gitaly_filesystem_id")))
-		id = strdup(json_string_value(json_object_get(root, "gitaly_filesystem_id")));
-out:
-	json_decref(root);
-	free(path);
-	return id;
 }
 
 int server_check_duration(const Google__Protobuf__Duration *d, int64_t *out_ns,
@@ -210,12 +87,10 @@ int server_clock_synced(const char *ntp_host, int64_t threshold_ns, int timeout_
 	struct ntp_response resp;
 	const char *host = ntp_host && *ntp_host ? ntp_host : DEFAULT_NTP_HOST;
 
-	if (ntp_query(host, timeout_ms, &resp, err) < 0) {
-		/* Validation failures and query failures are worded differently upstream. */
-		if (!strncmp(err->message, "invalid", 7) || !strncmp(err->message, "kiss", 4))
-			return error_prefix(err, "validate ntp response");
+	if (ntp_query(host, timeout_ms, &resp, err) < 0)
 		return error_prefix(err, "query ntp host %s", host);
-	}
+	if (ntp_validate(&resp, err) < 0)
+		return error_prefix(err, "validate ntp response");
 	*synced = !(resp.clock_offset_ns > threshold_ns || resp.clock_offset_ns < -threshold_ns);
 	return 0;
 }
@@ -243,15 +118,22 @@ static int server_info(struct rpc_call *call, struct error *err)
 	}
 	for (size_t i = 0; i < cfg->n_storages; i++) {
 		Gitaly__ServerInfoResponse__StorageStatus *s = &statuses[i];
+		struct error ierr = ERROR_INIT;
 		int readable, writeable;
 
 		gitaly__server_info_response__storage_status__init(s);
 		server_storage_probe(cfg->storages[i].path, &readable, &writeable);
-		ids[i] = server_filesystem_id(cfg->storages[i].path);
+		if (storage_filesystem_id(cfg->storages[i].path, &ids[i], &ierr) < 0) {
+			/* Upstream logs the problem and reports an empty id. */
+			log_msg(LOG_ERROR, "reading gitaly metadata file: storage %s: %s",
+				cfg->storages[i].name, ierr.message);
+			error_release(&ierr);
+			ids[i] = NULL;
+		}
 		s->storage_name = cfg->storages[i].name;
 		s->readable = readable;
 		s->writeable = writeable;
-		s->fs_type = (char *)server_fs_type(cfg->storages[i].path);
+		s->fs_type = (char *)storage_fs_type(cfg->storages[i].path);
 		s->filesystem_id = ids[i] ? ids[i] : (char *)"";
 		s->replication_factor = 1;
 		ptrs[i] = s;

@@ -9,15 +9,9 @@
 #include "base/error.h"
 #include "google/protobuf/duration.pb-c.h"
 
-/* Upstream's filesystem type name for path ("EXT_2_3_4", "TMPFS", ..., "unknown"). */
-const char *server_fs_type(const char *path);
-
 /* readable: the storage path stats; writeable: a "+testWrite" probe file can
  * be written (and is removed again). */
 void server_storage_probe(const char *path, int *readable, int *writeable);
-
-/* gitaly_filesystem_id from <storage>/.gitaly-metadata (malloc'd), NULL if absent. */
-char *server_filesystem_id(const char *storage_path);
 
 /* Validates a Duration as Go's CheckValid (InvalidArgument) and converts it. */
 int server_check_duration(const Google__Protobuf__Duration *d, int64_t *out_ns,

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fsutil.h"
+
 const struct repo_ref *service_repo_ref(const Gitaly__Repository *repo, struct repo_ref *ref)
 {
 	if (!repo)
@@ -34,6 +36,60 @@ int service_repo_path(const struct service_deps *deps, const Gitaly__Repository 
 	struct repo_ref ref;
 
 	return locator_repo_path(deps->locator, service_repo_ref(repo, &ref), flags, out, err);
+}
+
+int service_git_env_init(struct service_git_env *env, const char *repo_path,
+			 const Gitaly__Repository *repo, struct error *err)
+{
+	struct strbuf alts = STRBUF_INIT;
+	int ret = -1;
+
+	memset(env, 0, sizeof(*env));
+	if (!repo)
+		return 0;
+	if (repo->git_object_directory && *repo->git_object_directory) {
+		env->object_directory = fsutil_path_join(repo_path, repo->git_object_directory);
+		if (!env->object_directory)
+			goto oom;
+	}
+	for (size_t i = 0; i < repo->n_git_alternate_object_directories; i++) {
+		char *dir = fsutil_path_join(repo_path, repo->git_alternate_object_directories[i]);
+
+		if (!dir || (i && strbuf_addch(&alts, ':') < 0) || strbuf_adds(&alts, dir) < 0) {
+			free(dir);
+			goto oom;
+		}
+		free(dir);
+	}
+	if (alts.len)
+		env->alternates = strbuf_detach(&alts, NULL);
+	ret = 0;
+	goto out;
+oom:
+	service_git_env_release(env);
+	error_set(err, STATUS_INTERNAL, "out of memory");
+out:
+	strbuf_release(&alts);
+	return ret;
+}
+
+void service_git_env_release(struct service_git_env *env)
+{
+	free(env->object_directory);
+	free(env->alternates);
+	memset(env, 0, sizeof(*env));
+}
+
+struct git_cmd *service_git_new(const char *repo_path, const struct service_git_env *env,
+				const char *subcommand)
+{
+	struct git_cmd *cmd = git_cmd_new(repo_path, subcommand);
+
+	if (env && env->object_directory)
+		git_cmd_setenv(cmd, "GIT_OBJECT_DIRECTORY", env->object_directory);
+	if (env && env->alternates)
+		git_cmd_setenv(cmd, "GIT_ALTERNATE_OBJECT_DIRECTORIES", env->alternates);
+	return cmd;
 }
 
 int service_stream_fd(struct rpc_call *call, int fd, service_chunk_fn send, void *ctx,
@@ -147,53 +203,13 @@ int service_dir_size(const char *path, uint64_t *out, struct error *err)
 	return dir_size_fd(fd, out, err);
 }
 
-/* Removes everything inside the directory open as dfd (which is consumed). */
-static int remove_contents(int dfd)
-{
-	DIR *dir = fdopendir(dfd);
-	struct dirent *de;
-	int ret = 0;
-
-	if (!dir) {
-		close(dfd);
-		return -1;
-	}
-	while ((de = readdir(dir))) {
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(dir), de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub < 0 || remove_contents(sub) < 0)
-				ret = -1;
-			if (unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-				ret = -1;
-		} else if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno != ENOENT) {
-			ret = -1;
-		}
-	}
-	closedir(dir);
-	return ret;
-}
-
 int service_remove_all(const char *path)
 {
-	struct stat st;
-	int fd;
+	struct error err = ERROR_INIT;
+	int ret = fsutil_remove_tree(path, &err);
 
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || remove_contents(fd) < 0)
-		return -1;
-	return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	error_release(&err);
+	return ret;
 }
 
 /* fsyncs the tree under the directory open as dfd (consumed). */
@@ -250,53 +266,23 @@ int service_sync_recursive(const char *path)
 
 int service_sync_parent(const char *path)
 {
-	char *copy = strdup(path);
-	char *slash;
-	int fd, ret = -1;
+	struct error err = ERROR_INIT;
+	char *parent = fsutil_path_join(path, "..");
+	int ret = -1;
 
-	if (!copy)
-		return -1;
-	slash = strrchr(copy, '/');
-	if (slash == copy)
-		slash[1] = '\0';
-	else if (slash)
-		*slash = '\0';
-	else {
-		copy[0] = '.';
-		copy[1] = '\0';
-	}
-	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		ret = fsync(fd);
-		close(fd);
-	}
-	free(copy);
+	if (parent)
+		ret = fsutil_fsync_dir(parent, &err);
+	error_release(&err);
+	free(parent);
 	return ret;
 }
 
 int service_mkdir_all(const char *path, unsigned mode)
 {
-	char *copy = strdup(path);
-	char *p;
-	int ret = -1;
+	struct error err = ERROR_INIT;
+	int ret = fsutil_mkdir_p(path, (mode_t)mode, &err);
 
-	if (!copy)
-		return -1;
-	for (p = copy + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			goto out;
-		*p = saved;
-		if (!saved)
-			break;
-	}
-	ret = 0;
-out:
-	free(copy);
+	error_release(&err);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/strbuf.h"
+#include "git/command.h"
 #include "git/locator.h"
 #include "rpc/call.h"
 #include "service/service.h"
@@ -34,6 +35,26 @@ const struct repo_ref *service_repo_ref(const Gitaly__Repository *repo, struct r
  */
 int service_repo_path(const struct service_deps *deps, const Gitaly__Repository *repo,
 		      unsigned flags, char **out, struct error *err);
+
+/*
+ * The object directories a request's repository names (a quarantine
+ * directory and alternates, relative to the repository): upstream hands
+ * them to every git command as GIT_OBJECT_DIRECTORY and
+ * GIT_ALTERNATE_OBJECT_DIRECTORIES (joined with ':').
+ */
+struct service_git_env {
+	char *object_directory; /* NULL when not set */
+	char *alternates;       /* NULL when none */
+};
+
+/* Fills env from the request's repository (already validated by the locator). */
+int service_git_env_init(struct service_git_env *env, const char *repo_path,
+			 const Gitaly__Repository *repo, struct error *err);
+void service_git_env_release(struct service_git_env *env);
+
+/* git_cmd_new plus the request's object directory environment (env may be NULL). */
+struct git_cmd *service_git_new(const char *repo_path, const struct service_git_env *env,
+				const char *subcommand);
 
 /* Sends one chunk of a byte stream; ctx is the caller's. */
 typedef int (*service_chunk_fn)(struct rpc_call *call, const uint8_t *data, size_t len,

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -289,6 +291,49 @@ static void test_collector_and_cap(void **state)
 	strbuf_release(&small);
 }
 
+/* Value of an unlabelled sample line "name value". */
+static double sample(const char *text, const char *name)
+{
+	char *want = NULL;
+	const char *p;
+	double v;
+
+	assert_true(asprintf(&want, "\n%s ", name) > 0);
+	p = strstr(text, want);
+	if (!p) {
+		print_error("no sample %s\n", name);
+		fail();
+	}
+	v = strtod(p + strlen(want), NULL);
+	free(want);
+	return v;
+}
+
+static void test_process_collector(void **state)
+{
+	struct rlimit rl;
+	char *text;
+	double start;
+
+	(void)state;
+	metrics_register_process_collector();
+	metrics_register_process_collector(); /* idempotent */
+	text = render();
+	assert_non_null(strstr(text, "# HELP process_resident_memory_bytes Resident memory size "
+				     "in bytes.\n# TYPE process_resident_memory_bytes gauge\n"));
+	assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter\n"));
+	assert_true(sample(text, "process_resident_memory_bytes") > 1e5);
+	assert_true(sample(text, "process_virtual_memory_bytes") >=
+		    sample(text, "process_resident_memory_bytes"));
+	assert_true(sample(text, "process_open_fds") >= 3);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_true(sample(text, "process_max_fds") == (double)rl.rlim_cur);
+	start = sample(text, "process_start_time_seconds");
+	assert_true(start > (double)time(NULL) - 600 && start <= (double)time(NULL) + 1);
+	assert_true(sample(text, "process_cpu_seconds_total") >= 0);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_series_cap),
 		cmocka_unit_test(test_concurrent_updates),
 		cmocka_unit_test(test_collector_and_cap),
+		cmocka_unit_test(test_process_collector),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -649,6 +649,29 @@ static void test_command_stdin_and_args(void **state)
 	config_release(&cfg);
 }
 
+static void test_load_file(void **state)
+{
+	struct config cfg;
+	struct error err = ERROR_INIT;
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/config.toml", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("listen_addr = \"localhost:1\"\n[auth]\ntoken = \"t\"\n", f);
+	fclose(f);
+	assert_int_equal(config_load_file(&cfg, path, &err), 0);
+	assert_string_equal(cfg.listen_addr, "localhost:1");
+	assert_string_equal(cfg.auth.token, "t");
+	config_release(&cfg);
+	unlink(path);
+
+	assert_int_equal(config_load_file(&cfg, path, &err), -1);
+	assert_non_null(strstr(err.message, "No such file or directory"));
+	error_release(&err);
+}
+
 static int setup(void **state)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/config-test-XXXXXX");
@@ -687,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_command_replace_and_clear),
 		cmocka_unit_test(test_command_failures),
 		cmocka_unit_test(test_command_stdin_and_args),
+		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

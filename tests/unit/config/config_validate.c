@@ -505,6 +505,38 @@ static void test_validate_all_more(void **state)
 	assert_int_equal(config_validate(&cfg, &err), 0);
 	config_release(&cfg);
 
+	/* beyond upstream's ValidateV2: its unused validateStorages checks */
+	snprintf(toml, sizeof(toml),
+		 "listen_addr = \"l\"\nbin_dir = \"%s/bin\"\n[gitlab]\nurl = \"http://x\"\nsecret = \"s\"\n"
+		 "[gitlab-shell]\ndir = \"%s/bin\"\n"
+		 "[[storage]]\nname = \"a\"\npath = \"%s\"\n"
+		 "[[storage]]\nname = \"a\"\npath = \"%s/s1\"\n", dir, dir, dir, dir);
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	config_validate_all(&cfg, &ps);
+	assert_int_equal(ps.len, 2);
+	assert_string_equal(ps.items[0].key[1], "[1]");
+	assert_string_equal(ps.items[0].key[2], "name");
+	assert_string_equal(ps.items[0].message, "not unique: \"a\"");
+	assert_string_equal(ps.items[1].key[2], "path");
+	snprintf(want, sizeof(want), "can't nest: \"%s/s1\" and \"%s\"", dir, dir);
+	assert_string_equal(ps.items[1].message, want);
+	config_problems_release(&ps);
+	config_release(&cfg);
+
+	snprintf(toml, sizeof(toml), "listen_addr = \"l\"\n");
+	assert_int_equal(config_load(&cfg, toml, strlen(toml), &err), 0);
+	config_validate_all(&cfg, &ps);
+	assert_true(ps.len >= 1);
+	int found = 0;
+	for (size_t i = 0; i < ps.len; i++) {
+		if (ps.items[i].n_key == 1 && !strcmp(ps.items[i].key[0], "storage") &&
+		    !strcmp(ps.items[i].message, "not set"))
+			found = 1;
+	}
+	assert_true(found);
+	config_problems_release(&ps);
+	config_release(&cfg);
+
 	/* key and key_path together */
 	ok_base();
 	append("[tls]\ncertificate_path = \"/c\"\nkey_path = \"/k\"\nkey = \"pem\"\n");

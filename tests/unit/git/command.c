@@ -594,6 +594,136 @@ static void test_start_wait(void **state)
 	}
 }
 
+/* The per-subcommand defaults are accepted by the installed git. */
+static void test_real_git_subcommands(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct strbuf out = STRBUF_INIT, errb = STRBUF_INIT;
+	struct git_result res;
+	struct git_cmd *cmd;
+	char *repo = NULL;
+	static const char *const advertise[] = { "upload-pack", "receive-pack" };
+	(void)state;
+
+	use_real_git();
+	assert_true(asprintf(&repo, "%s/real.git", tmpdir) > 0);
+	cmd = git_cmd_new(NULL, "init");
+	git_cmd_flag(cmd, "--bare");
+	git_cmd_flag(cmd, "--quiet");
+	git_cmd_arg(cmd, repo);
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	if (res.exit_code != 0)
+		fail_msg("init: %s", errb.buf);
+	strbuf_reset(&errb);
+
+	cmd = git_cmd_new(repo, "symbolic-ref");
+	git_cmd_arg(cmd, "HEAD");
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(out.buf, "refs/heads/main\n"); /* init.defaultBranch=main */
+	strbuf_reset(&out);
+
+	for (size_t i = 0; i < 2; i++) {
+		cmd = git_cmd_new(repo, advertise[i]);
+		git_cmd_flag(cmd, "--advertise-refs");
+		git_cmd_arg(cmd, repo);
+		assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+		if (res.exit_code != 0)
+			fail_msg("%s: %s", advertise[i], errb.buf);
+		assert_int_equal(errb.len, 0);
+		/* pkt-lines ending in a flush (an empty repo may advertise nothing) */
+		assert_true(out.len >= 4);
+		assert_string_equal(out.buf + out.len - 4, "0000");
+		strbuf_reset(&out);
+	}
+
+	cmd = git_cmd_new(repo, "repack");
+	git_cmd_flag(cmd, "-a");
+	git_cmd_flag(cmd, "-d");
+	assert_int_equal(git_cmd_run(cmd, NULL, 0, &out, &errb, &res, &err), 0);
+	if (res.exit_code != 0)
+		fail_msg("repack: %s", errb.buf);
+
+	/* init without templates: no sample hooks copied */
+	{
+		char *hooks = NULL;
+		assert_true(asprintf(&hooks, "%s/hooks/pre-commit.sample", repo) > 0);
+		assert_int_equal(access(hooks, F_OK), -1);
+		free(hooks);
+	}
+	strbuf_release(&out);
+	strbuf_release(&errb);
+	free(repo);
+}
+
+struct stats_sum {
+	int count;
+	int64_t user_ms, real_ms;
+	int64_t maxrss;
+};
+
+static void sum_stats(void *arg, const struct git_result *res)
+{
+	struct stats_sum *s = arg;
+	s->count++;
+	s->user_ms += res->user_time_ms;
+	s->real_ms += res->real_time_ms;
+	if (res->maxrss_kb > s->maxrss)
+		s->maxrss = res->maxrss_kb;
+}
+
+static void test_usage_and_cgroup(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct stats_sum sum = { 0 };
+	struct git_result res;
+	struct git_cmd *cmd;
+	char *procs = NULL, *text = NULL;
+	pid_t pid;
+	(void)state;
+
+	git_cmd_stats_sink(sum_stats, &sum);
+	/* a command that burns some CPU and memory in the child */
+	cmd = fake_cmd(NULL, "tee");
+	assert_int_equal(git_cmd_run(cmd, "x", 1, NULL, NULL, &res, &err), 0);
+	assert_int_equal(sum.count, 1);
+	assert_true(res.maxrss_kb > 0);
+	assert_true(res.minflt > 0);
+	assert_true(res.real_time_ms >= 0);
+
+	cmd = fake_cmd(NULL, "sleep");
+	assert_true(asprintf(&procs, "%s/bg3.pid", tmpdir) > 0);
+	git_cmd_setenv(cmd, "FAKE_PIDFILE", procs);
+	free(procs);
+	/* a fake cgroup directory: the pid lands in its cgroup.procs */
+	{
+		char *cg = NULL;
+		assert_true(asprintf(&cg, "%s/cg", tmpdir) > 0);
+		assert_int_equal(fsutil_mkdir_p(cg, 0755, &err), 0);
+		assert_true(asprintf(&procs, "%s/cgroup.procs", cg) > 0);
+		assert_int_equal(fsutil_write_atomic(procs, "", 0, 0644, &err), 0);
+		git_cmd_cgroup(cmd, cg);
+		free(cg);
+	}
+	assert_int_equal(git_cmd_start(cmd, NULL, NULL, NULL, &pid, &err), 0);
+	usleep(200 * 1000);
+	git_cmd_kill(pid);
+	assert_int_equal(git_cmd_wait(pid, &res), 0);
+	assert_int_equal(sum.count, 2);
+	assert_true(res.real_time_ms >= 150);
+	assert_int_equal(fsutil_read_file(procs, 64, &text, NULL, &err), 0);
+	{
+		char want[32];
+		snprintf(want, sizeof(want), "%d\n", (int)pid);
+		assert_string_equal(text, want);
+	}
+	free(text);
+	free(procs);
+	git_cmd_stats_sink(NULL, NULL);
+	assert_int_equal(git_cmd_run(fake_cmd(NULL, "exit"), NULL, 0, NULL, NULL, &res, &err), 0);
+	assert_int_equal(sum.count, 2);
+}
+
 static void test_spawn_failure(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -676,6 +806,8 @@ int main(void)
 		cmocka_unit_test(test_timeout_kills_group),
 		cmocka_unit_test(test_large_io),
 		cmocka_unit_test(test_start_wait),
+		cmocka_unit_test(test_real_git_subcommands),
+		cmocka_unit_test(test_usage_and_cgroup),
 		cmocka_unit_test(test_spawn_failure),
 		cmocka_unit_test(test_version),
 	};

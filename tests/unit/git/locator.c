@@ -345,6 +345,52 @@ static void test_resolve_beneath(void **state)
 	error_release(&err);
 }
 
+static void test_unclean_root(void **state)
+{
+	struct fixture *f = *state;
+	struct repo_ref r = { .storage_name = "default", .relative_path = "@hashed/ab/cd/abcd.git" };
+	char *slashed = NULL, *out, *want = NULL;
+
+	assert_true(asprintf(&slashed, "%s//", f->root) > 0);
+	f->storages[0].path = slashed;
+	out = expect_ok(f, &r, 0);
+	assert_true(asprintf(&want, "%s/@hashed/ab/cd/abcd.git", f->root) > 0);
+	assert_string_equal(out, want);
+	free(out);
+	r.relative_path = "../outside/evil.git";
+	expect_error(f, &r, 0, STATUS_INVALID_ARGUMENT, "relative path escapes root directory");
+	f->storages[0].path = f->root;
+	free(slashed);
+	free(want);
+}
+
+static void test_object_dirs_env(void **state)
+{
+	struct error err = ERROR_INIT;
+	const char *alts[3] = { "objects", "", "../../pool.git/objects" };
+	struct repo_ref r = { .storage_name = "default", .relative_path = "x.git",
+			      .git_object_directory = "../+gitaly/tmp/q-1/objects",
+			      .git_alternate_object_directories = alts, .n_alternates = 3 };
+	char *od = NULL, *alt = NULL;
+	(void)state;
+
+	assert_int_equal(locator_object_dirs("/s/a/x.git", &r, &od, &alt, &err), 0);
+	assert_string_equal(od, "/s/a/+gitaly/tmp/q-1/objects");
+	assert_string_equal(alt, "/s/a/x.git/objects:/s/pool.git/objects");
+	free(od);
+	free(alt);
+	r.git_object_directory = NULL;
+	r.n_alternates = 0;
+	assert_int_equal(locator_object_dirs("/s/a/x.git", &r, &od, &alt, &err), 0);
+	assert_null(od);
+	assert_null(alt);
+	alts[0] = "a:b";
+	r.n_alternates = 1;
+	assert_int_equal(locator_object_dirs("/s/a/x.git", &r, &od, &alt, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	error_release(&err);
+}
+
 static void test_path_clean(void **state)
 {
 	static const char *const cases[][2] = {
@@ -371,6 +417,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_and_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_object_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_beneath, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unclean_root, setup, teardown),
+		cmocka_unit_test(test_object_dirs_env),
 		cmocka_unit_test(test_path_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,7 +181,7 @@ static void test_create_sha256_and_bad_branch(void **state)
 	(void)state;
 	assert_true(asprintf(&target, "%s/sha256.git", storage) > 0);
 	assert_int_equal(repo_create(storage, target, "", "sha256", &err), 0);
-	assert_int_equal(repo_object_format(target, &format, &err), 0);
+	assert_int_equal(repo_object_format(target, NULL, &format, &err), 0);
 	assert_string_equal(format, "sha256");
 	assert_int_equal(sh(out, "git --git-dir=%s rev-parse --show-object-format", target), 0);
 	chomp(out);
@@ -195,6 +195,15 @@ static void test_create_sha256_and_bad_branch(void **state)
 	assert_non_null(strstr(err.message, "a..b"));
 	error_release(&err);
 	assert_int_equal(stat(target, &st), -1);
+
+	/* Someone holds the target's lock: Internal, nothing moved into place. */
+	assert_int_equal(sh(NULL, "touch %s.lock", target), 0);
+	assert_int_equal(repo_create(storage, target, "", "sha1", &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_string_equal(err.message, "locking repository: file already locked");
+	error_release(&err);
+	assert_int_equal(stat(target, &st), -1);
+	assert_int_equal(sh(NULL, "rm %s.lock", target), 0);
 	free(target);
 }
 
@@ -226,17 +235,17 @@ static void test_checksum(void **state)
 	(void)state;
 	expected_checksum(path, want);
 	assert_int_equal(strlen(want) >= 30, 1);
-	assert_int_equal(repo_checksum(path, &got, &err), 0);
+	assert_int_equal(repo_checksum(path, NULL, &got, &err), 0);
 	assert_string_equal(got, want);
 	free(got);
 
 	/* refs outside the well-known namespaces do not count. */
 	assert_int_equal(sh(NULL, "git --git-dir=%s update-ref refs/remotes/origin/y HEAD~1", path), 0);
-	assert_int_equal(repo_checksum(path, &got, &err), 0);
+	assert_int_equal(repo_checksum(path, NULL, &got, &err), 0);
 	assert_string_equal(got, want);
 	free(got);
 	assert_int_equal(sh(NULL, "git --git-dir=%s update-ref refs/heads/extra HEAD~1", path), 0);
-	assert_int_equal(repo_checksum(path, &got, &err), 0);
+	assert_int_equal(repo_checksum(path, NULL, &got, &err), 0);
 	assert_string_not_equal(got, want);
 	expected_checksum(path, want);
 	assert_string_equal(got, want);
@@ -245,14 +254,14 @@ static void test_checksum(void **state)
 	/* Empty repository: the zero checksum. */
 	assert_true(asprintf(&empty, "%s/empty.git", storage) > 0);
 	assert_int_equal(sh(NULL, "git init -q --bare %s", empty), 0);
-	assert_int_equal(repo_checksum(empty, &got, &err), 0);
+	assert_int_equal(repo_checksum(empty, NULL, &got, &err), 0);
 	assert_string_equal(got, REPO_ZERO_CHECKSUM);
 	free(got);
 
 	/* Not a repository at all: DataLoss. */
 	assert_true(asprintf(&notrepo, "%s/plain-dir", tmp) > 0);
 	assert_int_equal(mkdir(notrepo, 0755), 0);
-	assert_int_equal(repo_checksum(notrepo, &got, &err), -1);
+	assert_int_equal(repo_checksum(notrepo, NULL, &got, &err), -1);
 	assert_int_equal(err.code, STATUS_DATA_LOSS);
 	assert_non_null(strstr(err.message, "not a git repository '"));
 	error_release(&err);
@@ -328,15 +337,15 @@ static void test_full_path(void **state)
 	char out[OUT_CAP], *path = make_repo("fullpath.git"), *value = NULL;
 
 	(void)state;
-	assert_int_equal(repo_full_path(path, &value, &err), -1);
+	assert_int_equal(repo_full_path(path, NULL, &value, &err), -1);
 	assert_int_equal(err.code, STATUS_INTERNAL);
 	assert_string_equal(err.message, "fetch config: exit status 1");
 	error_release(&err);
-	assert_int_equal(repo_set_full_path(path, "group/project", &err), 0);
-	assert_int_equal(repo_set_full_path(path, "group/renamed", &err), 0);
+	assert_int_equal(repo_set_full_path(path, NULL, "group/project", &err), 0);
+	assert_int_equal(repo_set_full_path(path, NULL, "group/renamed", &err), 0);
 	assert_int_equal(sh(out, "git --git-dir=%s config --get-all gitlab.fullpath", path), 0);
 	assert_string_equal(out, "group/renamed\n");
-	assert_int_equal(repo_full_path(path, &value, &err), 0);
+	assert_int_equal(repo_full_path(path, NULL, &value, &err), 0);
 	assert_string_equal(value, "group/renamed");
 	free(value);
 	free(path);
@@ -352,23 +361,23 @@ static void test_branches_and_merge_base(void **state)
 	int has = -1;
 
 	(void)state;
-	assert_int_equal(repo_has_local_branches(path, &has, &err), 0);
+	assert_int_equal(repo_has_local_branches(path, NULL, &has, &err), 0);
 	assert_int_equal(has, 1);
 	assert_true(asprintf(&empty, "%s/nobranch.git", storage) > 0);
 	assert_int_equal(sh(NULL, "git init -q --bare %s", empty), 0);
-	assert_int_equal(repo_has_local_branches(empty, &has, &err), 0);
+	assert_int_equal(repo_has_local_branches(empty, NULL, &has, &err), 0);
 	assert_int_equal(has, 0);
 
 	assert_int_equal(sh(want, "git --git-dir=%s rev-parse main~1", path), 0);
 	chomp(want);
-	assert_int_equal(repo_merge_base(path, revs, 2, &base, &err), 0);
+	assert_int_equal(repo_merge_base(path, NULL, revs, 2, &base, &err), 0);
 	assert_string_equal(base, want);
 	free(base);
-	assert_int_equal(repo_merge_base(path, bad, 2, &base, &err), 0);
+	assert_int_equal(repo_merge_base(path, NULL, bad, 2, &base, &err), 0);
 	assert_string_equal(base, "");
 	free(base);
 
-	assert_int_equal(repo_object_format(path, &format, &err), 0);
+	assert_int_equal(repo_object_format(path, NULL, &format, &err), 0);
 	assert_string_equal(format, "sha1");
 	free(empty);
 	free(path);

@@ -255,6 +255,13 @@ static void test_create_remove(void **state)
 	error_release(&err);
 
 	rreq.repository = &repo;
+	repo.relative_path = "../other/group/created.git";
+	assert_int_equal(invoke("RemoveRepository", &rreq.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "relative path escapes root directory");
+	error_release(&err);
+	assert_int_equal(sh(NULL, "test -d %s/group/created.git", storage_path), 0);
+	repo.relative_path = "group/created.git";
 	assert_int_equal(invoke("RemoveRepository", &rreq.base, &call, &err), 0);
 	fake_call_reset(&call);
 	assert_int_equal(sh(NULL, "test -e %s/group/created.git", storage_path), 1);
@@ -502,6 +509,104 @@ static void test_misc_handlers(void **state)
 	error_release(&err);
 }
 
+static void test_object_directory_size(void **state)
+{
+	Gitaly__GetObjectDirectorySizeRequest req = GITALY__GET_OBJECT_DIRECTORY_SIZE_REQUEST__INIT;
+	Gitaly__Repository repo = GITALY__REPOSITORY__INIT;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char out[OUT_CAP], hash[64], quarantine[256], other[256];
+
+	(void)state;
+	make_repo("objdir.git");
+	repo.storage_name = "default";
+	repo.relative_path = "objdir.git";
+	req.repository = &repo;
+
+	/* Upstream requires the object directory to be named. */
+	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "object directory path is not set");
+	error_release(&err);
+
+	repo.git_object_directory = "objects/";
+	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), 0);
+	assert_int_equal(sh(out, "find %s/objdir.git/objects -type f -printf '%%s\\n' | awk '{s+=$1} END {print int(s/1024)}'",
+			    storage_path),
+			 0);
+	assert_int_equal(((Gitaly__GetObjectDirectorySizeResponse *)call.sent[0])->size,
+			 strtoll(out, NULL, 10));
+	fake_call_reset(&call);
+
+	/* This repository's quarantine directory in +gitaly/tmp is accepted. */
+	assert_int_equal(sh(hash, "printf %%s objdir.git | sha1sum | cut -c1-16"), 0);
+	snprintf(quarantine, sizeof(quarantine), "../+gitaly/tmp/quarantine-%s-abc", hash);
+	assert_int_equal(sh(NULL, "mkdir -p %s/+gitaly/tmp/quarantine-%s-abc && head -c 5000 /dev/zero > %s/+gitaly/tmp/quarantine-%s-abc/f",
+			    storage_path, hash, storage_path, hash),
+			 0);
+	repo.git_object_directory = quarantine;
+	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), 0);
+	assert_int_equal(((Gitaly__GetObjectDirectorySizeResponse *)call.sent[0])->size, 4);
+	fake_call_reset(&call);
+
+	/* Someone else's quarantine directory is not. */
+	snprintf(other, sizeof(other), "../+gitaly/tmp/quarantine-0000000000000000-abc");
+	assert_int_equal(sh(NULL, "mkdir -p %s/+gitaly/tmp/quarantine-0000000000000000-abc", storage_path), 0);
+	repo.git_object_directory = other;
+	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "not a valid relative path: "));
+	error_release(&err);
+
+	repo.git_object_directory = "objects/missing";
+	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	assert_non_null(strstr(err.message, "object directory does not exist: \""));
+	error_release(&err);
+}
+
+static void test_quarantine_environment(void **state)
+{
+	Gitaly__FindMergeBaseRequest mb = GITALY__FIND_MERGE_BASE_REQUEST__INIT;
+	Gitaly__Repository repo = GITALY__REPOSITORY__INIT;
+	char *alternates[] = { "objects" };
+	char qcommit[128], head[128];
+	ProtobufCBinaryData revs[2];
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+
+	(void)state;
+	make_repo("quarantine.git");
+	/* A commit that exists only in the quarantine object directory. */
+	assert_int_equal(sh(qcommit, "cd %s/quarantine.git && mkdir q &&"
+				     "GIT_OBJECT_DIRECTORY=q GIT_ALTERNATE_OBJECT_DIRECTORIES=objects "
+				     GITC " commit-tree -p main -m q 'main^{tree}'",
+			    storage_path),
+			 0);
+	assert_int_equal(sh(head, "git --git-dir=%s/quarantine.git rev-parse main", storage_path), 0);
+	revs[0].data = (uint8_t *)"main";
+	revs[0].len = 4;
+	revs[1].data = (uint8_t *)qcommit;
+	revs[1].len = strlen(qcommit);
+	repo.storage_name = "default";
+	repo.relative_path = "quarantine.git";
+	mb.repository = &repo;
+	mb.revisions = revs;
+	mb.n_revisions = 2;
+
+	/* Without the quarantine, git cannot see the commit: no base. */
+	assert_int_equal(invoke("FindMergeBase", &mb.base, &call, &err), 0);
+	assert_string_equal(((Gitaly__FindMergeBaseResponse *)call.sent[0])->base, "");
+	fake_call_reset(&call);
+
+	repo.git_object_directory = "q";
+	repo.git_alternate_object_directories = alternates;
+	repo.n_git_alternate_object_directories = 1;
+	assert_int_equal(invoke("FindMergeBase", &mb.base, &call, &err), 0);
+	assert_string_equal(((Gitaly__FindMergeBaseResponse *)call.sent[0])->base, head);
+	fake_call_reset(&call);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +616,8 @@ int main(void)
 		cmocka_unit_test(test_write_ref),
 		cmocka_unit_test(test_get_config_chunks),
 		cmocka_unit_test(test_misc_handlers),
+		cmocka_unit_test(test_object_directory_size),
+		cmocka_unit_test(test_quarantine_environment),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

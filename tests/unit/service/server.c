@@ -25,6 +25,7 @@
 
 #include "health.pb-c.h"
 #include "server.pb-c.h"
+#include "git/storage.h"
 #include "service/server_internal.h"
 #include "service/service.h"
 #include "service/util.h"
@@ -124,7 +125,7 @@ static void test_server_info(void **state)
 	assert_string_equal(resp->storage_statuses[0]->filesystem_id,
 			    "4f5c1b4e-1111-4222-8333-944455556666");
 	assert_int_equal(resp->storage_statuses[0]->replication_factor, 1);
-	assert_string_equal(resp->storage_statuses[0]->fs_type, server_fs_type(path_a));
+	assert_string_equal(resp->storage_statuses[0]->fs_type, storage_fs_type(path_a));
 	assert_string_not_equal(resp->storage_statuses[0]->fs_type, "");
 	assert_string_equal(resp->storage_statuses[1]->storage_name, "other");
 	assert_false(resp->storage_statuses[1]->readable);
@@ -134,14 +135,6 @@ static void test_server_info(void **state)
 	/* The probe file is gone again. */
 	snprintf(probe, sizeof(probe), "%s/+testWrite", path_a);
 	assert_int_equal(stat(probe, &st), -1);
-}
-
-static void test_fs_type(void **state)
-{
-	(void)state;
-	/* /proc is always procfs. */
-	assert_string_equal(server_fs_type("/proc"), "PROC");
-	assert_string_equal(server_fs_type("/nonexistent/path"), "unknown");
 }
 
 static void test_disk_statistics(void **state)
@@ -357,7 +350,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_server_info),
-		cmocka_unit_test(test_fs_type),
 		cmocka_unit_test(test_disk_statistics),
 		cmocka_unit_test(test_clock_synced),
 		cmocka_unit_test(test_clock_synced_errors),

@@ -1,0 +1,39 @@
+/*
+ * In-process object access: a bounded cache of open libgit2 repository
+ * handles, the role upstream's cat-file process cache plays
+ * ([git] catfile_cache_size, gitaly_catfile_cache_total{type}).
+ *
+ * A handle is used by one thread at a time: repo_cache_get checks one out
+ * (reusing an idle handle for the same key, else opening a new one) and
+ * repo_cache_put returns it. The key is (repository path, object directory,
+ * alternates), so a quarantined request never shares a handle with a normal
+ * one. Handles see new refs and packs written by git underneath them.
+ */
+#ifndef GIT_REPO_CACHE_H
+#define GIT_REPO_CACHE_H
+
+#include <git2.h>
+#include <stddef.h>
+
+#include "base/error.h"
+
+/* Sets the maximum number of idle cached handles (default 100). Call once
+ * at startup, before the first get; also initialises libgit2. */
+void repo_cache_configure(size_t max_idle);
+
+/*
+ * Checks out a handle for repo_path. object_dir (absolute, or NULL) and
+ * alternates (':'-joined absolute paths, or NULL) come from the request's
+ * quarantine fields (see locator_object_dirs). Returns 0 with *out set, or
+ * -1 with err set (Internal when libgit2 cannot open the repository).
+ */
+int repo_cache_get(const char *repo_path, const char *object_dir, const char *alternates,
+		   git_repository **out, struct error *err);
+
+/* Returns a handle obtained from repo_cache_get (NULL is ignored). */
+void repo_cache_put(git_repository *repo);
+
+/* Drops every idle handle of repo_path (after RemoveRepository and similar). */
+void repo_cache_evict(const char *repo_path);
+
+#endif
