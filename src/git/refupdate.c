@@ -204,10 +204,10 @@ void refupdate_parse_stderr(const char *text, struct refupdate_failure *f)
 		f->ref = dup_range(rs, re);
 		return;
 	}
-	if ((p = strstr(s, ": multiple updates for ref '")) && e - p > 28 &&
-	    strcmp(e - 14, "' not allowed\n") == 0) {
+	if ((p = strstr(s, ": multiple updates for ref '")) && e - p > 28 + 13 &&
+	    memcmp(e - 13, "' not allowed", 13) == 0) {
 		f->kind = REFUPDATE_FAIL_MULTIPLE_UPDATES;
-		f->ref = dup_range(p + 28, e - 14);
+		f->ref = dup_range(p + 28, e - 13);
 		return;
 	}
 }
