@@ -17,6 +17,7 @@
 #include "ref.pb-c.h"
 #include "service/gitcommit.h"
 #include "service/ref_internal.h"
+#include "service/ref_walk.h"
 #include "service/repository_internal.h"
 
 enum branch_kind { BRANCH_LOCAL, BRANCH_ALL, BRANCH_REMOTE };
@@ -29,15 +30,21 @@ struct branch_writer {
 	Gitaly__Branch *local[REF_ITEMS_PER_MESSAGE];
 	Gitaly__FindAllBranchesResponse__Branch *all[REF_ITEMS_PER_MESSAGE];
 	size_t n;
+	int borrowed; /* target commits belong to a ref_walk cache */
 };
 
 static void branch_writer_reset(struct branch_writer *w)
 {
 	for (size_t i = 0; i < w->n; i++) {
-		if (w->kind == BRANCH_ALL)
+		if (w->kind == BRANCH_ALL) {
+			if (w->borrowed)
+				w->all[i]->target = NULL;
 			protobuf_c_message_free_unpacked(&w->all[i]->base, NULL);
-		else
+		} else {
+			if (w->borrowed)
+				w->local[i]->target_commit = NULL;
 			protobuf_c_message_free_unpacked(&w->local[i]->base, NULL);
+		}
 	}
 	w->n = 0;
 }
@@ -155,29 +162,78 @@ out:
 	return ret;
 }
 
+/*
+ * FindLocalBranches in-process: the same refs, order, pagination and
+ * 20-per-message batches as upstream's for-each-ref pipeline.
+ */
+static int local_branches_walk(struct ref_ctx *ctx, struct branch_writer *w, int sort_by,
+			       struct error *err)
+{
+	const char *pattern = "refs/heads";
+	struct ref_walk walk;
+	int ret = -1;
+
+	memset(&walk, 0, sizeof(walk));
+	w->borrowed = 1;
+	if (ref_ctx_repo(ctx, &w->repo, err) < 0)
+		goto out;
+	if (ref_walk_list(&walk, w->repo, &pattern, 1, err) < 0)
+		goto out;
+	if (sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_ASC ||
+	    sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC) {
+		if (ref_walk_sort_by_date(&walk, sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC,
+					  err) < 0)
+			goto wrap;
+	}
+	for (size_t i = 0; i < walk.n; i++) {
+		struct ref_walk_entry *e = &walk.entries[i];
+		Gitaly__Branch *b;
+		size_t nlen = strlen(e->name);
+		int step = ref_pager_step(&w->pager, e->name, nlen);
+
+		if (step < 0)
+			break;
+		if (step == 0)
+			continue;
+		if (!e->commit && ref_walk_commit(&walk, &e->oid, &e->commit, err) < 0)
+			goto wrap;
+		b = malloc(sizeof(*b));
+		if (!b)
+			abort();
+		gitaly__branch__init(b);
+		b->name.data = (uint8_t *)strndup(e->name, nlen);
+		b->name.len = nlen;
+		b->target_commit = e->commit;
+		w->local[w->n++] = b;
+		if (w->n >= REF_ITEMS_PER_MESSAGE && branch_writer_flush(w, err) < 0)
+			goto out;
+	}
+	if (ref_pager_finish(&w->pager, err) < 0)
+		goto wrap;
+	ret = branch_writer_flush(w, err);
+	goto out;
+wrap:
+	error_prefix(err, "finding refs: sending lines");
+	err->code = STATUS_INTERNAL;
+out:
+	branch_writer_reset(w);
+	ref_walk_release(&walk);
+	return ret;
+}
+
 int ref_find_local_branches_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__FindLocalBranchesRequest *req =
 		(const Gitaly__FindLocalBranchesRequest *)rpc_call_request(call);
 	struct branch_writer w = { .call = call, .kind = BRANCH_LOCAL };
 	struct ref_ctx ctx;
-	struct git_cmd *cmd;
-	const char *sort;
 	int ret = -1;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
-	switch (req->sort_by) {
-	case GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_ASC: sort = "committerdate"; break;
-	case GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC: sort = "-committerdate"; break;
-	default: sort = "refname"; break;
-	}
+	/* Unknown sort values behave as NAME (upstream panics). */
 	ref_pager_init(&w.pager, req->pagination_params);
-	cmd = ref_ctx_git(&ctx, "for-each-ref");
-	git_cmd_flag(cmd, "--format=%(refname)%00%(objectname)");
-	git_cmd_option(cmd, "--sort", sort);
-	git_cmd_arg(cmd, "refs/heads");
-	ret = list_branches(&ctx, &w, cmd, err);
+	ret = local_branches_walk(&ctx, &w, req->sort_by, err);
 out:
 	ref_ctx_release(&ctx);
 	return ret;
@@ -375,6 +431,101 @@ static const char *list_refs_key(int key)
 	return NULL;
 }
 
+/* Whether ListRefs can be answered in-process exactly. */
+static int list_refs_walkable(const Gitaly__ListRefsRequest *req, const char *key)
+{
+	if (strcmp(key, "refname") != 0 || req->n_pointing_at_oids > 0)
+		return 0;
+	for (size_t i = 0; i < req->n_patterns; i++) {
+		const ProtobufCBinaryData *p = &req->patterns[i];
+
+		if (p->len == 0 || service_has_nul(p->data, p->len) ||
+		    memchr(p->data, '*', p->len) || memchr(p->data, '?', p->len) ||
+		    memchr(p->data, '[', p->len) || memchr(p->data, '\\', p->len))
+			return 0;
+	}
+	return 1;
+}
+
+/* %(*objectname): what a tag object points at ("" for other objects). */
+static void peeled_once(git_repository *repo, git_odb *odb, const git_oid *oid, char *out)
+{
+	size_t len;
+	git_object_t type;
+	char *data = NULL;
+	struct error err = ERROR_INIT;
+
+	out[0] = '\0';
+	if (!odb || git_odb_read_header(&len, &type, odb, oid) < 0 || type != GIT_OBJECT_TAG)
+		return;
+	if (gitcommit_read_raw(repo, oid, &type, &data, &len, &err) == 0 && len > 7 + GIT_OID_HEXSZ &&
+	    memcmp(data, "object ", 7) == 0) {
+		memcpy(out, data + 7, GIT_OID_HEXSZ);
+		out[GIT_OID_HEXSZ] = '\0';
+	}
+	free(data);
+	error_release(&err);
+}
+
+static int list_refs_walk(struct ref_ctx *ctx, const Gitaly__ListRefsRequest *req, int desc,
+			  struct refs_writer *w, struct error *err)
+{
+	struct ref_walk walk;
+	git_repository *repo;
+	git_odb *odb = NULL;
+	char **patterns = NULL;
+	int ret = -1;
+
+	memset(&walk, 0, sizeof(walk));
+	patterns = calloc(req->n_patterns, sizeof(*patterns));
+	if (!patterns)
+		abort();
+	for (size_t i = 0; i < req->n_patterns; i++) {
+		patterns[i] = strndup((const char *)req->patterns[i].data, req->patterns[i].len);
+		if (!patterns[i])
+			abort();
+	}
+	if (ref_ctx_repo(ctx, &repo, err) < 0)
+		goto out;
+	if (ref_walk_list(&walk, repo, (const char *const *)patterns, req->n_patterns, err) < 0)
+		goto out;
+	if (desc)
+		ref_walk_reverse_names(&walk);
+	if (req->peel_tags && git_repository_odb(&odb, repo) < 0)
+		odb = NULL;
+	for (size_t i = 0; i < walk.n; i++) {
+		struct ref_walk_entry *e = &walk.entries[i];
+		size_t nlen = strlen(e->name);
+		char *buf;
+
+		if (w->head_pending) {
+			refs_add(w, "HEAD", 4, w->head_oid, NULL);
+			w->head_pending = 0;
+		}
+		/* name \0 target \0 peeled, kept until the batch is sent */
+		buf = malloc(nlen + 2 * (GIT_OID_HEXSZ + 1) + 1);
+		if (!buf)
+			abort();
+		memcpy(buf, e->name, nlen + 1);
+		git_oid_tostr(buf + nlen + 1, GIT_OID_HEXSZ + 1, &e->oid);
+		if (req->peel_tags)
+			peeled_once(repo, odb, &e->oid, buf + nlen + 2 + GIT_OID_HEXSZ);
+		w->owned[w->n_owned++] = buf;
+		refs_add(w, buf, nlen, buf + nlen + 1,
+			 req->peel_tags ? buf + nlen + 2 + GIT_OID_HEXSZ : NULL);
+		if (w->n_owned >= REF_ITEMS_PER_MESSAGE && refs_flush(w, err) < 0)
+			goto out;
+	}
+	ret = refs_flush(w, err);
+out:
+	git_odb_free(odb);
+	for (size_t i = 0; patterns && i < req->n_patterns; i++)
+		free(patterns[i]);
+	free(patterns);
+	ref_walk_release(&walk);
+	return ret;
+}
+
 int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__ListRefsRequest *req = (const Gitaly__ListRefsRequest *)rpc_call_request(call);
@@ -422,6 +573,10 @@ int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 			git_oid_tostr(w->head_oid, sizeof(w->head_oid), &oid);
 			w->head_pending = 1;
 		}
+	}
+	if (list_refs_walkable(req, key)) {
+		ret = list_refs_walk(&ctx, req, desc, w, err);
+		goto out;
 	}
 	snprintf(sort, sizeof(sort), "%s%s", desc ? "-" : "", key);
 	cmd = ref_ctx_git(&ctx, "for-each-ref");

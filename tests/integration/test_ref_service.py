@@ -399,6 +399,17 @@ def test_list_refs(gitaly, stub, big):
         repository=repo, patterns=[b"refs/"], pointing_at_oids=[big["commits"][3].encode()]))
         for r in m.references]
     assert refs == fer(big["path"], "--format=%(refname)", "--points-at=" + big["commits"][3], "refs/")
+    # several non-glob patterns (exact name, prefix without and with '/'),
+    # descending names, peeled tags: the in-process path against git
+    pats = [b"refs/heads/b0001", b"refs/heads/b002", b"refs/tags/", b"refs/remotes/origin"]
+    refs = [(r.name, r.target.encode(), r.peeled_target.encode()) for m in stub.ListRefs(
+        rp.ListRefsRequest(repository=repo, patterns=pats, peel_tags=True,
+                           sort_by=rp.ListRefsRequest.SortBy(direction=shared_pb2.DESCENDING)))
+        for r in m.references]
+    assert refs == [tuple(l.split(b"\0")) for l in fer(
+        big["path"], "--sort=-refname", "--format=%(refname)%00%(objectname)%00%(*objectname)",
+        *[p.decode("latin-1") for p in pats])]
+    assert (b"refs/heads/b0001", big["commits"][7].encode(), b"") in refs
     # no match: nothing, not even HEAD
     assert list(stub.ListRefs(rp.ListRefsRequest(repository=repo, patterns=[b"refs/none/"],
                                                  head=True))) == []
