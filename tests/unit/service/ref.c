@@ -389,6 +389,52 @@ static void test_list_refs_vs_git(void **state)
 	free(got);
 }
 
+static void test_walk_patterns_vs_git(void **state)
+{
+	static const char *const sets[][3] = {
+		{ "refs/heads/br0001", "refs/tags", NULL },
+		{ "refs/heads/br0001/", "refs/heads/br00200", NULL },
+		{ "refs/", NULL, NULL },
+		{ "refs/nothing", NULL, NULL },
+	};
+	char *got = malloc(OUT_CAP);
+
+	(void)state;
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+		Gitaly__ListRefsRequest req = GITALY__LIST_REFS_REQUEST__INIT;
+		ProtobufCBinaryData pats[3];
+		struct rpc_call call = { 0 };
+		struct error err = ERROR_INIT;
+		char args[256] = "";
+		size_t len = 0, n = 0;
+
+		for (; n < 3 && sets[s][n]; n++) {
+			pats[n].data = (uint8_t *)sets[s][n];
+			pats[n].len = strlen(sets[s][n]);
+			strncat(args, " ", sizeof(args) - strlen(args) - 1);
+			strncat(args, sets[s][n], sizeof(args) - strlen(args) - 1);
+		}
+		req.repository = &repo_msg;
+		req.n_patterns = n;
+		req.patterns = pats;
+		assert_int_equal(invoke("ListRefs", &req.base, &call, &err), 0);
+		for (size_t i = 0; i < call.n_sent; i++) {
+			Gitaly__ListRefsResponse *r = (Gitaly__ListRefsResponse *)call.sent[i];
+
+			for (size_t j = 0; j < r->n_references; j++) {
+				memcpy(got + len, r->references[j]->name.data, r->references[j]->name.len);
+				len += r->references[j]->name.len;
+				got[len++] = '\n';
+			}
+		}
+		got[len] = '\0';
+		sh(out_buf, "git -C %s for-each-ref --format='%%(refname)'%s", path, args);
+		assert_string_equal(got, out_buf);
+		call_reset(&call);
+	}
+	free(got);
+}
+
 static void test_lookups(void **state)
 {
 	Gitaly__FindBranchRequest fb = GITALY__FIND_BRANCH_REQUEST__INIT;
@@ -568,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_local_branches_vs_git),
 		cmocka_unit_test(test_local_branches_pagination),
 		cmocka_unit_test(test_list_refs_vs_git),
+		cmocka_unit_test(test_walk_patterns_vs_git),
 		cmocka_unit_test(test_lookups),
 		cmocka_unit_test(test_find_tag_detail),
 		cmocka_unit_test(test_update_and_delete),
