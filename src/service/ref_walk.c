@@ -142,7 +142,8 @@ int ref_walk_list(struct ref_walk *w, git_repository *repo, const char *const *p
 	}
 	collect(w, it, patterns, n);
 	git_reference_iterator_free(it);
-	qsort(w->entries, w->n, sizeof(*w->entries), by_name);
+	if (w->n > 1)
+		qsort(w->entries, w->n, sizeof(*w->entries), by_name);
 	return 0;
 }
 
@@ -218,13 +219,15 @@ int ref_walk_sort_by_date(struct ref_walk *w, int descending, struct error *err)
 		if (e->date == GITCOMMIT_FALLBACK_SECONDS)
 			e->date = 0;
 	}
-	qsort(w->entries, w->n, sizeof(*w->entries), descending ? by_date_desc : by_date);
+	if (w->n > 1)
+		qsort(w->entries, w->n, sizeof(*w->entries), descending ? by_date_desc : by_date);
 	return 0;
 }
 
 void ref_walk_reverse_names(struct ref_walk *w)
 {
-	qsort(w->entries, w->n, sizeof(*w->entries), by_name_desc);
+	if (w->n > 1)
+		qsort(w->entries, w->n, sizeof(*w->entries), by_name_desc);
 }
 
 void ref_walk_release(struct ref_walk *w)
