@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "base/banned.h"
+#include "base/strbuf.h"
+#include "git/command.h"
 
 #define MAX_PEEL_DEPTH 64
 
@@ -519,6 +521,77 @@ void gitcommit_trim_tag_message(Gitaly__Tag *tag)
 	if (n > GITCOMMIT_MAX_MESSAGE)
 		n = GITCOMMIT_MAX_MESSAGE;
 	tag->message.len = n;
+}
+
+void gitcommit_parse_trailers(const char *text, size_t len, Gitaly__GitCommit *c)
+{
+	size_t pos = 0;
+
+	while (pos < len && c->n_trailers < 64) {
+		const char *start = text + pos;
+		const char *nul = memchr(start, '\0', len - pos);
+		size_t item = nul ? (size_t)(nul - start) : len - pos;
+		const char *colon = memchr(start, ':', item);
+
+		if (colon && colon > start) {
+			const char *v = colon + 1, *ve = start + item;
+			size_t klen = (size_t)(colon - start);
+			Gitaly__CommitTrailer *t;
+
+			while (v < ve && is_space(*v))
+				v++;
+			while (ve > v && is_space(ve[-1]))
+				ve--;
+			if (klen > 128 || (size_t)(ve - v) > 512)
+				break;
+			t = xmalloc(sizeof(*t));
+			gitaly__commit_trailer__init(t);
+			set_bytes(&t->key, start, klen);
+			set_bytes(&t->value, v, (size_t)(ve - v));
+			c->trailers = realloc(c->trailers, (c->n_trailers + 1) * sizeof(*c->trailers));
+			if (!c->trailers)
+				abort();
+			c->trailers[c->n_trailers++] = t;
+		}
+		pos += item + 1;
+	}
+}
+
+int gitcommit_add_trailers(const char *repo_path, const char *object_dir, const char *alternates,
+			   Gitaly__GitCommit *c, struct error *err)
+{
+	struct git_cmd *cmd = git_cmd_new(repo_path, "show");
+	struct strbuf out;
+	struct git_result res;
+	char *nl;
+	int ret = -1;
+
+	strbuf_init(&out, (size_t)1 << 20);
+	if (object_dir)
+		git_cmd_setenv(cmd, "GIT_OBJECT_DIRECTORY", object_dir);
+	if (alternates)
+		git_cmd_setenv(cmd, "GIT_ALTERNATE_OBJECT_DIRECTORIES", alternates);
+	git_cmd_flag(cmd, "--format=%(trailers:unfold,separator=%x00)");
+	git_cmd_flag(cmd, "--no-patch");
+	git_cmd_arg(cmd, c->id);
+	if (git_cmd_run(cmd, NULL, 0, &out, NULL, &res, err) < 0)
+		goto out;
+	if (res.exit_code != 0) {
+		error_set(err, STATUS_INTERNAL, "error when running git show: exit status %d",
+			  res.exit_code);
+		goto out;
+	}
+	nl = out.buf ? memchr(out.buf, '\n', out.len) : NULL;
+	if (nl && (size_t)(nl - out.buf) + 1 < out.len) {
+		error_set(err, STATUS_INTERNAL, "git show produced more than one line of output");
+		goto out;
+	}
+	if (out.len)
+		gitcommit_parse_trailers(out.buf, nl ? (size_t)(nl - out.buf) : out.len, c);
+	ret = 0;
+out:
+	strbuf_release(&out);
+	return ret;
 }
 
 void gitcommit_free(Gitaly__GitCommit *c)

@@ -87,6 +87,23 @@ int gitcommit_tag_signature(const char *content, size_t len, size_t *sig_off, si
 /* The signature type of a signature's first line. */
 Gitaly__SignatureType gitcommit_signature_type(const char *line, size_t len);
 
+/*
+ * Upstream's trailerparser: text is git's
+ * %(trailers:unfold,separator=%x00) output; every "key: value" item
+ * becomes a trailer (value trimmed), at most 64, stopping at a key over 128
+ * or a value over 512 bytes. Appends to c->trailers.
+ */
+void gitcommit_parse_trailers(const char *text, size_t len, Gitaly__GitCommit *c);
+
+/*
+ * Fills c->trailers as upstream's GetCommitWithTrailers: runs
+ * `git show --format=%(trailers:unfold,separator=%x00) --no-patch <id>` in
+ * repo_path (object_dir / alternates: the request's quarantine, or NULL).
+ * Errors: Internal when git cannot run or fails.
+ */
+int gitcommit_add_trailers(const char *repo_path, const char *object_dir, const char *alternates,
+			   Gitaly__GitCommit *c, struct error *err);
+
 void gitcommit_free(Gitaly__GitCommit *c);
 void gitcommit_tag_free(Gitaly__Tag *t);
 

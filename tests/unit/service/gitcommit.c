@@ -292,6 +292,37 @@ static void test_read_from_repository(void **state)
 	error_release(&err);
 }
 
+static void test_trailers(void **state)
+{
+	static const char text[] = "Signed-off-by: A <a@x>\0Acked-by:   B  \0no colon\0:novalue\0Fixes: #1";
+	Gitaly__GitCommit *c = parse("tree t\n\nx");
+	struct error err = ERROR_INIT;
+	char id[64];
+
+	(void)state;
+	gitcommit_parse_trailers(text, sizeof(text) - 1, c);
+	assert_int_equal(c->n_trailers, 3);
+	assert_bytes(c->trailers[0]->key, "Signed-off-by");
+	assert_bytes(c->trailers[0]->value, "A <a@x>");
+	assert_bytes(c->trailers[1]->value, "B");
+	assert_bytes(c->trailers[2]->key, "Fixes");
+	gitcommit_free(c);
+
+	/* from git itself, folded continuation lines unfolded */
+	assert_int_equal(sh(id, sizeof(id), "cd %s && " ENV "git commit-tree -m 'S' "
+			    "-m 'Change-Id: I123' -m 'Signed-off-by: X <x@y>\nReviewed-by: long\n  folded' %s",
+			    repo_path, tree), 0);
+	c = parse("tree t\n\nx");
+	free(c->id);
+	c->id = strdup(id);
+	assert_int_equal(gitcommit_add_trailers(repo_path, NULL, NULL, c, &err), 0);
+	assert_int_equal(c->n_trailers, 2);
+	assert_bytes(c->trailers[0]->key, "Signed-off-by");
+	assert_bytes(c->trailers[1]->value, "long folded");
+	gitcommit_free(c);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_body_truncation),
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_read_from_repository),
+		cmocka_unit_test(test_trailers),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
