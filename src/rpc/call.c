@@ -785,6 +785,7 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.response_bytes = call->response_bytes;
 	le.custom_fields = call->log_fields;
 	accesslog_emit(&le);
+	rpc_metrics_client_request(&le);
 	rpc_metrics_handled(call->service_name, call->method_name, call->method->type, code, secs);
 }
 

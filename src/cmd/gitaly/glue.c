@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "cmd/gitaly/gitaly.h"
 #include "config/config.h"
 #include "git/storage.h"
@@ -53,5 +54,6 @@ int gitaly_start_metrics(const char *addr, struct error *err)
 {
 	/* Serves until the process exits. */
 	static struct metrics_http *h;
+	metrics_register_process_collector();
 	return metrics_http_start(addr, &h, err);
 }
