@@ -119,6 +119,22 @@ def test_connections_total(tls_gitaly):
         a = metric(after, "gitaly_connections_total", type=kind)
         assert a is not None, "gitaly_connections_total{type=%s} missing" % kind
         assert a - b == n, "type=%s: %s -> %s, expected +%d" % (kind, b, a, n)
+    # every accept counts, even a connection that never finishes its handshake
+    base = metric(after, "gitaly_connections_total", type="tls")
+    socket.create_connection(("127.0.0.1", g.tls_port), timeout=2).close()
+    deadline = time.time() + 3
+    while metric(g.metrics(), "gitaly_connections_total", type="tls") != base + 1:
+        assert time.time() < deadline, "aborted TLS connection not counted"
+        time.sleep(0.05)
+
+
+def test_sigint_stops_server(gitaly_factory):
+    g = gitaly_factory()
+    _info(g, "unix")
+    t0 = time.time()
+    rc = g.stop(signal.SIGINT)
+    assert time.time() - t0 < 5
+    assert rc == 1, rc
 
 
 def test_sigterm_stops_server(gitaly_factory):
