@@ -51,6 +51,7 @@ def history(gitaly, rel):
 # ---------------------------------------------------------------- create
 
 def test_create_repository(gitaly, stub, rel):
+    tmp_before = _tmp_entries(gitaly)
     stub.CreateRepository(rp.CreateRepositoryRequest(repository=gitaly.repo(rel)), timeout=10)
     path = gitaly.path(rel)
     assert git("-C", path, "rev-parse", "--is-bare-repository").strip() == b"true"
@@ -60,6 +61,7 @@ def test_create_repository(gitaly, stub, rel):
     # no temporary leftovers next to it
     parent = os.path.dirname(path)
     assert os.listdir(parent) == [os.path.basename(path)]
+    assert _tmp_entries(gitaly) == tmp_before
     assert stub.RepositoryExists(rp.RepositoryExistsRequest(repository=gitaly.repo(rel)),
                                  timeout=10).exists
 
@@ -120,9 +122,17 @@ def test_repository_exists(gitaly, stub, history, rel):
     assert_code(e, INVALID, contains="storage name not found")
 
 
+def _tmp_entries(gitaly, storage="default"):
+    d = os.path.join(gitaly.storages[storage], "+gitaly", "tmp")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
 def test_remove_repository(gitaly, stub, history, rel):
+    tmp_before = _tmp_entries(gitaly)
     stub.RemoveRepository(rp.RemoveRepositoryRequest(repository=gitaly.repo(rel)), timeout=10)
     assert not os.path.exists(gitaly.path(rel))
+    # the staged copy is deleted, not left in the storage's tmp dir
+    assert _tmp_entries(gitaly) == tmp_before
     assert stub.RepositoryExists(rp.RepositoryExistsRequest(repository=gitaly.repo(rel)),
                                  timeout=10).exists is False
     e = rpc_error(stub.RemoveRepository, rp.RemoveRepositoryRequest(
