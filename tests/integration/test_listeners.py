@@ -181,3 +181,34 @@ def test_serve_subcommand(gitaly_factory):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def test_stalled_and_garbage_connections_do_not_block_others(tls_gitaly):
+    g = tls_gitaly
+    stalled = []
+    try:
+        # connections that never send a byte (the listen-mux peek must not
+        # hold up the accept loop) ...
+        for _ in range(5):
+            stalled.append(socket.create_connection(("127.0.0.1", g.port), timeout=2))
+            stalled.append(socket.create_connection(("127.0.0.1", g.tls_port), timeout=2))
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(g.socket_path)
+            stalled.append(u)
+        # ... and connections that send something that is not gRPC
+        for target in (("127.0.0.1", g.port), ("127.0.0.1", g.tls_port)):
+            s = socket.create_connection(target, timeout=2)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(64))
+            stalled.append(s)
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(g.socket_path)
+        u.sendall(os.urandom(200))
+        stalled.append(u)
+        for kind in ("unix", "tcp", "tls"):
+            t0 = time.time()
+            assert _info(g, kind).storage_statuses
+            assert time.time() - t0 < 2, "%s call waited behind stalled connections" % kind
+    finally:
+        for s in stalled:
+            s.close()
+    assert _info(g, "unix").storage_statuses
