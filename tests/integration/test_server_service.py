@@ -37,6 +37,12 @@ def test_server_info(gitaly, unix_channel):
         assert s.readable and s.writeable
         assert s.replication_factor == 1
         assert s.fs_type
+        kind = subprocess.run(["stat", "-f", "-c", "%T", path], stdout=subprocess.PIPE,
+                              check=True).stdout.decode().strip()
+        want = {"ext2/ext3": "EXT_2_3_4", "tmpfs": "TMPFS", "xfs": "XFS", "btrfs": "BTRFS",
+                "overlayfs": "OVERLAYFS", "nfs": "NFS"}.get(kind)
+        if want:
+            assert s.fs_type == want, (kind, s.fs_type)
         assert not os.path.exists(os.path.join(path, "+testWrite"))
     ids = {s.filesystem_id for s in r.storage_statuses}
     assert len(ids) == 2
