@@ -480,3 +480,44 @@ def test_concurrent_creates_of_same_repo(gitaly, stub, rel):
                for r in results), results
     assert git("-C", gitaly.path(rel), "rev-parse", "--is-bare-repository").strip() == b"true"
     shutil.rmtree(gitaly.path(rel))
+
+
+def test_create_over_existing_file_or_dir(gitaly, stub, rel):
+    parent = os.path.dirname(gitaly.path(rel))
+    os.makedirs(parent, exist_ok=True)
+    with open(gitaly.path(rel), "w") as f:
+        f.write("not a repo")
+    e = rpc_error(stub.CreateRepository, rp.CreateRepositoryRequest(repository=gitaly.repo(rel)),
+                  timeout=10)
+    assert_code(e, grpc.StatusCode.ALREADY_EXISTS, contains="repository exists already")
+    with open(gitaly.path(rel)) as f:
+        assert f.read() == "not a repo"
+    os.unlink(gitaly.path(rel))
+    os.makedirs(os.path.join(gitaly.path(rel), "keep"))
+    e = rpc_error(stub.CreateRepository, rp.CreateRepositoryRequest(repository=gitaly.repo(rel)),
+                  timeout=10)
+    assert_code(e, grpc.StatusCode.ALREADY_EXISTS, contains="repository exists already")
+    assert os.listdir(gitaly.path(rel)) == ["keep"]
+
+
+def test_write_ref_head_to_unborn_branch(gitaly, stub, history):
+    rel, _ = history
+    stub.WriteRef(rp.WriteRefRequest(repository=gitaly.repo(rel), ref=b"HEAD",
+                                     revision=b"refs/heads/unborn"), timeout=10)
+    path = gitaly.path(rel)
+    assert git("-C", path, "symbolic-ref", "HEAD").strip() == b"refs/heads/unborn"
+    assert git("-C", path, "show-ref", "--verify", "refs/heads/unborn", check=False) == b""
+
+
+def test_create_then_use_from_git(gitaly, stub, rel):
+    # a repository made by gitaly is an ordinary bare repo git can push into
+    stub.CreateRepository(rp.CreateRepositoryRequest(repository=gitaly.repo(rel),
+                                                     default_branch=b"main"), timeout=10)
+    src = gitaly.path(rel) + "-src"
+    make_repo(src)
+    c = commit(src, {"f": b"hello\n"}, "first", ref="refs/heads/main")
+    git("-C", src, "push", "-q", gitaly.path(rel), "main")
+    assert stub.HasLocalBranches(rp.HasLocalBranchesRequest(repository=gitaly.repo(rel)),
+                                 timeout=10).value is True
+    assert git("-C", gitaly.path(rel), "rev-parse", "main").decode().strip() == c
+    git("-C", gitaly.path(rel), "fsck", "--strict")
