@@ -129,7 +129,7 @@ def test_deadline_exceeded(gitaly):
                     drift_threshold=duration_pb2.Duration(seconds=1)),
                     timeout=1, metadata=[("x-gitlab-correlation-id", cid)])
             assert ei.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            assert time.time() - t0 < 3
+            assert time.time() - t0 < 5
             assert gitaly.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=5)
         # the handler may keep waiting for its NTP answer; once it ends, the
         # log says the call's deadline expired

@@ -207,7 +207,7 @@ def test_stalled_and_garbage_connections_do_not_block_others(tls_gitaly):
         for kind in ("unix", "tcp", "tls"):
             t0 = time.time()
             assert _info(g, kind).storage_statuses
-            assert time.time() - t0 < 2, "%s call waited behind stalled connections" % kind
+            assert time.time() - t0 < 4, "%s call waited behind stalled connections" % kind
     finally:
         for s in stalled:
             s.close()
