@@ -6,7 +6,6 @@ import re
 import time
 import uuid
 
-import grpc
 import pytest
 
 import health_pb2
