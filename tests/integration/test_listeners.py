@@ -212,3 +212,19 @@ def test_stalled_and_garbage_connections_do_not_block_others(tls_gitaly):
         for s in stalled:
             s.close()
     assert _info(g, "unix").storage_statuses
+
+
+def test_gzip_compressed_requests(gitaly_factory):
+    g = gitaly_factory()
+    ch = grpc.insecure_channel("unix:" + g.socket_path, compression=grpc.Compression.Gzip,
+                               options=[("grpc.use_local_subchannel_pool", 1)])
+    try:
+        r = g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
+        assert len(r.storage_statuses) == 2
+        import repository_pb2 as rp
+        import shared_pb2
+        repo = shared_pb2.Repository(storage_name="default", relative_path="gz.git")
+        g.repo_stub(ch).CreateRepository(rp.CreateRepositoryRequest(repository=repo), timeout=10)
+        assert os.path.isdir(os.path.join(g.storages["default"], "gz.git", "objects"))
+    finally:
+        ch.close()

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -521,3 +522,27 @@ def test_create_then_use_from_git(gitaly, stub, rel):
                                  timeout=10).value is True
     assert git("-C", gitaly.path(rel), "rev-parse", "main").decode().strip() == c
     git("-C", gitaly.path(rel), "fsck", "--strict")
+
+
+def test_repository_info_stale_and_keep(gitaly, stub, history):
+    rel, oids = history
+    path = gitaly.path(rel)
+    git("-C", path, "repack", "-a", "-d", "-q")
+    git("-C", path, "prune-packed")
+    packs = [f for f in os.listdir(os.path.join(path, "objects", "pack")) if f.endswith(".pack")]
+    assert len(packs) == 1
+    pack = os.path.join(path, "objects", "pack", packs[0])
+    open(pack[:-5] + ".keep", "w").close()
+    # one recent and one stale (11 days old) loose object
+    recent = git("-C", path, "hash-object", "-w", "--stdin", input=b"recent\n").decode().strip()
+    stale = git("-C", path, "hash-object", "-w", "--stdin", input=b"stale\n").decode().strip()
+    stale_path = os.path.join(path, "objects", stale[:2], stale[2:])
+    recent_path = os.path.join(path, "objects", recent[:2], recent[2:])
+    old = time.time() - 11 * 86400
+    os.utime(stale_path, (old, old))
+    r = stub.RepositoryInfo(rp.RepositoryInfoRequest(repository=gitaly.repo(rel)), timeout=10)
+    loose = os.path.getsize(stale_path) + os.path.getsize(recent_path)
+    assert r.objects.size == os.path.getsize(pack) + loose
+    assert r.objects.keep_size == os.path.getsize(pack)
+    assert r.objects.stale_size == os.path.getsize(stale_path)
+    assert r.objects.recent_size == r.objects.size - r.objects.stale_size
