@@ -60,6 +60,9 @@ def test_access_log_line_for_unary_ok(gitaly, ch):
         e["grpc.start_time"]
     assert "grpc.request.repoPath" not in e
     assert "error" not in e
+    # upstream rounds the duration to microseconds: at most 3 decimals
+    raw = [l for l in gitaly.log_text().splitlines() if c in l]
+    assert re.search(r'"grpc\.time_ms":\s*\d+(\.\d{1,3})?\s*[,}]', raw[0]), raw[0]
 
 
 def test_correlation_id_generated_when_absent(gitaly, ch):
