@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -184,7 +185,12 @@ func main() {
 	if err != nil {
 		fail("bad number %q", os.Args[2])
 	}
-	conn := os.NewFile(3, "conn")
+	// A net.Conn (netpoller-backed), so that closing the session also
+	// interrupts its blocked reader.
+	conn, err := net.FileConn(os.NewFile(3, "conn"))
+	if err != nil {
+		fail("fd 3: %v", err)
+	}
 	switch os.Args[1] {
 	case "server-echo":
 		serverEcho(conn, uint32(n))

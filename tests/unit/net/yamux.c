@@ -1008,7 +1008,9 @@ static void test_interop_hashicorp_client(void **state)
 			break;
 		assert_int_equal(yamux_stream_write(st, buf, n, &err), 0);
 	}
-	assert_int_equal(yamux_stream_close_write(st, &err), 0);
+	/* the peer may have ended the whole session by now: no assertion */
+	yamux_stream_close_write(st, &err);
+	error_release(&err);
 	assert_int_equal(wait_peer(pid), 0);
 	yamux_stream_free(side);
 	yamux_stream_free(st);
