@@ -1304,21 +1304,21 @@ int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 		goto out;
 	}
 	if (pthread_create(&t, &attr, bridge_down, b)) {
-		/* the up pump ends once the stream is reset and then frees all */
-		pthread_attr_destroy(&attr);
+		/* the up pump ends once the stream is reset, and then frees it all */
 		yamux_stream_reset(st);
 		shutdown(sv[0], SHUT_RDWR);
-		close(sv[1]);
+		sv[0] = -1;
+		st = NULL;
 		bridge_done(b);
 		error_set(err, STATUS_INTERNAL, "yamux bridge: cannot start thread");
-		return -1;
+	} else {
+		*fd_out = sv[1];
+		sv[1] = -1;
+		sv[0] = -1;
+		st = NULL;
+		rc = 0;
 	}
 	pthread_attr_destroy(&attr);
-	*fd_out = sv[1];
-	sv[1] = -1;
-	sv[0] = -1;
-	st = NULL;
-	rc = 0;
 out:
 	if (sv[0] >= 0)
 		close(sv[0]);

@@ -126,8 +126,9 @@ uint32_t yamux_stream_id(const struct yamux_stream *st);
 void yamux_stream_set_deadline(struct yamux_stream *st, int timeout_ms);
 
 /*
- * Reads up to len bytes, blocking until at least one is available. *nread is
- * 0 only at end of stream (the peer half-closed and everything was read).
+ * Reads up to len (> 0) bytes, blocking until at least one is available.
+ * *nread is 0 only at end of stream (the peer half-closed and everything was
+ * read).
  * Replenishes the peer's window once half of the maximum window was consumed.
  * Errors: Unavailable when the stream was reset or the session died (after
  * buffered data is consumed), DeadlineExceeded.
@@ -169,6 +170,7 @@ void yamux_stream_free(struct yamux_stream *st);
  * peer. End of stream is forwarded both ways (EOF on st shuts *fd_out's read
  * side down; EOF on *fd_out half-closes st). The bridge owns st from then
  * on, on success and on failure, and frees it when both directions ended.
+ * Set O_NONBLOCK on *fd_out yourself before giving it to grpc core.
  */
 int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err);
 

@@ -915,6 +915,63 @@ static void *echo_job(void *arg)
 	return NULL;
 }
 
+static void *echo_stream(void *arg)
+{
+	struct yamux_stream *st = arg;
+	struct error err = ERROR_INIT;
+	uint8_t *buf = malloc(40000);
+	size_t n;
+
+	while (yamux_stream_read(st, buf, 40000, &n, &err) == 0 && n)
+		if (yamux_stream_write(st, buf, n, &err))
+			break;
+	yamux_stream_close_write(st, &err);
+	error_release(&err);
+	free(buf);
+	return st;
+}
+
+/* Eight concurrent echoed streams between two of our own sessions. */
+static void test_many_streams(void **state)
+{
+	enum { N = 8 };
+	struct yamux_session *c, *s;
+	struct yamux_config cc, sc;
+	struct error err = ERROR_INIT;
+	struct echo_job jobs[N];
+	pthread_t tj[N], te[N];
+	int sv[2], i;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	yamux_config_default(&cc);
+	yamux_config_default(&sc);
+	sc.accept_backlog = N;
+	sc.max_stream_window = 1u << 20;
+	assert_int_equal(yamux_session_new(sv[0], YAMUX_CLIENT, &cc, &c, &err), 0);
+	assert_int_equal(yamux_session_new(sv[1], YAMUX_SERVER, &sc, &s, &err), 0);
+	for (i = 0; i < N; i++) {
+		jobs[i].c = c;
+		jobs[i].size = (size_t)(i + 1) * 300000;
+		pthread_create(&tj[i], NULL, echo_job, &jobs[i]);
+	}
+	for (i = 0; i < N; i++) {
+		struct yamux_stream *st;
+
+		assert_int_equal(yamux_accept(s, &st, &err), 0);
+		pthread_create(&te[i], NULL, echo_stream, st);
+	}
+	for (i = 0; i < N; i++) {
+		void *st;
+
+		pthread_join(tj[i], NULL);
+		assert_int_equal(jobs[i].rc, 0);
+		pthread_join(te[i], &st);
+		yamux_stream_free(st);
+	}
+	yamux_session_free(c);
+	yamux_session_free(s);
+}
+
 /* Our client against hashicorp's server: three concurrent echoed streams. */
 static void interop_server_echo(const char *window)
 {
@@ -1042,6 +1099,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_backlog_rst_and_go_away),
 		cmocka_unit_test(test_peer_go_away),
 		cmocka_unit_test(test_bridge),
+		cmocka_unit_test(test_many_streams),
 	};
 	const struct CMUnitTest interop[] = {
 		cmocka_unit_test(test_interop_hashicorp_server_default_window),
