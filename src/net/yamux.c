@@ -771,7 +771,7 @@ int yamux_accept(struct yamux_session *s, struct yamux_stream **out, struct erro
 	struct yamux_stream *st = NULL;
 	uint32_t delta = 0;
 	size_t i;
-	int rc = -1;
+	int rc = -1, reset;
 
 	*out = NULL;
 	pthread_mutex_lock(&s->mu);
@@ -789,8 +789,10 @@ int yamux_accept(struct yamux_session *s, struct yamux_stream **out, struct erro
 	/* the queue's reference becomes the caller's */
 	delta = (uint32_t)(s->cfg.max_stream_window - st->len - st->pending) - st->recv_window;
 	st->recv_window += delta;
+	reset = st->reset; /* reset by the peer while queued: nothing to ACK */
 	pthread_mutex_unlock(&s->mu);
-	if (send_control(s, YAMUX_TYPE_WINDOW_UPDATE, YAMUX_FLAG_ACK, st->id, delta, err)) {
+	if (!reset &&
+	    send_control(s, YAMUX_TYPE_WINDOW_UPDATE, YAMUX_FLAG_ACK, st->id, delta, err)) {
 		yamux_stream_free(st);
 		goto out;
 	}

@@ -705,6 +705,32 @@ static void test_backlog_rst_and_go_away(void **state)
 	close(raw);
 }
 
+/* A stream the peer reset while it waited in the backlog is handed out
+ * already reset, and gets no ACK. */
+static void test_reset_before_accept(void **state)
+{
+	int raw;
+	struct yamux_session *s = raw_pair(YAMUX_SERVER, YAMUX_INITIAL_WINDOW, &raw);
+	struct yamux_stream *st;
+	struct error err = ERROR_INIT;
+	struct frame f;
+	char b;
+
+	raw_send(raw, YAMUX_TYPE_WINDOW_UPDATE, YAMUX_FLAG_SYN, 1, 0, NULL, 0);
+	raw_send(raw, YAMUX_TYPE_WINDOW_UPDATE, YAMUX_FLAG_RST, 1, 0, NULL, 0);
+	raw_send(raw, YAMUX_TYPE_PING, YAMUX_FLAG_SYN, 0, 5, NULL, 0);
+	assert_int_equal(raw_recv(raw, &f, 5000), 0); /* both frames were processed */
+	assert_int_equal(f.type, YAMUX_TYPE_PING);
+	assert_int_equal(yamux_accept(s, &st, &err), 0);
+	assert_int_equal(yamux_stream_read_full(st, &b, 1, &err), -1);
+	error_release(&err);
+	assert_int_equal(raw_recv(raw, &f, 200), -1);
+	yamux_stream_free(st);
+	assert_int_equal(raw_recv(raw, &f, 200), -1); /* and no RST for it either */
+	yamux_session_free(s);
+	close(raw);
+}
+
 static void test_peer_go_away(void **state)
 {
 	int raw;
@@ -1097,6 +1123,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_duplicate_syn),
 		cmocka_unit_test(test_unknown_stream),
 		cmocka_unit_test(test_backlog_rst_and_go_away),
+		cmocka_unit_test(test_reset_before_accept),
 		cmocka_unit_test(test_peer_go_away),
 		cmocka_unit_test(test_bridge),
 		cmocka_unit_test(test_many_streams),
