@@ -95,7 +95,7 @@ $(LIB): $(LIB_OBJ) $(PROTO_OBJ)
 # A binary's sources: everything in src/cmd/<name>/.
 .SECONDARY:
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cmd/%/*.c)) $(LIB)
+$(BUILD)/bin/%: $$(foreach f,$$(wildcard src/cmd/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,735 @@
+/*
+ * One gRPC call from start to end, run synchronously on a worker thread.
+ * The worker's NEXT completion queue is bound to the call; every operation
+ * batch is started and then waited for on that queue, and the
+ * RECV_CLOSE_ON_SERVER completion (which grpc core delivers when the client
+ * cancels, the deadline passes, or the status went out) is recognised
+ * whenever it shows up. The order matches grpc-go with Gitaly's
+ * interceptors: method lookup, first request, correlation id, auth, handler,
+ * status (with grpc-status-details-bin), access log and metrics.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "base/log.h"
+#include "base/strbuf.h"
+#include "rpc/accesslog.h"
+#include "rpc/auth.h"
+#include "rpc/call.h"
+#include "rpc/correlation.h"
+#include "rpc/server_internal.h"
+#include "rpc/status.h"
+
+#define ARENA_CHUNK 4096
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+struct md_entry {
+	char *key;
+	char *value;
+	size_t value_len;
+};
+
+struct rpc_call {
+	struct rpc_server *srv;
+	const struct rpc_server_options *opts;
+	grpc_call *gc;
+	grpc_completion_queue *cq;
+	const struct rpc_service *svc;
+	const struct rpc_method *method;
+	char *full_method;
+	char *service_name;
+	char *method_name;
+
+	struct md_entry *md;
+	size_t n_md;
+	int64_t deadline_ms;      /* CLOCK_MONOTONIC ms, INT64_MAX if none */
+	int64_t deadline_unix_ms; /* 0 if none */
+	char *peer;
+	const char *correlation_id;
+
+	ProtobufCMessage *request;
+	ProtobufCMessage **msgs; /* every message received, freed at the end */
+	size_t n_msgs, alloc_msgs;
+
+	int close_done;          /* RECV_CLOSE_ON_SERVER completed */
+	int close_cancelled;     /* ... and reported the call as cancelled */
+	int initial_md_sent;
+	int client_done;         /* client half-closed */
+
+	grpc_byte_buffer *unary_resp; /* unary: the response, sent with status */
+	size_t request_bytes, response_bytes;
+
+	struct arena_chunk *arena;
+	json_t *log_fields;
+
+	char tag_op, tag_close; /* addresses used as completion tags */
+};
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *rpc_call_alloc(struct rpc_call *call, size_t size)
+{
+	struct arena_chunk *c = call->arena;
+	size_t align = sizeof(max_align_t);
+	size_t need = (size + align - 1) / align * align;
+	if (need < size)
+		abort();
+	if (!c || c->size - c->used < need) {
+		size_t sz = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+		struct arena_chunk *n = xmalloc(sizeof(*n) + sz);
+		n->size = sz;
+		n->used = 0;
+		if (c && need > ARENA_CHUNK) {
+			/* Keep the current chunk on top for small allocations. */
+			n->next = c->next;
+			c->next = n;
+		} else {
+			n->next = c;
+			call->arena = n;
+		}
+		c = n;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += need;
+	memset(p, 0, size);
+	return p;
+}
+
+static char *arena_strndup(struct rpc_call *call, const char *s, size_t len)
+{
+	char *p = rpc_call_alloc(call, len + 1);
+	memcpy(p, s, len);
+	p[len] = 0;
+	return p;
+}
+
+char *rpc_call_strdup(struct rpc_call *call, const char *s)
+{
+	return s ? arena_strndup(call, s, strlen(s)) : NULL;
+}
+
+static void arena_free(struct rpc_call *call)
+{
+	struct arena_chunk *c = call->arena;
+	while (c) {
+		struct arena_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	call->arena = NULL;
+}
+
+static int64_t now_ms(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for tag on the call's queue; returns the completion's success. */
+static int wait_tag(struct rpc_call *call, void *tag)
+{
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(call->cq,
+							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			return 0; /* queue shut down: cannot happen while the call runs */
+		if (ev.tag == &call->tag_close) {
+			call->close_done = 1;
+			if (tag == &call->tag_close)
+				return ev.success;
+			continue;
+		}
+		if (ev.tag == tag)
+			return ev.success;
+	}
+}
+
+/* Non-blocking check whether the close completion arrived. */
+static void poll_close(struct rpc_call *call)
+{
+	if (call->close_done)
+		return;
+	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+	if (ev.type == GRPC_OP_COMPLETE && ev.tag == &call->tag_close)
+		call->close_done = 1;
+}
+
+static int start_batch(struct rpc_call *call, const grpc_op *ops, size_t n, void *tag)
+{
+	grpc_call_error rc = grpc_call_start_batch(call->gc, ops, n, tag, NULL);
+	if (rc != GRPC_CALL_OK) {
+		log_msg(LOG_ERROR, "grpc_call_start_batch failed: %d", (int)rc);
+		return 0;
+	}
+	return wait_tag(call, tag);
+}
+
+int rpc_call_cancelled(struct rpc_call *call)
+{
+	if (call->deadline_ms != INT64_MAX && now_ms(CLOCK_MONOTONIC) >= call->deadline_ms)
+		return 1;
+	poll_close(call);
+	/* Before the status is sent, a finished close means the call was cancelled. */
+	return call->close_done;
+}
+
+/* The error a failed stream operation maps to, as grpc-go's context errors. */
+static int gone_error(struct rpc_call *call, struct error *err)
+{
+	if (call->deadline_ms != INT64_MAX && now_ms(CLOCK_MONOTONIC) >= call->deadline_ms)
+		return error_set(err, STATUS_DEADLINE_EXCEEDED, "context deadline exceeded");
+	return error_set(err, STATUS_CANCELLED, "context canceled");
+}
+
+static void track_msg(struct rpc_call *call, ProtobufCMessage *m)
+{
+	if (call->n_msgs == call->alloc_msgs) {
+		size_t n = call->alloc_msgs ? call->alloc_msgs * 2 : 4;
+		ProtobufCMessage **p = realloc(call->msgs, n * sizeof(*p));
+		if (!p)
+			abort();
+		call->msgs = p;
+		call->alloc_msgs = n;
+	}
+	call->msgs[call->n_msgs++] = m;
+}
+
+void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
+{
+	if (!msg)
+		return;
+	for (size_t i = 0; i < call->n_msgs; i++) {
+		if (call->msgs[i] == msg) {
+			call->msgs[i] = call->msgs[--call->n_msgs];
+			if (msg == call->request)
+				call->request = NULL;
+			protobuf_c_message_free_unpacked(msg, NULL);
+			return;
+		}
+	}
+}
+
+/*
+ * Receives one message. Returns 1 with *out, 0 at the end of the client's
+ * stream, -1 with err set.
+ */
+static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+{
+	grpc_byte_buffer *bb = NULL;
+	grpc_op op;
+	int ret = -1;
+	grpc_slice slice = grpc_empty_slice();
+	grpc_byte_buffer_reader reader;
+	int reader_init = 0;
+
+	*out = NULL;
+	if (call->client_done)
+		return 0;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &bb;
+	if (!start_batch(call, &op, 1, &call->tag_op)) {
+		gone_error(call, err);
+		goto out;
+	}
+	if (!bb) {
+		call->client_done = 1;
+		ret = 0;
+		goto out;
+	}
+	size_t len = grpc_byte_buffer_length(bb);
+	size_t max = call->opts->max_recv_bytes;
+	if (len > max) {
+		error_set(err, STATUS_RESOURCE_EXHAUSTED,
+			  "grpc: received message larger than max (%zu vs. %zu)", len, max);
+		goto out;
+	}
+	if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+		error_set(err, STATUS_INTERNAL, "grpc: failed to decompress the received message");
+		goto out;
+	}
+	reader_init = 1;
+	slice = grpc_byte_buffer_reader_readall(&reader);
+	call->request_bytes += GRPC_SLICE_LENGTH(slice);
+	ProtobufCMessage *m = protobuf_c_message_unpack(call->method->request, NULL,
+							GRPC_SLICE_LENGTH(slice),
+							GRPC_SLICE_START_PTR(slice));
+	if (!m) {
+		error_set(err, STATUS_INTERNAL,
+			  "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data");
+		goto out;
+	}
+	track_msg(call, m);
+	if (!call->opts->no_access_log)
+		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
+	*out = m;
+	ret = 1;
+out:
+	grpc_slice_unref(slice);
+	if (reader_init)
+		grpc_byte_buffer_reader_destroy(&reader);
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
+int rpc_call_recv(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+{
+	*out = NULL;
+	if (call->method->type == RPC_UNARY || call->method->type == RPC_SERVER_STREAM)
+		return 0;
+	return recv_one(call, out, err);
+}
+
+const ProtobufCMessage *rpc_call_request(struct rpc_call *call)
+{
+	return call->request;
+}
+
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, size_t *len_out)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = xmalloc(len);
+	protobuf_c_message_pack(msg, buf);
+	grpc_slice s = grpc_slice_new(buf, len, free);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	*len_out = len;
+	return bb;
+}
+
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct error *err)
+{
+	size_t len;
+	grpc_op ops[2];
+	size_t n = 0;
+	int ok;
+
+	if (call->method->type == RPC_UNARY || call->method->type == RPC_CLIENT_STREAM) {
+		if (call->unary_resp)
+			grpc_byte_buffer_destroy(call->unary_resp);
+		call->unary_resp = pack_message(msg, &len);
+		call->response_bytes = len;
+		return 0;
+	}
+	grpc_byte_buffer *bb = pack_message(msg, &len);
+	memset(ops, 0, sizeof(ops));
+	if (!call->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		call->initial_md_sent = 1;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n].data.send_message.send_message = bb;
+	n++;
+	ok = start_batch(call, ops, n, &call->tag_op);
+	grpc_byte_buffer_destroy(bb);
+	if (!ok)
+		return gone_error(call, err);
+	call->response_bytes += len;
+	if (!call->opts->no_access_log)
+		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+	return 0;
+}
+
+const char *rpc_call_metadata(struct rpc_call *call, const char *key)
+{
+	for (size_t i = 0; i < call->n_md; i++)
+		if (!strcmp(call->md[i].key, key))
+			return call->md[i].value;
+	return NULL;
+}
+
+int64_t rpc_call_deadline_ms(struct rpc_call *call)
+{
+	return call->deadline_ms;
+}
+
+const char *rpc_call_peer(struct rpc_call *call)
+{
+	return call->peer;
+}
+
+const char *rpc_call_method_name(struct rpc_call *call)
+{
+	return call->full_method;
+}
+
+const char *rpc_call_correlation_id(struct rpc_call *call)
+{
+	return call->correlation_id;
+}
+
+void *rpc_call_service_data(struct rpc_call *call)
+{
+	return call->svc ? call->svc->data : NULL;
+}
+
+void rpc_call_log_field(struct rpc_call *call, const char *key, json_t *value)
+{
+	if (!call->log_fields)
+		call->log_fields = json_object();
+	json_object_set_new(call->log_fields, key, value);
+}
+
+/* Sends the final status (and the unary response when ok). */
+static void send_status(struct rpc_call *call, const struct error *e)
+{
+	grpc_op ops[3];
+	size_t n = 0;
+	grpc_metadata trailer;
+	struct strbuf details = STRBUF_INIT;
+	int code = e ? e->code : STATUS_OK;
+	const char *msg = (e && e->message) ? e->message : "";
+	grpc_slice status_slice = grpc_slice_from_copied_string(msg);
+
+	memset(ops, 0, sizeof(ops));
+	memset(&trailer, 0, sizeof(trailer));
+	if (!call->initial_md_sent) {
+		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+		n++;
+		call->initial_md_sent = 1;
+	}
+	if (code == STATUS_OK && (call->method->type == RPC_UNARY ||
+				  call->method->type == RPC_CLIENT_STREAM)) {
+		if (!call->unary_resp) {
+			/* The handler sent nothing: an empty message of the response type. */
+			grpc_slice s = grpc_empty_slice();
+			call->unary_resp = grpc_raw_byte_buffer_create(&s, 1);
+		}
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n].data.send_message.send_message = call->unary_resp;
+		n++;
+	}
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+	ops[n].data.send_status_from_server.status_details = &status_slice;
+	if (code != STATUS_OK && e->n_details > 0 && rpc_status_encode(e, &details) == 0) {
+		trailer.key = grpc_slice_from_static_string("grpc-status-details-bin");
+		trailer.value = grpc_slice_from_copied_buffer(details.buf, details.len);
+		ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+		ops[n].data.send_status_from_server.trailing_metadata = &trailer;
+	}
+	n++;
+	if (start_batch(call, ops, n, &call->tag_op) && code == STATUS_OK && call->unary_resp &&
+	    !call->opts->no_access_log)
+		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+	grpc_slice_unref(status_slice);
+	grpc_slice_unref(trailer.value);
+	strbuf_release(&details);
+}
+
+static void copy_metadata(struct rpc_call *call, const grpc_metadata_array *md)
+{
+	call->md = rpc_call_alloc(call, (md->count ? md->count : 1) * sizeof(*call->md));
+	for (size_t i = 0; i < md->count; i++) {
+		const grpc_metadata *m = &md->metadata[i];
+		struct md_entry *e = &call->md[call->n_md++];
+		e->key = arena_strndup(call, (const char *)GRPC_SLICE_START_PTR(m->key),
+				       GRPC_SLICE_LENGTH(m->key));
+		e->value = arena_strndup(call, (const char *)GRPC_SLICE_START_PTR(m->value),
+					 GRPC_SLICE_LENGTH(m->value));
+		e->value_len = GRPC_SLICE_LENGTH(m->value);
+	}
+}
+
+static void set_deadline(struct rpc_call *call, gpr_timespec d)
+{
+	call->deadline_ms = INT64_MAX;
+	call->deadline_unix_ms = 0;
+	if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
+		return;
+	gpr_timespec left = gpr_time_sub(d, gpr_now(d.clock_type));
+	int64_t left_ms = (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+	call->deadline_ms = now_ms(CLOCK_MONOTONIC) + left_ms;
+	call->deadline_unix_ms = now_ms(CLOCK_REALTIME) + left_ms;
+}
+
+/* Space-joined sorted names of the gitaly-feature-* flags set to "true". */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static const char *feature_flags(struct rpc_call *call)
+{
+	static const char prefix[] = "gitaly-feature-";
+	const char **names = rpc_call_alloc(call, (call->n_md + 1) * sizeof(*names));
+	size_t n = 0, total = 0;
+	for (size_t i = 0; i < call->n_md; i++) {
+		if (strncmp(call->md[i].key, prefix, sizeof(prefix) - 1) ||
+		    strcmp(call->md[i].value, "true"))
+			continue;
+		char *name = rpc_call_strdup(call, call->md[i].key + sizeof(prefix) - 1);
+		for (char *p = name; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		names[n++] = name;
+		total += strlen(name) + 1;
+	}
+	if (!n)
+		return NULL;
+	qsort(names, n, sizeof(*names), cmp_str);
+	char *out = rpc_call_alloc(call, total), *p = out;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		if (i)
+			*p++ = ' ';
+		memcpy(p, names[i], l);
+		p += l;
+	}
+	*p = 0;
+	return out;
+}
+
+static const char *string_field(const ProtobufCMessage *m, const char *name)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+	if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	const char *s = *(char *const *)((const char *)m + f->offset);
+	return (s && *s) ? s : NULL;
+}
+
+void rpc_call_request_fields(const ProtobufCMessage *req, struct accesslog_entry *e)
+{
+	if (!req)
+		return;
+	e->storage_name = string_field(req, "storage_name");
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "repository");
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return;
+	const ProtobufCMessageDescriptor *rd = f->descriptor;
+	if (!rd || strcmp(rd->name, "gitaly.Repository"))
+		return;
+	const ProtobufCMessage *repo = *(ProtobufCMessage *const *)((const char *)req + f->offset);
+	if (!repo)
+		return;
+	e->has_repository = 1;
+	e->repo_storage = string_field(repo, "storage_name");
+	e->repo_path = string_field(repo, "relative_path");
+	e->gl_repository = string_field(repo, "gl_repository");
+	e->gl_project_path = string_field(repo, "gl_project_path");
+}
+
+static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
+		       const struct timespec *start_mono, const struct error *e,
+		       const char *auth_version)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	double secs = (double)(end.tv_sec - start_mono->tv_sec) +
+		      (double)(end.tv_nsec - start_mono->tv_nsec) / 1e9;
+	int code = e ? e->code : STATUS_OK;
+	struct accesslog_entry le;
+
+	memset(&le, 0, sizeof(le));
+	le.service = call->service_name;
+	le.method = call->method_name;
+	le.type = call->method->type;
+	le.op = call->method->op;
+	le.scope = call->method->scope;
+	le.start = *start_rt;
+	le.deadline_unix_ms = call->deadline_unix_ms;
+	le.time_ms = secs * 1000.0;
+	le.code = code;
+	le.error = code ? (e->message ? e->message : "") : NULL;
+	le.correlation_id = call->correlation_id;
+	le.client_name = rpc_call_metadata(call, "x-gitlab-client-name");
+	if (!le.client_name)
+		le.client_name = rpc_call_metadata(call, "client_name");
+	le.call_site = rpc_call_metadata(call, "call_site");
+	le.auth_version = auth_version;
+	le.deadline_type = rpc_call_metadata(call, "deadline_type");
+	le.remote_ip = rpc_call_metadata(call, "remote_ip");
+	le.user_id = rpc_call_metadata(call, "user_id");
+	le.username = rpc_call_metadata(call, "username");
+	le.feature_flags = feature_flags(call);
+	rpc_call_request_fields(call->request, &le);
+	le.request_bytes = call->request_bytes;
+	le.response_bytes = call->response_bytes;
+	le.custom_fields = call->log_fields;
+	accesslog_emit(&le);
+	rpc_metrics_handled(call->service_name, call->method_name, call->method->type, code, secs);
+}
+
+/* Answers a call that never reaches a handler (unknown service/method). */
+static void reject(struct rpc_call *call, const struct error *e)
+{
+	static const struct rpc_method dummy = { .name = "", .type = RPC_BIDI_STREAM };
+	if (!call->method)
+		call->method = &dummy;
+	send_status(call, e);
+}
+
+void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
+		     const grpc_metadata_array *md, grpc_completion_queue *cq)
+{
+	struct rpc_call call_s, *call = &call_s;
+	struct error err = ERROR_INIT;
+	struct rpc_lookup lk;
+	struct timespec start_rt, start_mono;
+	grpc_op op;
+	int cancelled_flag = 0;
+	const char *auth_version = NULL;
+	int logged = 0;
+
+	clock_gettime(CLOCK_REALTIME, &start_rt);
+	clock_gettime(CLOCK_MONOTONIC, &start_mono);
+	memset(call, 0, sizeof(*call));
+	call->srv = srv;
+	call->opts = rpc_server_opts(srv);
+	call->gc = gc;
+	call->cq = cq;
+
+	/* The close op reports cancellation; it completes at the very end otherwise. */
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &cancelled_flag;
+	if (grpc_call_start_batch(gc, &op, 1, &call->tag_close, NULL) != GRPC_CALL_OK)
+		call->close_done = 1;
+
+	const char *mptr = (const char *)GRPC_SLICE_START_PTR(details->method);
+	size_t mlen = GRPC_SLICE_LENGTH(details->method);
+	call->full_method = arena_strndup(call, mptr, mlen);
+	copy_metadata(call, md);
+	set_deadline(call, details->deadline);
+	{
+		char *peer = grpc_call_get_peer(gc);
+		call->peer = rpc_call_strdup(call, peer ? peer : "");
+		gpr_free(peer);
+	}
+	/* Split "/svc/method" for the log and for error messages. */
+	{
+		const char *s = call->full_method;
+		if (*s == '/')
+			s++;
+		const char *slash = strrchr(s, '/');
+		if (slash) {
+			call->service_name = arena_strndup(call, s, (size_t)(slash - s));
+			call->method_name = rpc_call_strdup(call, slash + 1);
+		} else {
+			call->service_name = rpc_call_strdup(call, "");
+			call->method_name = rpc_call_strdup(call, s);
+		}
+	}
+
+	rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
+	call->svc = lk.svc;
+	call->method = lk.method;
+	if (!lk.svc) {
+		error_set(&err, STATUS_UNIMPLEMENTED, "unknown service %s", call->service_name);
+		reject(call, &err);
+		goto out;
+	}
+	if (!lk.method) {
+		error_set(&err, STATUS_UNIMPLEMENTED, "unknown method %s for service %s",
+			  call->method_name, call->service_name);
+		reject(call, &err);
+		goto out;
+	}
+
+	/* Correlation id: the client's, or a fresh one. */
+	{
+		char buf[CORRELATION_ID_LEN + 1];
+		const char *cid = correlation_from_metadata(
+			rpc_call_metadata(call, CORRELATION_METADATA_KEY), buf, sizeof(buf));
+		call->correlation_id = cid == buf ? rpc_call_strdup(call, buf) : cid;
+	}
+	logged = !call->opts->no_access_log;
+	if (logged)
+		rpc_metrics_started(call->service_name, call->method_name, call->method->type);
+
+	/* Auth runs for every method, before anything is read. */
+	if (auth_check(&call->opts->auth, rpc_call_metadata(call, "authorization"),
+		       (int64_t)time(NULL), &auth_version, &err) < 0) {
+		if (!error_is_set(&err))
+			error_set(&err, STATUS_UNAUTHENTICATED, "authentication required");
+		send_status(call, &err);
+		goto out;
+	}
+
+	{
+		ProtobufCMessage *first = NULL;
+		int r = recv_one(call, &first, &err);
+		if (r < 0) {
+			send_status(call, &err);
+			goto out;
+		}
+		if (r == 0 && (call->method->type == RPC_UNARY ||
+			       call->method->type == RPC_SERVER_STREAM)) {
+			error_set(&err, STATUS_INTERNAL,
+				  "grpc: error unmarshalling request: EOF");
+			send_status(call, &err);
+			goto out;
+		}
+		call->request = first;
+	}
+
+	if (!call->method->handler) {
+		error_set(&err, STATUS_UNIMPLEMENTED, "method %s not implemented",
+			  call->method_name);
+		send_status(call, &err);
+		goto out;
+	}
+
+	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
+		if (!error_is_set(&err))
+			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
+		/*
+		 * A handler failing after its deadline or a cancel almost always
+		 * fails because of it (killed git, closed stream); as with Go's
+		 * context errors, the status then says so.
+		 */
+		if (err.code != STATUS_DEADLINE_EXCEEDED && err.code != STATUS_CANCELLED &&
+		    rpc_call_cancelled(call)) {
+			struct error ctx_err = ERROR_INIT;
+			gone_error(call, &ctx_err);
+			log_msg(LOG_DEBUG, "%s failed after the call ended: %s", call->full_method,
+				err.message ? err.message : "");
+			error_move(&err, &ctx_err);
+		}
+		send_status(call, &err);
+	} else {
+		send_status(call, NULL);
+	}
+
+out:
+	if (!call->close_done)
+		wait_tag(call, &call->tag_close);
+	if (logged)
+		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
+			   auth_version);
+	grpc_call_unref(gc);
+	for (size_t i = 0; i < call->n_msgs; i++)
+		protobuf_c_message_free_unpacked(call->msgs[i], NULL);
+	free(call->msgs);
+	if (call->unary_resp)
+		grpc_byte_buffer_destroy(call->unary_resp);
+	json_decref(call->log_fields);
+	error_release(&err);
+	arena_free(call);
+}

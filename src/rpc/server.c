@@ -1,0 +1,430 @@
+/*
+ * The server: grpc core instance, the method table, and the worker pool.
+ * Every worker owns two completion queues: a registered one on which it asks
+ * for the next call (generic grpc_server_request_call, so any method name
+ * arrives and unknown ones get grpc-go's UNIMPLEMENTED texts), and one bound
+ * to the call it is running. A worker runs one call at a time; calls beyond
+ * the pool size wait inside grpc core until a worker asks again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "base/log.h"
+#include "rpc/server.h"
+#include "rpc/server_internal.h"
+
+struct method_slot {
+	char *full; /* "/svc/method", NULL when empty */
+	size_t len;
+	const struct rpc_service *svc;
+	const struct rpc_method *method;
+};
+
+struct worker {
+	struct rpc_server *srv;
+	pthread_t thread;
+	int started;
+	grpc_completion_queue *notify_cq;
+	grpc_completion_queue *call_cq;
+};
+
+struct rpc_server {
+	struct rpc_server_options opts;
+	grpc_server *server;
+	grpc_completion_queue *shutdown_cq;
+	grpc_server_credentials *creds;
+
+	const struct rpc_service **services;
+	size_t n_services;
+	struct method_slot *slots; /* open addressing, power of two */
+	size_t n_slots, n_used;
+
+	struct worker *workers;
+	int n_workers;
+	int started, shut_down;
+	pthread_mutex_t lock;
+};
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static int table_insert(struct method_slot *slots, size_t n_slots, const struct method_slot *in)
+{
+	size_t i = hash_bytes(in->full, in->len) & (n_slots - 1);
+	while (slots[i].full) {
+		if (slots[i].len == in->len && !memcmp(slots[i].full, in->full, in->len))
+			return -1;
+		i = (i + 1) & (n_slots - 1);
+	}
+	slots[i] = *in;
+	return 0;
+}
+
+static int table_grow(struct rpc_server *srv, size_t need)
+{
+	if ((srv->n_used + need) * 2 <= srv->n_slots)
+		return 0;
+	size_t n = srv->n_slots ? srv->n_slots : 64;
+	while ((srv->n_used + need) * 2 > n)
+		n *= 2;
+	struct method_slot *slots = calloc(n, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < srv->n_slots; i++)
+		if (srv->slots[i].full)
+			table_insert(slots, n, &srv->slots[i]);
+	free(srv->slots);
+	srv->slots = slots;
+	srv->n_slots = n;
+	return 0;
+}
+
+void rpc_server_lookup(const struct rpc_server *srv, const char *full, size_t len,
+		       struct rpc_lookup *out)
+{
+	out->svc = NULL;
+	out->method = NULL;
+	if (srv->n_slots) {
+		size_t i = hash_bytes(full, len) & (srv->n_slots - 1);
+		while (srv->slots[i].full) {
+			const struct method_slot *s = &srv->slots[i];
+			if (s->len == len && !memcmp(s->full, full, len)) {
+				out->svc = s->svc;
+				out->method = s->method;
+				return;
+			}
+			i = (i + 1) & (srv->n_slots - 1);
+		}
+	}
+	/* Not a known method: tell apart an unknown service (rare path). */
+	const char *p = full;
+	size_t plen = len;
+	if (plen && *p == '/') {
+		p++;
+		plen--;
+	}
+	const char *slash = memrchr(p, '/', plen);
+	size_t svc_len = slash ? (size_t)(slash - p) : plen;
+	for (size_t k = 0; k < srv->n_services; k++) {
+		const char *name = srv->services[k]->name;
+		if (strlen(name) == svc_len && !memcmp(name, p, svc_len)) {
+			out->svc = srv->services[k];
+			return;
+		}
+	}
+}
+
+const struct rpc_server_options *rpc_server_opts(const struct rpc_server *srv)
+{
+	return &srv->opts;
+}
+
+int rpc_server_n_workers(const struct rpc_server *srv)
+{
+	return srv->n_workers;
+}
+
+int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **out,
+		   struct error *err)
+{
+	struct rpc_server *srv = calloc(1, sizeof(*srv));
+	int ret = -1;
+
+	*out = NULL;
+	if (!srv)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	if (opts)
+		srv->opts = *opts;
+	if (srv->opts.n_workers <= 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		if (ncpu < 1)
+			ncpu = 1;
+		/*
+		 * Long streaming calls (clones, pushes) hold a worker for their
+		 * whole duration, so the pool is generously sized; idle threads
+		 * cost little.
+		 */
+		srv->opts.n_workers = ncpu * 4 > 64 ? (int)(ncpu * 4) : 64;
+	}
+	if (!srv->opts.max_recv_bytes)
+		srv->opts.max_recv_bytes = RPC_DEFAULT_MAX_RECV_BYTES;
+	if (srv->opts.keepalive_time_ms <= 0)
+		srv->opts.keepalive_time_ms = 5 * 60 * 1000;
+	srv->n_workers = srv->opts.n_workers;
+	pthread_mutex_init(&srv->lock, NULL);
+
+	grpc_init();
+	/*
+	 * grpc core enforces a higher cap than ours so that messages between the
+	 * two get grpc-go's exact ResourceExhausted text from call.c; anything
+	 * beyond 4x is cut by core itself without buffering it.
+	 */
+	size_t core_max = srv->opts.max_recv_bytes * 4;
+	if (core_max > INT32_MAX)
+		core_max = INT32_MAX;
+	grpc_arg args[] = {
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		  .value.integer = (int)core_max },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+		  .value.integer = -1 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS,
+		  .value.integer = (int)srv->opts.keepalive_time_ms },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+		  .value.integer = 20000 },
+		/* Clients (GitLab, Workhorse) ping every 20 s, even without calls. */
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+		  .value.integer = 1 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+		  .value.integer = 10000 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+		  .value.integer = 2 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+		  .value.integer = 0 },
+	};
+	grpc_channel_args cargs = { .num_args = sizeof(args) / sizeof(args[0]), .args = args };
+	srv->server = grpc_server_create(&cargs, NULL);
+	if (!srv->server) {
+		error_set(err, STATUS_INTERNAL, "grpc_server_create failed");
+		goto out;
+	}
+	srv->creds = grpc_insecure_server_credentials_create();
+	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
+	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
+	if (!srv->workers) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+		w->srv = srv;
+		w->notify_cq = grpc_completion_queue_create_for_next(NULL);
+		w->call_cq = grpc_completion_queue_create_for_next(NULL);
+		grpc_server_register_completion_queue(srv->server, w->notify_cq, NULL);
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		rpc_server_free(srv);
+		srv = NULL;
+	}
+	*out = srv;
+	return ret;
+}
+
+int rpc_server_register(struct rpc_server *srv, const struct rpc_service *svc, struct error *err)
+{
+	if (srv->started)
+		return error_set(err, STATUS_INTERNAL, "register after start: %s", svc->name);
+	for (size_t i = 0; i < srv->n_services; i++)
+		if (!strcmp(srv->services[i]->name, svc->name))
+			return error_set(err, STATUS_ALREADY_EXISTS,
+					 "service %s registered twice", svc->name);
+	if (table_grow(srv, svc->n_methods) < 0)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	const struct rpc_service **s =
+		realloc(srv->services, (srv->n_services + 1) * sizeof(*s));
+	if (!s)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	srv->services = s;
+	srv->services[srv->n_services++] = svc;
+	for (size_t i = 0; i < svc->n_methods; i++) {
+		struct method_slot slot;
+		size_t len = strlen(svc->name) + strlen(svc->methods[i].name) + 2;
+		slot.full = malloc(len + 1);
+		if (!slot.full)
+			return error_set(err, STATUS_INTERNAL, "out of memory");
+		snprintf(slot.full, len + 1, "/%s/%s", svc->name, svc->methods[i].name);
+		slot.len = len;
+		slot.svc = svc;
+		slot.method = &svc->methods[i];
+		if (table_insert(srv->slots, srv->n_slots, &slot) < 0) {
+			free(slot.full);
+			return error_set(err, STATUS_ALREADY_EXISTS, "method %s/%s registered twice",
+					 svc->name, svc->methods[i].name);
+		}
+		srv->n_used++;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct rpc_server *srv = w->srv;
+
+	for (;;) {
+		grpc_call *gc = NULL;
+		grpc_call_details details;
+		grpc_metadata_array md;
+
+		grpc_call_details_init(&details);
+		grpc_metadata_array_init(&md);
+		grpc_call_error rc = grpc_server_request_call(srv->server, &gc, &details, &md,
+							      w->call_cq, w->notify_cq, w);
+		if (rc != GRPC_CALL_OK) {
+			grpc_call_details_destroy(&details);
+			grpc_metadata_array_destroy(&md);
+			break;
+		}
+		grpc_event ev = grpc_completion_queue_next(w->notify_cq,
+							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
+			/* The server is shutting down. */
+			if (gc)
+				grpc_call_unref(gc);
+			grpc_call_details_destroy(&details);
+			grpc_metadata_array_destroy(&md);
+			break;
+		}
+		rpc_call_handle(srv, gc, &details, &md, w->call_cq);
+		grpc_call_details_destroy(&details);
+		grpc_metadata_array_destroy(&md);
+	}
+	return NULL;
+}
+
+int rpc_server_start(struct rpc_server *srv, struct error *err)
+{
+	pthread_attr_t attr;
+
+	if (srv->started)
+		return 0;
+	grpc_server_start(srv->server);
+	srv->started = 1;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
+	for (int i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+		int rc = pthread_create(&w->thread, &attr, worker_main, w);
+		if (rc) {
+			pthread_attr_destroy(&attr);
+			return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));
+		}
+		w->started = 1;
+	}
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+int rpc_server_add_fd(struct rpc_server *srv, int fd, struct error *err)
+{
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		int e = errno;
+		close(fd);
+		return error_set(err, STATUS_INTERNAL, "set O_NONBLOCK: %s", strerror(e));
+	}
+	/* Pending removal from the accept loop would race with shutdown otherwise. */
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->started || srv->shut_down) {
+		pthread_mutex_unlock(&srv->lock);
+		close(fd);
+		return error_set(err, STATUS_UNAVAILABLE, "server not running");
+	}
+	grpc_server_add_channel_from_fd(srv->server, fd, srv->creds);
+	pthread_mutex_unlock(&srv->lock);
+	return 0;
+}
+
+static void drain_cq(grpc_completion_queue *cq)
+{
+	grpc_completion_queue_shutdown(cq);
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+							   NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+	}
+}
+
+int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->shut_down || !srv->server) {
+		pthread_mutex_unlock(&srv->lock);
+		return 0;
+	}
+	srv->shut_down = 1;
+	pthread_mutex_unlock(&srv->lock);
+
+	if (srv->started) {
+		char tag;
+		grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
+		gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+						  gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_pluck(srv->shutdown_cq, &tag, until, NULL);
+		if (ev.type == GRPC_QUEUE_TIMEOUT) {
+			ret = -1;
+			grpc_server_cancel_all_calls(srv->server);
+			grpc_completion_queue_pluck(srv->shutdown_cq, &tag,
+						    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		}
+		for (int i = 0; i < srv->n_workers; i++) {
+			if (srv->workers[i].started) {
+				pthread_join(srv->workers[i].thread, NULL);
+				srv->workers[i].started = 0;
+			}
+		}
+	}
+	return ret;
+}
+
+void rpc_server_free(struct rpc_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->server) {
+		if (srv->started) {
+			rpc_server_shutdown(srv, 0);
+		} else {
+			/* Never started: grpc core still wants a shutdown before destroy. */
+			char tag;
+			grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
+			grpc_completion_queue_pluck(srv->shutdown_cq, &tag,
+						    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		}
+		grpc_server_destroy(srv->server);
+	}
+	for (int i = 0; srv->workers && i < srv->n_workers; i++) {
+		if (srv->workers[i].notify_cq) {
+			drain_cq(srv->workers[i].notify_cq);
+			grpc_completion_queue_destroy(srv->workers[i].notify_cq);
+		}
+		if (srv->workers[i].call_cq) {
+			drain_cq(srv->workers[i].call_cq);
+			grpc_completion_queue_destroy(srv->workers[i].call_cq);
+		}
+	}
+	if (srv->shutdown_cq) {
+		grpc_completion_queue_shutdown(srv->shutdown_cq);
+		grpc_completion_queue_destroy(srv->shutdown_cq);
+	}
+	if (srv->creds)
+		grpc_server_credentials_release(srv->creds);
+	for (size_t i = 0; i < srv->n_slots; i++)
+		free(srv->slots[i].full);
+	free(srv->slots);
+	free(srv->services);
+	free(srv->workers);
+	pthread_mutex_destroy(&srv->lock);
+	grpc_shutdown();
+	free(srv);
+}

@@ -1,0 +1,258 @@
+/*
+ * gitaly.ServerService: server and git versions with per-storage status
+ * (readable, writeable through a probe file, filesystem type and id),
+ * disk statistics, the NTP clock check and the readiness stub. The service
+ * is "intercepted" upstream (no repository, no op type).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "git/command.h"
+#include "git/storage.h"
+#include "server.pb-c.h"
+#include "service/ntp.h"
+#include "service/server_internal.h"
+#include "service/service_internal.h"
+
+#ifndef GITALY_VERSION
+#define GITALY_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_NTP_HOST "pool.ntp.org"
+#define NTP_TIMEOUT_MS 5000
+/* protobuf Duration limits: +-10000 years. */
+#define DURATION_MAX_SECONDS 315576000000LL
+
+void server_storage_probe(const char *path, int *readable, int *writeable)
+{
+	struct stat st;
+	char *probe = NULL;
+	int fd;
+
+	*readable = stat(path, &st) == 0;
+	*writeable = 0;
+	if (asprintf(&probe, "%s/+testWrite", path) < 0)
+		return;
+	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		*writeable = write(fd, "testWrite", 9) == 9;
+		if (close(fd) < 0)
+			*writeable = 0;
+	}
+	unlink(probe);
+	free(probe);
+}
+
+int server_check_duration(const Google__Protobuf__Duration *d, int64_t *out_ns,
+			  struct error *err)
+{
+	if (!d)
+		return error_set(err, STATUS_INVALID_ARGUMENT, "invalid nil Duration");
+	if (d->seconds < -DURATION_MAX_SECONDS)
+		return error_set(err, STATUS_INVALID_ARGUMENT,
+				 "duration (seconds:%lld nanos:%d) exceeds -10000 years",
+				 (long long)d->seconds, d->nanos);
+	if (d->seconds > DURATION_MAX_SECONDS)
+		return error_set(err, STATUS_INVALID_ARGUMENT,
+				 "duration (seconds:%lld nanos:%d) exceeds +10000 years",
+				 (long long)d->seconds, d->nanos);
+	if (d->nanos <= -1000000000 || d->nanos >= 1000000000)
+		return error_set(err, STATUS_INVALID_ARGUMENT,
+				 "duration (seconds:%lld nanos:%d) has out-of-range nanos",
+				 (long long)d->seconds, d->nanos);
+	if ((d->seconds > 0 && d->nanos < 0) || (d->seconds < 0 && d->nanos > 0))
+		return error_set(err, STATUS_INVALID_ARGUMENT,
+				 "duration (seconds:%lld nanos:%d) has seconds and nanos with different signs",
+				 (long long)d->seconds, d->nanos);
+	/* Go's AsDuration saturates at the int64 nanosecond range. */
+	if (d->seconds > INT64_MAX / 1000000000LL - 1)
+		*out_ns = INT64_MAX;
+	else if (d->seconds < INT64_MIN / 1000000000LL + 1)
+		*out_ns = INT64_MIN;
+	else
+		*out_ns = d->seconds * 1000000000LL + d->nanos;
+	return 0;
+}
+
+int server_clock_synced(const char *ntp_host, int64_t threshold_ns, int timeout_ms, int *synced,
+			struct error *err)
+{
+	struct ntp_response resp;
+	const char *host = ntp_host && *ntp_host ? ntp_host : DEFAULT_NTP_HOST;
+
+	if (ntp_query(host, timeout_ms, &resp, err) < 0)
+		return error_prefix(err, "query ntp host %s", host);
+	if (ntp_validate(&resp, err) < 0)
+		return error_prefix(err, "validate ntp response");
+	*synced = !(resp.clock_offset_ns > threshold_ns || resp.clock_offset_ns < -threshold_ns);
+	return 0;
+}
+
+static int server_info(struct rpc_call *call, struct error *err)
+{
+	const struct service_deps *deps = rpc_call_service_data(call);
+	const struct config *cfg = deps->cfg;
+	Gitaly__ServerInfoResponse resp = GITALY__SERVER_INFO_RESPONSE__INIT;
+	Gitaly__ServerInfoResponse__StorageStatus *statuses = NULL, **ptrs = NULL;
+	char *git_ver = NULL;
+	char **ids = NULL;
+	int ret = -1;
+
+	if (git_version(&git_ver, err) < 0) {
+		err->code = STATUS_INTERNAL;
+		goto out;
+	}
+	statuses = calloc(cfg->n_storages + 1, sizeof(*statuses));
+	ptrs = calloc(cfg->n_storages + 1, sizeof(*ptrs));
+	ids = calloc(cfg->n_storages + 1, sizeof(*ids));
+	if (!statuses || !ptrs || !ids) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_storages; i++) {
+		Gitaly__ServerInfoResponse__StorageStatus *s = &statuses[i];
+		struct error ierr = ERROR_INIT;
+		int readable, writeable;
+
+		gitaly__server_info_response__storage_status__init(s);
+		server_storage_probe(cfg->storages[i].path, &readable, &writeable);
+		if (storage_filesystem_id(cfg->storages[i].path, &ids[i], &ierr) < 0) {
+			/* Upstream logs the problem and reports an empty id. */
+			log_msg(LOG_ERROR, "reading gitaly metadata file: storage %s: %s",
+				cfg->storages[i].name, ierr.message);
+			error_release(&ierr);
+			ids[i] = NULL;
+		}
+		s->storage_name = cfg->storages[i].name;
+		s->readable = readable;
+		s->writeable = writeable;
+		s->fs_type = (char *)storage_fs_type(cfg->storages[i].path);
+		s->filesystem_id = ids[i] ? ids[i] : (char *)"";
+		s->replication_factor = 1;
+		ptrs[i] = s;
+	}
+	resp.server_version = (char *)GITALY_VERSION;
+	resp.git_version = git_ver;
+	resp.n_storage_statuses = cfg->n_storages;
+	resp.storage_statuses = ptrs;
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	for (size_t i = 0; ids && i < cfg->n_storages; i++)
+		free(ids[i]);
+	free(ids);
+	free(ptrs);
+	free(statuses);
+	free(git_ver);
+	return ret;
+}
+
+int server_disk_status(const char *path, int64_t *available, int64_t *used)
+{
+	struct statvfs st;
+
+	if (statvfs(path, &st) < 0)
+		return -1;
+	*available = (int64_t)st.f_bavail * (int64_t)st.f_bsize;
+	*used = ((int64_t)st.f_blocks - (int64_t)st.f_bfree) * (int64_t)st.f_bsize;
+	return 0;
+}
+
+static int server_disk_statistics(struct rpc_call *call, struct error *err)
+{
+	const struct service_deps *deps = rpc_call_service_data(call);
+	const struct config *cfg = deps->cfg;
+	Gitaly__DiskStatisticsResponse resp = GITALY__DISK_STATISTICS_RESPONSE__INIT;
+	Gitaly__DiskStatisticsResponse__StorageStatus *statuses = NULL, **ptrs = NULL;
+	int ret = -1;
+
+	statuses = calloc(cfg->n_storages + 1, sizeof(*statuses));
+	ptrs = calloc(cfg->n_storages + 1, sizeof(*ptrs));
+	if (!statuses || !ptrs) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_storages; i++) {
+		Gitaly__DiskStatisticsResponse__StorageStatus *s = &statuses[i];
+		int64_t avail = 0, used = 0;
+
+		gitaly__disk_statistics_response__storage_status__init(s);
+		s->storage_name = cfg->storages[i].name;
+		if (server_disk_status(cfg->storages[i].path, &avail, &used) < 0) {
+			/* Upstream logs and reports the storage with zero values. */
+			log_msg(LOG_ERROR, "to retrieve shard disk statistics: storage %s: %s",
+				cfg->storages[i].name, strerror(errno));
+		} else {
+			s->available = avail;
+			s->used = used;
+		}
+		ptrs[i] = s;
+	}
+	resp.n_storage_statuses = cfg->n_storages;
+	resp.storage_statuses = ptrs;
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	free(ptrs);
+	free(statuses);
+	return ret;
+}
+
+static int server_clock_synced_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__ClockSyncedRequest *req =
+		(const Gitaly__ClockSyncedRequest *)rpc_call_request(call);
+	Gitaly__ClockSyncedResponse resp = GITALY__CLOCK_SYNCED_RESPONSE__INIT;
+	int64_t threshold, timeout = NTP_TIMEOUT_MS, deadline, now;
+	struct timespec ts;
+	int synced = 0;
+
+	if (server_check_duration(req ? req->drift_threshold : NULL, &threshold, err) < 0)
+		return -1;
+	/* Never wait for the NTP server beyond the call's own deadline. */
+	deadline = rpc_call_deadline_ms(call);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (deadline != INT64_MAX && deadline - now < timeout)
+		timeout = deadline - now > 1 ? deadline - now : 1;
+	if (server_clock_synced(req->ntp_host, threshold, (int)timeout, &synced, err) < 0)
+		return -1;
+	resp.synced = synced;
+	return rpc_call_send(call, &resp.base, err);
+}
+
+static int server_readiness_check(struct rpc_call *call, struct error *err)
+{
+	Gitaly__ReadinessCheckResponse resp = GITALY__READINESS_CHECK_RESPONSE__INIT;
+	Gitaly__ReadinessCheckResponse__Ok ok = GITALY__READINESS_CHECK_RESPONSE__OK__INIT;
+
+	resp.result_case = GITALY__READINESS_CHECK_RESPONSE__RESULT_OK_RESPONSE;
+	resp.ok_response = &ok;
+	return rpc_call_send(call, &resp.base, err);
+}
+
+#define M(name, req, resp, fn)                                                                 \
+	{ name, RPC_UNARY, &gitaly__##req##__descriptor, &gitaly__##resp##__descriptor, fn,     \
+	  RPC_OP_UNKNOWN, RPC_SCOPE_STORAGE }
+
+static const struct rpc_method server_methods[] = {
+	M("ServerInfo", server_info_request, server_info_response, server_info),
+	M("DiskStatistics", disk_statistics_request, disk_statistics_response,
+	  server_disk_statistics),
+	M("ClockSynced", clock_synced_request, clock_synced_response, server_clock_synced_rpc),
+	M("ReadinessCheck", readiness_check_request, readiness_check_response,
+	  server_readiness_check),
+};
+
+void service_server_init(struct rpc_service *svc, struct service_deps *deps)
+{
+	svc->name = "gitaly.ServerService";
+	svc->methods = server_methods;
+	svc->n_methods = sizeof(server_methods) / sizeof(server_methods[0]);
+	svc->data = deps;
+}

@@ -1,0 +1,21 @@
+/*
+ * The list of gRPC services this server offers, each bound to the shared
+ * dependencies (config, locator). src/cmd/gitaly registers them all.
+ */
+#include "service/service.h"
+
+#include "service/service_internal.h"
+
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_COUNT };
+
+const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
+{
+	/* One table per process: services_all is called once at startup. */
+	static struct rpc_service services[SVC_COUNT];
+
+	service_health_init(&services[SVC_HEALTH], deps);
+	service_server_init(&services[SVC_SERVER], deps);
+	service_repository_init(&services[SVC_REPOSITORY], deps);
+	*n = SVC_COUNT;
+	return services;
+}
