@@ -227,6 +227,97 @@ int blob_parse_batch_check(const char *line, char *oid, size_t oid_size, char *t
 	return 0;
 }
 
+/* ---- blob content in 128 KiB pieces ---------------------------------------- */
+
+int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size, int64_t want,
+		     blob_chunk_fn fn, void *ctx, struct error *err)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	git_odb_object *obj = NULL;
+	struct blob_pipe p;
+	uint8_t *buf = NULL;
+	int64_t sent = 0;
+	int found, started = 0, ret = -1;
+
+	if (want <= 0)
+		return 0;
+	if (size <= BLOB_STREAM_THRESHOLD) {
+		found = odb_read(r->repo, oid, &obj, err);
+		if (found == 0)
+			error_set(err, STATUS_INTERNAL, "read object: object not found");
+		if (found <= 0)
+			goto out;
+		if ((int64_t)git_odb_object_size(obj) < want)
+			want = (int64_t)git_odb_object_size(obj);
+		while (sent < want) {
+			size_t n = (size_t)(want - sent);
+
+			if (n > SERVICE_CHUNK_SIZE)
+				n = SERVICE_CHUNK_SIZE;
+			if (fn(ctx, (const uint8_t *)git_odb_object_data(obj) + sent, n, err) < 0)
+				goto out;
+			sent += (int64_t)n;
+		}
+		ret = 0;
+		goto out;
+	}
+	/* Large blobs are streamed from git instead of inflated into memory. */
+	git_oid_tostr(hex, sizeof(hex), oid);
+	{
+		struct git_cmd *cmd = service_git_new(r->path, &r->env, "cat-file");
+
+		git_cmd_arg(cmd, "blob");
+		git_cmd_arg(cmd, hex);
+		if (blob_pipe_start(cmd, &p, err) < 0)
+			goto out;
+	}
+	started = 1;
+	buf = malloc(SERVICE_CHUNK_SIZE);
+	if (!buf) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	while (sent < want) {
+		size_t fill = 0, goal = (size_t)(want - sent);
+
+		if (goal > SERVICE_CHUNK_SIZE)
+			goal = SERVICE_CHUNK_SIZE;
+		while (fill < goal) {
+			ssize_t n = read(p.out_fd, buf + fill, goal - fill);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				error_set(err, STATUS_INTERNAL, "reading blob: %s", strerror(errno));
+				goto out;
+			}
+			if (n == 0)
+				break;
+			fill += (size_t)n;
+		}
+		if (fill == 0) {
+			started = 0;
+			if (blob_pipe_finish(&p, 0, "cat-file", err) < 0)
+				goto out;
+			error_set(err, STATUS_INTERNAL, "reading blob: short read");
+			goto out;
+		}
+		if (fn(ctx, buf, fill, err) < 0)
+			goto out;
+		sent += (int64_t)fill;
+	}
+	started = 0;
+	if (blob_pipe_finish(&p, 1, "cat-file", err) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (started)
+		blob_pipe_finish(&p, 1, "cat-file", NULL);
+	free(buf);
+	git_odb_object_free(obj);
+	return ret;
+}
+
 /* ---- 1 MiB item chunker --------------------------------------------------- */
 
 void blob_batch_init(struct blob_batch *b, struct rpc_call *call, enum blob_batch_kind kind)
@@ -441,17 +532,35 @@ void blob_batch_release(struct blob_batch *b)
 
 /* ---- GetBlob --------------------------------------------------------------- */
 
+struct get_blob_state {
+	struct rpc_call *call;
+	Gitaly__GetBlobResponse resp;
+};
+
+static int get_blob_chunk(void *ctx, const uint8_t *data, size_t len, struct error *err)
+{
+	struct get_blob_state *st = ctx;
+
+	st->resp.data.data = (uint8_t *)data;
+	st->resp.data.len = len;
+	if (rpc_call_send(st->call, &st->resp.base, err) < 0)
+		return -1;
+	/* Only the first message carries size and oid. */
+	st->resp.size = 0;
+	st->resp.oid = (char *)"";
+	return 0;
+}
+
 static int get_blob_rpc(struct rpc_call *call, struct error *err)
 {
 	const struct service_deps *deps = rpc_call_service_data(call);
 	const Gitaly__GetBlobRequest *req = (const Gitaly__GetBlobRequest *)rpc_call_request(call);
-	Gitaly__GetBlobResponse resp = GITALY__GET_BLOB_RESPONSE__INIT;
+	struct get_blob_state st = { call, GITALY__GET_BLOB_RESPONSE__INIT };
 	struct blob_repo r;
-	git_odb_object *obj = NULL;
+	git_object_t type = GIT_OBJECT_INVALID;
 	git_oid oid;
 	char hex[GIT_OID_HEXSZ + 1];
-	const uint8_t *data;
-	int64_t size, want;
+	int64_t size = 0, want;
 	int found, ret = -1;
 
 	if (blob_repo_open(deps, req->repository, &r, err) < 0)
@@ -462,49 +571,30 @@ static int get_blob_rpc(struct rpc_call *call, struct error *err)
 	}
 	found = odb_resolve(r.repo, req->oid, &oid, err);
 	if (found > 0)
-		found = odb_read(r.repo, &oid, &obj, err);
+		found = odb_header(r.repo, &oid, &type, &size, err);
 	if (found < 0) {
 		error_prefix(err, "read object");
 		goto out;
 	}
-	if (!found || git_odb_object_type(obj) != GIT_OBJECT_BLOB) {
+	if (!found || type != GIT_OBJECT_BLOB) {
 		/* Missing or not a blob: one empty message, as upstream. */
-		if (rpc_call_send(call, &resp.base, err) < 0)
-			goto out;
-		ret = 0;
+		ret = rpc_call_send(call, &st.resp.base, err);
 		goto out;
 	}
-	size = (int64_t)git_odb_object_size(obj);
-	data = git_odb_object_data(obj);
 	want = size;
 	if (req->limit >= 0 && req->limit < want)
 		want = req->limit;
 	git_oid_tostr(hex, sizeof(hex), &oid);
-	resp.size = size;
-	resp.oid = hex;
+	st.resp.size = size;
+	st.resp.oid = hex;
 	if (want == 0) {
-		if (rpc_call_send(call, &resp.base, err) < 0)
-			goto out;
-		ret = 0;
+		ret = rpc_call_send(call, &st.resp.base, err);
 		goto out;
 	}
-	for (int64_t off = 0; off < want;) {
-		size_t n = (size_t)(want - off);
-
-		if (n > SERVICE_CHUNK_SIZE)
-			n = SERVICE_CHUNK_SIZE;
-		resp.data.data = (uint8_t *)data + off;
-		resp.data.len = n;
-		if (rpc_call_send(call, &resp.base, err) < 0)
-			goto out;
-		off += (int64_t)n;
-		/* Only the first message carries size and oid. */
-		resp.size = 0;
-		resp.oid = (char *)"";
-	}
+	if (blob_read_chunks(&r, &oid, size, want, get_blob_chunk, &st, err) < 0)
+		goto out;
 	ret = 0;
 out:
-	git_odb_object_free(obj);
 	blob_repo_close(&r);
 	return ret;
 }
@@ -649,13 +739,33 @@ out:
 	return ret;
 }
 
-static int get_blobs_one(struct rpc_call *call, git_repository *repo,
+struct get_blobs_state {
+	struct rpc_call *call;
+	Gitaly__GetBlobsResponse *resp;
+	int first;
+};
+
+static int get_blobs_chunk(void *ctx, const uint8_t *data, size_t len, struct error *err)
+{
+	struct get_blobs_state *st = ctx;
+	Gitaly__GetBlobsResponse blank = GITALY__GET_BLOBS_RESPONSE__INIT;
+
+	/* Later messages carry only data. */
+	if (!st->first)
+		*st->resp = blank;
+	st->first = 0;
+	st->resp->data.data = (uint8_t *)data;
+	st->resp->data.len = len;
+	return rpc_call_send(st->call, &st->resp->base, err);
+}
+
+static int get_blobs_one(struct rpc_call *call, const struct blob_repo *r,
 			 const Gitaly__GetBlobsRequest__RevisionPath *rp, int64_t limit,
 			 struct error *err)
 {
 	Gitaly__GetBlobsResponse resp = GITALY__GET_BLOBS_RESPONSE__INIT;
+	git_repository *repo = r->repo;
 	git_tree_entry *entry = NULL;
-	git_odb_object *obj = NULL;
 	char hex[GIT_OID_HEXSZ + 1];
 	size_t plen = rp->path.len;
 	git_object_t etype;
@@ -704,45 +814,26 @@ static int get_blobs_one(struct rpc_call *call, git_repository *repo,
 		ret = 0; /* upstream skips other entry types silently */
 		goto out;
 	}
+	if (etype != GIT_OBJECT_BLOB) {
+		error_set(err, STATUS_INTERNAL, "blob got unexpected type \"%s\"",
+			  odb_type_name(etype));
+		goto out;
+	}
 	resp.type = GITALY__OBJECT_TYPE__BLOB;
 	want = (limit < 0 || limit > size) ? size : limit;
 	if (want == 0) {
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	found = odb_read(repo, git_tree_entry_id(entry), &obj, err);
-	if (found <= 0) {
-		if (!found)
-			error_set(err, STATUS_INTERNAL, "read object: object not found");
-		else
-			error_prefix(err, "read object");
-		goto out;
-	}
-	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB) {
-		error_set(err, STATUS_INTERNAL, "blob got unexpected type \"%s\"",
-			  odb_type_name(git_odb_object_type(obj)));
-		goto out;
-	}
-	for (int64_t off = 0; off < want;) {
-		size_t n = (size_t)(want - off);
+	{
+		struct get_blobs_state st = { call, &resp, 1 };
 
-		if (n > SERVICE_CHUNK_SIZE)
-			n = SERVICE_CHUNK_SIZE;
-		resp.data.data = (uint8_t *)git_odb_object_data(obj) + off;
-		resp.data.len = n;
-		if (rpc_call_send(call, &resp.base, err) < 0)
+		if (blob_read_chunks(r, git_tree_entry_id(entry), size, want, get_blobs_chunk, &st,
+				     err) < 0)
 			goto out;
-		off += (int64_t)n;
-		if (off == (int64_t)n) {
-			/* Later messages carry only data. */
-			Gitaly__GetBlobsResponse blank = GITALY__GET_BLOBS_RESPONSE__INIT;
-
-			resp = blank;
-		}
 	}
 	ret = 0;
 out:
-	git_odb_object_free(obj);
 	git_tree_entry_free(entry);
 	return ret;
 }
@@ -773,7 +864,7 @@ static int get_blobs_rpc(struct rpc_call *call, struct error *err)
 			error_set(err, STATUS_CANCELLED, "context canceled");
 			goto out;
 		}
-		if (get_blobs_one(call, r.repo, req->revision_paths[i], req->limit, err) < 0)
+		if (get_blobs_one(call, &r, req->revision_paths[i], req->limit, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -789,53 +880,49 @@ out:
  * (and path); otherwise the content up to bytes_limit (< 0: all) in 128 KiB
  * items, the first one carrying oid and size.
  */
-static int process_blob(struct blob_batch *b, git_repository *repo, const git_oid *oid,
+struct process_state {
+	struct blob_batch *b;
+	const char *hex;
+	int64_t size;
+	const uint8_t *path;
+	size_t path_len;
+	int first;
+};
+
+static int process_chunk(void *ctx, const uint8_t *data, size_t len, struct error *err)
+{
+	struct process_state *st = ctx;
+	int ret = blob_batch_add(st->b, st->first ? st->hex : NULL, st->first ? st->size : 0,
+				 data, len, st->path, st->path_len, err);
+
+	st->first = 0;
+	return ret;
+}
+
+static int process_blob(struct blob_batch *b, const struct blob_repo *r, const git_oid *oid,
 			int64_t bytes_limit, const uint8_t *path, size_t path_len,
 			struct error *err)
 {
 	char hex[GIT_OID_HEXSZ + 1];
-	git_odb_object *obj = NULL;
 	git_object_t type;
 	int64_t size, want;
-	int found, ret = -1;
+	int found;
 
 	git_oid_tostr(hex, sizeof(hex), oid);
-	if (bytes_limit == 0) {
-		found = odb_header(repo, oid, &type, &size, err);
-		if (found == 0)
-			error_set(err, STATUS_INTERNAL, "retrieving object info for \"%s\": "
-				  "object not found", hex);
-		if (found <= 0)
-			goto out;
-		ret = blob_batch_add(b, hex, size, NULL, 0, path, path_len, err);
-		goto out;
-	}
-	found = odb_read(repo, oid, &obj, err);
+	found = odb_header(r->repo, oid, &type, &size, err);
 	if (found == 0)
-		error_set(err, STATUS_INTERNAL, "requesting object: object not found");
-	if (found <= 0)
-		goto out;
-	size = (int64_t)git_odb_object_size(obj);
+		return error_set(err, STATUS_INTERNAL,
+				 "retrieving object info for \"%s\": object not found", hex);
+	if (found < 0)
+		return -1;
 	want = (bytes_limit < 0 || bytes_limit > size) ? size : bytes_limit;
-	if (want == 0) {
-		ret = blob_batch_add(b, hex, size, NULL, 0, path, path_len, err);
-		goto out;
-	}
-	for (int64_t off = 0; off < want;) {
-		size_t n = (size_t)(want - off);
+	if (want == 0)
+		return blob_batch_add(b, hex, size, NULL, 0, path, path_len, err);
+	{
+		struct process_state st = { b, hex, size, path, path_len, 1 };
 
-		if (n > SERVICE_CHUNK_SIZE)
-			n = SERVICE_CHUNK_SIZE;
-		if (blob_batch_add(b, off ? NULL : hex, off ? 0 : size,
-				   (const uint8_t *)git_odb_object_data(obj) + off, n, path, path_len,
-				   err) < 0)
-			goto out;
-		off += (int64_t)n;
+		return blob_read_chunks(r, oid, size, want, process_chunk, &st, err);
 	}
-	ret = 0;
-out:
-	git_odb_object_free(obj);
-	return ret;
 }
 
 static int list_blobs_rpc(struct rpc_call *call, struct error *err)
@@ -877,7 +964,7 @@ static int list_blobs_rpc(struct rpc_call *call, struct error *err)
 			error_set(err, STATUS_INTERNAL, "processing blobs: invalid object id");
 			goto fail;
 		}
-		if (process_blob(&b, r.repo, &oid, req->bytes_limit,
+		if (process_blob(&b, &r, &oid, req->bytes_limit,
 				 req->with_paths && sp ? (const uint8_t *)sp + 1 : NULL,
 				 req->with_paths && sp ? p.line.len - hexlen - 1 : 0, err) < 0) {
 			error_prefix(err, "processing blobs");
@@ -942,7 +1029,7 @@ static int list_all_blobs_rpc(struct rpc_call *call, struct error *err)
 		}
 		if (strcmp(type, "blob"))
 			continue;
-		if (process_blob(&b, r.repo, &oid, req->bytes_limit, NULL, 0, err) < 0) {
+		if (process_blob(&b, &r, &oid, req->bytes_limit, NULL, 0, err) < 0) {
 			error_prefix(err, "processing blobs");
 			goto fail;
 		}

@@ -82,6 +82,21 @@ int blob_batch_add(struct blob_batch *b, const char *oid, int64_t size, const vo
 int blob_batch_flush(struct blob_batch *b, struct error *err);
 void blob_batch_release(struct blob_batch *b);
 
+/* Blobs above this size are streamed from `git cat-file blob` rather than
+ * inflated into memory by libgit2. */
+#define BLOB_STREAM_THRESHOLD ((int64_t)8 << 20)
+
+/* Receives one piece (at most 128 KiB) of a blob's content. */
+typedef int (*blob_chunk_fn)(void *ctx, const uint8_t *data, size_t len, struct error *err);
+
+/*
+ * Hands the first want bytes of blob oid (of the given size) to fn in
+ * pieces of SERVICE_CHUNK_SIZE (the last may be shorter). Nothing for
+ * want <= 0.
+ */
+int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size, int64_t want,
+		     blob_chunk_fn fn, void *ctx, struct error *err);
+
 /* The LFS handlers (blob_lfs.c). */
 int blob_get_lfs_pointers_rpc(struct rpc_call *call, struct error *err);
 int blob_list_lfs_pointers_rpc(struct rpc_call *call, struct error *err);

@@ -65,8 +65,10 @@ def repo(gitaly):
     rnd = random.Random(4)
     files = {
         "README.md": b"hello\n",
-        "bin/data.bin": bytes(rnd.getrandbits(8) for _ in range(3000)) + b"\0\0\xff",
-        "big/large.bin": bytes(rnd.getrandbits(8) for _ in range(1536 * 1024 + 17)),
+        "bin/data.bin": rnd.randbytes(3000) + b"\0\0\xff",
+        "big/large.bin": rnd.randbytes(1536 * 1024 + 17),
+        # Above the server's 8 MiB threshold: streamed from git cat-file.
+        "big/huge.bin": rnd.randbytes(9 * 1024 * 1024 + 5),
         "lfs/pointer.dat": lfs_pointer(1),
         "lfs/almost.dat": b"version https://git-lfs.github.com/spec/v1\noid sha256:xyz\nsize 1\n",
         "empty": b"",
@@ -99,7 +101,7 @@ def repo(gitaly):
     git("-C", work, "push", "-q", path, "side")
 
     ids = {name: git("-C", path, "rev-parse", "main:" + name).decode().strip()
-           for name in ("README.md", "bin/data.bin", "big/large.bin", "lfs/pointer.dat",
+           for name in ("README.md", "bin/data.bin", "big/large.bin", "big/huge.bin", "lfs/pointer.dat",
                         "lfs/almost.dat", "empty", "link", "dir", "lfs/second.dat")}
     ids["main"] = git("-C", path, "rev-parse", "main").decode().strip()
     ids["side"] = git("-C", path, "rev-parse", "side").decode().strip()
@@ -149,8 +151,9 @@ def qenv(gitaly):
 
 # ---------------------------------------------------------------- GetBlob
 
-def test_get_blob_chunks_large_blob(gitaly, stub, repo):
-    oid = repo["big/large.bin"]
+@pytest.mark.parametrize("name", ["big/large.bin", "big/huge.bin"])
+def test_get_blob_chunks_large_blob(gitaly, stub, repo, name):
+    oid = repo[name]
     want = cat(gitaly, oid)
     msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=R(gitaly), oid=oid, limit=-1)))
     assert len(msgs) == (len(want) + CHUNK - 1) // CHUNK
@@ -160,9 +163,10 @@ def test_get_blob_chunks_large_blob(gitaly, stub, repo):
     assert b"".join(m.data for m in msgs) == want
 
 
+@pytest.mark.parametrize("name", ["big/large.bin", "big/huge.bin"])
 @pytest.mark.parametrize("limit", [0, 1, 100, CHUNK, CHUNK + 1, 10 ** 9, -1])
-def test_get_blob_limits(gitaly, stub, repo, limit):
-    oid = repo["big/large.bin"]
+def test_get_blob_limits(gitaly, stub, repo, limit, name):
+    oid = repo[name]
     want = cat(gitaly, oid)
     msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=R(gitaly), oid=oid, limit=limit)))
     data = b"".join(m.data for m in msgs)
