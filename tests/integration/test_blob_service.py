@@ -489,3 +489,56 @@ def test_catfile_cache_metrics(gitaly, stub, repo):
     for _ in range(3):
         list(stub.GetBlob(bp.GetBlobRequest(repository=R(gitaly), oid=repo["README.md"])))
     assert total("hit") >= hits + 3
+
+
+# ---------------------------------------------------------------- corruption
+
+def test_corrupt_objects_give_errors_not_crashes(gitaly, stub, repo):
+    rel = "corrupt.git"
+    path = gitaly.path(rel)
+    make_repo(path)
+    loose = hash_object(path, b"loose object soon to be garbage\n")
+    mismatch = hash_object(path, b"content whose hash will not match\n")
+    packed_src = os.path.join(path + ".src")
+    make_repo(packed_src)
+    rnd = random.Random(7)
+    packed = hash_object(packed_src, rnd.randbytes(200000))
+    git("-C", packed_src, "repack", "-q", "-a", "-d")
+    # A loose object whose zlib stream is garbage.
+    lpath = os.path.join(path, "objects", loose[:2], loose[2:])
+    os.chmod(lpath, 0o644)
+    with open(lpath, "wb") as f:
+        f.write(b"\x78\x01garbage" * 4)
+    # A loose object that inflates fine but hashes to something else.
+    import zlib
+    mpath = os.path.join(path, "objects", mismatch[:2], mismatch[2:])
+    os.chmod(mpath, 0o644)
+    with open(mpath, "wb") as f:
+        f.write(zlib.compress(b"blob 5\0wrong"[:12]))
+    # A truncated pack.
+    packdir = os.path.join(path, "objects", "pack")
+    for name in os.listdir(os.path.join(packed_src, "objects", "pack")):
+        with open(os.path.join(packed_src, "objects", "pack", name), "rb") as f:
+            data = f.read()
+        if name.endswith(".pack"):
+            data = data[:len(data) // 2]
+        with open(os.path.join(packdir, name), "wb") as f:
+            f.write(data)
+    r = shared_pb2.Repository(storage_name="default", relative_path=rel)
+    for oid in (loose, mismatch, packed):
+        try:
+            msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=r, oid=oid, limit=-1),
+                                     timeout=20))
+        except grpc.RpcError as e:
+            assert e.code() == INTERNAL, (oid, e.code(), e.details())
+        else:
+            # libgit2 may not notice every corruption from the header alone,
+            # but it must never hand out bytes that are not the object.
+            assert msgs == [bp.GetBlobResponse()], oid
+    err = rpc_error(lambda: list(stub.ListAllBlobs(bp.ListAllBlobsRequest(
+        repository=r, bytes_limit=-1), timeout=20)))
+    assert err.code() == INTERNAL
+    # The server is still serving.
+    msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=R(gitaly), oid=repo["README.md"],
+                                               limit=-1)))
+    assert b"".join(m.data for m in msgs) == b"hello again\n"
