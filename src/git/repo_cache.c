@@ -461,3 +461,15 @@ void repo_cache_set_ttl_ms(int64_t ttl_ms)
 	cache_ttl_ms = ttl_ms >= 0 ? ttl_ms : REPO_CACHE_TTL_MS;
 	pthread_mutex_unlock(&cache_lock);
 }
+
+void repo_cache_shutdown(void)
+{
+	repo_cache_clear();
+	pthread_mutex_lock(&cache_lock);
+	if (!busy_list.len) {
+		/* Balances the init of global_init (frees libgit2's per-thread
+		 * state of this thread, which leak checkers would report). */
+		git_libgit2_shutdown();
+	}
+	pthread_mutex_unlock(&cache_lock);
+}

@@ -43,6 +43,10 @@ size_t repo_cache_idle_count(void);
 /* Closes every idle handle (checked-out ones are untouched). */
 void repo_cache_clear(void);
 
+/* Closes every idle handle and shuts libgit2 down when no handle is checked
+ * out. For the end of the process (tests, clean exit); no call after it. */
+void repo_cache_shutdown(void);
+
 /* Overrides the idle TTL (default 10 s as upstream; negative restores it).
  * For tests. */
 void repo_cache_set_ttl_ms(int64_t ttl_ms);
