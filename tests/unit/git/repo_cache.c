@@ -5,6 +5,7 @@
  * repack -ad removing the packs it had open, pack-refs, a repository
  * removed and recreated at the same path, and quarantine object directories.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -381,6 +382,57 @@ static void test_quarantine(void **state)
 	free(objects);
 }
 
+struct worker {
+	const char *repo;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < 200; i++) {
+		struct error err = ERROR_INIT;
+		git_repository *h = NULL;
+		char *got;
+
+		if (repo_cache_get(w->repo, NULL, NULL, &h, &err) < 0) {
+			w->failures++;
+			error_release(&err);
+			continue;
+		}
+		got = read_path(h, "main:f");
+		if (!got || strcmp(got, "one\n"))
+			w->failures++;
+		free(got);
+		repo_cache_put(h);
+	}
+	return NULL;
+}
+
+/* Many threads checking handles in and out of one repository: every read
+ * succeeds, and no more handles stay idle than were ever in use at once. */
+static void test_concurrent_checkouts(void **state)
+{
+	enum { N = 8 };
+	pthread_t th[N];
+	struct worker w[N];
+	char *r = path_of("r.git");
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		w[i].repo = r;
+		w[i].failures = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].failures, 0);
+	}
+	assert_true(repo_cache_idle_count() >= 1 && repo_cache_idle_count() <= N);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +445,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replaced_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_bound_ttl_and_evict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_checkouts, setup, teardown),
 	};
 
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
