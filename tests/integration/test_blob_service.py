@@ -316,6 +316,18 @@ def test_get_blobs_limit_and_chunks(gitaly, stub, repo):
     assert msgs[0].size == len(cat(gitaly, repo["big/large.bin"]))
 
 
+def test_get_blobs_huge_blob_streamed(gitaly, stub, repo):
+    want = cat(gitaly, repo["big/huge.bin"])
+    for limit, expect in ((-1, want), (len(want) - 3, want[:-3])):
+        req = bp.GetBlobsRequest(repository=R(gitaly), limit=limit, revision_paths=[
+            bp.GetBlobsRequest.RevisionPath(revision="main", path=b"big/huge.bin")])
+        msgs = list(stub.GetBlobs(req))
+        assert len(msgs) == (len(expect) + CHUNK - 1) // CHUNK
+        assert msgs[0].size == len(want) and msgs[0].oid == repo["big/huge.bin"]
+        assert all(m.oid == "" and m.path == b"" for m in msgs[1:])
+        assert b"".join(m.data for m in msgs) == expect
+
+
 def test_get_blobs_validation(gitaly, stub):
     err = rpc_error(lambda: list(stub.GetBlobs(bp.GetBlobsRequest(repository=R(gitaly)))))
     assert_code(err, INVALID, "empty RevisionPaths")
