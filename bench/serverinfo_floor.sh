@@ -13,7 +13,7 @@ bench_build_helpers
 scratch=$(mktemp -d /tmp/gbench.XXXXXX)
 ECHO_PID=
 GITALY_PID=
-cleanup() { bench_stop "$GITALY_PID"; bench_stop "$ECHO_PID"; rm -rf "$scratch"; }
+cleanup() { set +e; bench_stop "$GITALY_PID"; bench_stop "$ECHO_PID"; rm -rf "$scratch"; }
 trap cleanup EXIT INT TERM
 
 bench_start_gitaly "$scratch/g"
@@ -22,7 +22,7 @@ ECHO_PID=$!
 while [ ! -S "$scratch/echo.sock" ]; do sleep 0.05; done
 
 method=/gitaly.ServerService/ServerInfo
-echo "ServerInfo over unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs"
+echo "ServerInfo over unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs, load average: $(cut -d" " -f1-3 /proc/loadavg)"
 printf '%-6s %-7s %10s %10s %10s\n' conc server rps p50_us p99_us
 for conc in 1 8 64; do
 	f=$("$HELPERS/load_client" "unix:$scratch/echo.sock" "$method" "$conc" "$SECONDS_PER_RUN")

@@ -221,37 +221,40 @@ static struct toml_value *table_find(const struct toml_value *t, const char *key
 	return NULL;
 }
 
-/* Adds key (copied) -> v to table t; on success t owns v. */
-static int table_add(struct toml_parser *p, struct toml_value *t, const char *key, size_t len,
-		     struct toml_value *v)
+/*
+ * Adds key -> v to table t. On success t owns both the key (a malloc'd,
+ * NUL-terminated string) and v; on failure the caller keeps them.
+ */
+static int table_add(struct toml_parser *p, struct toml_value *t, char *key, size_t len, struct toml_value *v)
 {
 	struct toml_keyval *kv;
 	struct toml_index *ix = t->u.table.index;
-	char *copy;
 
 	if (grow_pow2((void **)&t->u.table.items, t->u.table.len, sizeof(*kv)) < 0)
 		return oom(p);
-	copy = malloc(len + 1);
-	if (!copy)
-		return oom(p);
-	memcpy(copy, key, len);
-	copy[len] = '\0';
 	kv = &t->u.table.items[t->u.table.len++];
-	kv->key = copy;
+	kv->key = key;
 	kv->key_len = len;
 	kv->value = v;
 	if (t->u.table.len >= INDEX_MIN) {
 		if (!ix || t->u.table.len * 2 > ix->mask + 1) {
 			if (index_rebuild(t) < 0) {
-				/* Take the entry back so the caller still owns v. */
 				t->u.table.len--;
-				free(copy);
 				return oom(p);
 			}
 		} else {
 			index_put(ix, t->u.table.items, t->u.table.len - 1);
 		}
 	}
+	return 0;
+}
+
+/* table_add with the key taken from a parsed key part. */
+static int table_add_part(struct toml_parser *p, struct toml_value *t, struct key_part *kp, struct toml_value *v)
+{
+	if (table_add(p, t, kp->s, kp->len, v) < 0)
+		return -1;
+	kp->s = NULL;
 	return 0;
 }
 
@@ -414,42 +417,38 @@ static void key_path_release(struct key_path *k)
 static int parse_key(struct toml_parser *p, struct key_path *k)
 {
 	for (;;) {
-		struct strbuf sb = STRBUF_INIT;
 		struct key_part part;
 		int c = toml_peek(p, 0);
 
 		part.pos = p->pos;
+		strbuf_reset(&p->scratch);
 		if (c == '"' || c == '\'') {
-			if (toml_scan_string(p, &sb, 1) < 0) {
-				strbuf_release(&sb);
+			if (toml_scan_string(p, &p->scratch, 1) < 0)
 				return -1;
-			}
 		} else if (is_bare_key_char(c)) {
 			size_t start = p->pos;
 
 			while (is_bare_key_char(toml_peek(p, 0)))
 				p->pos++;
-			if (strbuf_add(&sb, p->text + start, p->pos - start) < 0)
+			if (strbuf_add(&p->scratch, p->text + start, p->pos - start) < 0)
 				return oom(p);
 		} else {
 			return toml_fail(p, p->pos, "expected a key");
 		}
-		if (k->len >= TOML_MAX_DEPTH) {
-			strbuf_release(&sb);
+		if (k->len >= TOML_MAX_DEPTH)
 			return toml_fail(p, part.pos, "too many parts in a dotted key");
-		}
 		if (k->len == k->alloc) {
 			size_t alloc = k->alloc ? k->alloc * 2 : 4;
 			struct key_part *n = realloc(k->parts, alloc * sizeof(*n));
 
-			if (!n) {
-				strbuf_release(&sb);
+			if (!n)
 				return oom(p);
-			}
 			k->parts = n;
 			k->alloc = alloc;
 		}
-		part.s = strbuf_detach(&sb, &part.len);
+		part.s = toml_scratch_copy(p, &part.len);
+		if (!part.s)
+			return oom(p);
 		k->parts[k->len++] = part;
 		skip_ws(p);
 		if (toml_peek(p, 0) != '.')
@@ -471,12 +470,12 @@ static int check_depth(struct toml_parser *p, size_t pos, int depth)
  * pair, creating tables as needed, and returns the table that receives the
  * last part.
  */
-static struct toml_value *resolve_dotted(struct toml_parser *p, struct toml_value *t, const struct key_path *k)
+static struct toml_value *resolve_dotted(struct toml_parser *p, struct toml_value *t, struct key_path *k)
 {
 	size_t i;
 
 	for (i = 0; i + 1 < k->len; i++) {
-		const struct key_part *kp = &k->parts[i];
+		struct key_part *kp = &k->parts[i];
 		struct toml_value *v = table_find(t, kp->s, kp->len);
 
 		if (!v) {
@@ -486,7 +485,7 @@ static struct toml_value *resolve_dotted(struct toml_parser *p, struct toml_valu
 			if (!v)
 				return NULL;
 			v->flags |= F_DOTTED;
-			if (table_add(p, t, kp->s, kp->len, v) < 0) {
+			if (table_add_part(p, t, kp, v) < 0) {
 				toml_free(v);
 				return NULL;
 			}
@@ -606,14 +605,15 @@ static int parse_value(struct toml_parser *p, int depth, struct toml_value **out
 	if (!v)
 		goto out;
 	if (c == '"' || c == '\'') {
-		struct strbuf sb = STRBUF_INIT;
-
-		if (toml_scan_string(p, &sb, 0) < 0) {
-			strbuf_release(&sb);
+		strbuf_reset(&p->scratch);
+		if (toml_scan_string(p, &p->scratch, 0) < 0)
+			goto out;
+		v->u.string.ptr = toml_scratch_copy(p, &v->u.string.len);
+		if (!v->u.string.ptr) {
+			oom(p);
 			goto out;
 		}
 		v->type = TOML_STRING;
-		v->u.string.ptr = strbuf_detach(&sb, &v->u.string.len);
 	} else if (c == '[') {
 		v->type = TOML_ARRAY;
 		if (parse_array(p, v) < 0)
@@ -651,7 +651,7 @@ static int parse_keyval(struct toml_parser *p, struct toml_value *t)
 {
 	struct key_path k = { NULL, 0, 0 };
 	struct toml_value *target, *v = NULL;
-	const struct key_part *last;
+	struct key_part *last;
 	int ret = -1;
 
 	if (parse_key(p, &k) < 0)
@@ -672,7 +672,7 @@ static int parse_keyval(struct toml_parser *p, struct toml_value *t)
 	}
 	if (parse_value(p, DEPTH_OF(target) + 1, &v) < 0)
 		goto out;
-	if (table_add(p, target, last->s, last->len, v) < 0)
+	if (table_add_part(p, target, last, v) < 0)
 		goto out;
 	v = NULL;
 	ret = 0;
@@ -689,7 +689,7 @@ static int parse_header(struct toml_parser *p, struct toml_value *root, struct t
 {
 	struct key_path k = { NULL, 0, 0 };
 	struct toml_value *t = root, *v, *nt = NULL;
-	const struct key_part *last;
+	struct key_part *last;
 	size_t start = p->pos, i;
 	int aot = toml_peek(p, 1) == '[', ret = -1;
 
@@ -705,7 +705,7 @@ static int parse_header(struct toml_parser *p, struct toml_value *root, struct t
 	p->pos += aot ? 2 : 1;
 
 	for (i = 0; i + 1 < k.len; i++) {
-		const struct key_part *kp = &k.parts[i];
+		struct key_part *kp = &k.parts[i];
 
 		v = table_find(t, kp->s, kp->len);
 		if (!v) {
@@ -715,7 +715,7 @@ static int parse_header(struct toml_parser *p, struct toml_value *root, struct t
 			if (!v)
 				goto out;
 			v->flags |= F_IMPLICIT;
-			if (table_add(p, t, kp->s, kp->len, v) < 0) {
+			if (table_add_part(p, t, kp, v) < 0) {
 				toml_free(v);
 				goto out;
 			}
@@ -742,7 +742,7 @@ static int parse_header(struct toml_parser *p, struct toml_value *root, struct t
 			if (!v)
 				goto out;
 			v->flags |= F_EXPLICIT;
-			if (table_add(p, t, last->s, last->len, v) < 0) {
+			if (table_add_part(p, t, last, v) < 0) {
 				toml_free(v);
 				goto out;
 			}
@@ -763,7 +763,7 @@ static int parse_header(struct toml_parser *p, struct toml_value *root, struct t
 		if (!v)
 			goto out;
 		v->flags |= F_AOT;
-		if (table_add(p, t, last->s, last->len, v) < 0) {
+		if (table_add_part(p, t, last, v) < 0) {
 			toml_free(v);
 			goto out;
 		}
@@ -858,5 +858,6 @@ int toml_parse(const char *text, size_t len, struct toml_value **out, struct tom
 	ret = 0;
 out:
 	toml_free(root);
+	strbuf_release(&p.scratch);
 	return ret;
 }

@@ -67,11 +67,15 @@ struct toml_error {
 
 /*
  * Parses a whole document. On success returns 0 and *out is a TOML_TABLE the
- * caller frees with toml_free. On error returns -1 and fills *err.
- * Input larger than 64 MiB is rejected.
+ * caller frees with toml_free. On error returns -1, leaves *out untouched,
+ * frees any partial tree and fills *err (columns count characters, not bytes;
+ * err may be NULL). Input larger than 64 MiB, invalid UTF-8 and nesting deeper
+ * than 128 tables/arrays are rejected. Floats are converted with strtod, so
+ * the process must keep the "C" LC_NUMERIC locale.
  */
 int toml_parse(const char *text, size_t len, struct toml_value **out, struct toml_error *err);
 
+/* Frees a value and everything under it (NULL is ignored). */
 void toml_free(struct toml_value *v);
 
 /* Looks up key in a table (NULL if absent or t is not a table). Borrowed. */

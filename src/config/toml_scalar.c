@@ -303,12 +303,13 @@ static int scan_time(struct toml_parser *p, struct strbuf *sb)
 
 static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 {
-	struct strbuf sb = STRBUF_INIT;
+	struct strbuf *sb = &p->scratch;
 	size_t start = p->pos;
 	int y, mo, d, c, ret = -1;
 
+	strbuf_reset(sb);
 	if (toml_peek(p, 2) == ':') {
-		if (scan_time(p, &sb) < 0)
+		if (scan_time(p, sb) < 0)
 			goto out;
 		v->type = TOML_TIME_LOCAL;
 		goto done;
@@ -324,7 +325,7 @@ static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 		toml_fail(p, start, "date out of range");
 		goto out;
 	}
-	if (strbuf_add(&sb, p->text + start, 10) < 0) {
+	if (strbuf_add(sb, p->text + start, 10) < 0) {
 		oom(p);
 		goto out;
 	}
@@ -338,7 +339,7 @@ static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 		v->type = TOML_DATE_LOCAL;
 		goto done;
 	}
-	if (strbuf_addch(&sb, 'T') < 0 || scan_time(p, &sb) < 0) {
+	if (strbuf_addch(sb, 'T') < 0 || scan_time(p, sb) < 0) {
 		if (!p->failed)
 			oom(p);
 		goto out;
@@ -347,7 +348,7 @@ static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 	if (c == 'Z' || c == 'z') {
 		p->pos++;
 		v->type = TOML_DATETIME;
-		if (strbuf_addch(&sb, 'Z') < 0) {
+		if (strbuf_addch(sb, 'Z') < 0) {
 			oom(p);
 			goto out;
 		}
@@ -362,7 +363,7 @@ static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 			toml_fail(p, p->pos, "time offset out of range");
 			goto out;
 		}
-		if (strbuf_add(&sb, p->text + p->pos, 6) < 0) {
+		if (strbuf_add(sb, p->text + p->pos, 6) < 0) {
 			oom(p);
 			goto out;
 		}
@@ -372,10 +373,13 @@ static int scan_datetime(struct toml_parser *p, struct toml_value *v)
 		v->type = TOML_DATETIME_LOCAL;
 	}
 done:
-	v->u.datetime = strbuf_detach(&sb, NULL);
+	v->u.datetime = toml_scratch_copy(p, NULL);
+	if (!v->u.datetime) {
+		oom(p);
+		goto out;
+	}
 	ret = 0;
 out:
-	strbuf_release(&sb);
 	return ret;
 }
 

@@ -550,6 +550,72 @@ static void test_tables_and_redefinitions(void **state)
 		expect_error(bad[i], 0, 0);
 }
 
+/* Cases from the TOML 1.0 spec and newer toml-test releases that the stored
+ * corpus does not cover. */
+static void test_spec_edge_cases(void **state)
+{
+	static const char *const good[] = {
+		"[[parent.arr]]\n[[parent.arr]]\n[parent]\nnot-arr = 1\n",
+		"[fruit]\napple.color = 'red'\n[[fruit.apple.seeds]]\nsize = 2\n",
+		"x.z = 1\n[[x.y]]\n",
+		"[[a]]\n[a.b]\n[[a]]\n[a.b]\n",
+		"[[a]]\n[[a.b]]\n[a.b.c]\nd = 1\n",
+		"''.x = 1\nx.\"\" = 2\n[a]\n\"\".'' = 3\n",
+		"2001-02-08 = 7\n3.14 = 'pi'\ntrue = false\ninf = nan\n",
+		"a = [\n  1, # one\n  {b = 2},\n  [3],\n]\n",
+		"[ a . \"b\" . c ]\n",
+		"s = ''''one quote''''\nt = \"\"\"\"\"\"\"\"\n",
+		"d1 = 0001-01-01 00:00:00Z\nd2 = 9999-12-31T23:59:59.999999999\n",
+		"f = 9_223_372_036_854_775_807.0\ng = 1e-400\n",
+		"h = 0xDEAD_beef\no = 0o0\nb = 0b0\ni = +0\n",
+		"\xef\xbb\xbf" "a = 1\n",
+		"arr = [{a.b = 1}]\n[tbl]\na.b.c = {d.e = 1}\n",
+	};
+	static const char *const bad[] = {
+		"[[tab.arr]]\n[tab]\narr.val1 = 1\n",
+		"[product]\ntype = { name = 'Nail' }\ntype.edible = false\n",
+		"[fruit]\napple.color = 'red'\n[fruit.apple]\n",
+		"[fruit]\napple.taste.sweet = true\n[fruit.apple.taste]\n",
+		"tbl = { fruit = { apple.color = 'red' }, fruit.apple.texture = { smooth = true } }\n",
+		"tbl = { a.b = 'a_b', a.b.c = 'a_b_c' }\n",
+		"a.b = 0\na = {}\n",
+		"[a.b]\n[a]\n[a]\n",
+		".key = 1\n",
+		"key. = 1\n",
+		"a..b = 1\n",
+		"= 1\n",
+		"a b = 1\n",
+		"d = 10000-01-01\n",
+		"d = 2023-10-01T1:32:00Z\n",
+		"t = 12:00:00.\n",
+		"t = 12:00\n",
+		"i = 0x_1\n",
+		"i = 0b\n",
+		"i = 0b2\n",
+		"i = 0o8\n",
+		"f = infinity\n",
+		"f = nan1\n",
+		"s = \"\\e\"\n",
+		"s = \"\\x41\"\n",
+		"t = {\na = 1}\n",
+		"t = {a = 1\n}\n",
+		"s = \"\"\"a\rb\"\"\"\n",
+		"s = '''a\rb'''\n",
+		"# a\rb\n",
+		"[a] b = 1\n",
+		"a = 1\xef\xbb\xbf\n",
+		"a = \"\xff\"\n",
+		"[a]\n[a.b]\n[a]\n",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		toml_free(parse_ok(good[i]));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i], 0, 0);
+}
+
 static void test_error_positions(void **state)
 {
 	(void)state;
@@ -656,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_datetimes),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_tables_and_redefinitions),
+		cmocka_unit_test(test_spec_edge_cases),
 		cmocka_unit_test(test_error_positions),
 		cmocka_unit_test(test_value_positions),
 		cmocka_unit_test(test_limits),

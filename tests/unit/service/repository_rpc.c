@@ -529,7 +529,7 @@ static void test_object_directory_size(void **state)
 	assert_string_equal(err.message, "object directory path is not set");
 	error_release(&err);
 
-	repo.git_object_directory = "objects";
+	repo.git_object_directory = "objects/";
 	assert_int_equal(invoke("GetObjectDirectorySize", &req.base, &call, &err), 0);
 	assert_int_equal(sh(out, "find %s/objdir.git/objects -type f -printf '%%s\\n' | awk '{s+=$1} END {print int(s/1024)}'",
 			    storage_path),
