@@ -7,6 +7,7 @@ directory whose objects are visible only through the request's
 git_object_directory."""
 
 import os
+import subprocess
 import random
 
 import grpc
@@ -554,3 +555,34 @@ def test_corrupt_objects_give_errors_not_crashes(gitaly, stub, repo):
     msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=R(gitaly), oid=repo["README.md"],
                                                limit=-1)))
     assert b"".join(m.data for m in msgs) == b"hello again\n"
+
+
+# ---------------------------------------------------------------- revision syntax
+
+def test_revision_resolution_matches_git(gitaly, stub, repo):
+    """Ambiguous names, hex-looking branch names, peeling and paths resolve
+    to what git cat-file says."""
+    rel = "ambiguous.git"
+    path = gitaly.path(rel)
+    src = gitaly.path(REL)
+    git("clone", "-q", "--bare", src, path)
+    side = git("-C", path, "rev-parse", "side").decode().strip()
+    main = git("-C", path, "rev-parse", "main").decode().strip()
+    git("-C", path, "tag", "main", side)              # tag shadows the branch
+    git("-C", path, "branch", main[:7], side)         # branch named like an abbreviation
+    git("-C", path, "tag", "-a", "-m", "annotated", "v1", main)
+    r = shared_pb2.Repository(storage_name="default", relative_path=rel)
+    specs = ["main:README.md", "refs/heads/main:README.md", main[:7] + ":side.txt",
+             main[:7] + ":README.md", "v1:README.md", "v1^{tree}", "main~1:README.md",
+             "side^:lfs/pointer.dat", "main:dir/sub/deep.txt", "HEAD:README.md",
+             "main:nope", "nope:README.md"]
+    for spec in specs:
+        res = subprocess.run(["git", "-C", path, "cat-file", "-t", spec],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        msgs = list(stub.GetBlob(bp.GetBlobRequest(repository=r, oid=spec, limit=-1)))
+        if res.returncode != 0 or res.stdout.strip() != b"blob":
+            assert msgs == [bp.GetBlobResponse()], spec
+            continue
+        oid = git("-C", path, "rev-parse", spec).decode().strip()
+        assert msgs[0].oid == oid, spec
+        assert b"".join(m.data for m in msgs) == git("-C", path, "cat-file", "blob", spec), spec
