@@ -10,6 +10,8 @@
 #include "service/blob.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +69,54 @@ int blob_pipe_start(struct git_cmd *cmd, struct blob_pipe *p, struct error *err)
 	memset(p, 0, sizeof(*p));
 	p->out_fd = p->err_fd = -1;
 	strbuf_init(&p->line, LINE_CAP);
+	strbuf_init(&p->errout, STDERR_CAP);
 	if (git_cmd_start(cmd, NULL, &p->out_fd, &p->err_fd, &p->pid, err) < 0) {
 		strbuf_release(&p->line);
+		strbuf_release(&p->errout);
 		p->pid = 0;
 		return -1;
 	}
 	return 0;
+}
+
+/* Reads what stderr has; closes it at EOF. Excess beyond the cap is dropped. */
+static void drain_stderr(struct blob_pipe *p)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	if (p->err_fd < 0)
+		return;
+	n = read(p->err_fd, chunk, sizeof(chunk));
+	if (n > 0) {
+		(void)strbuf_add(&p->errout, chunk, (size_t)n);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(p->err_fd);
+		p->err_fd = -1;
+	}
+}
+
+ssize_t blob_pipe_read(struct blob_pipe *p, void *buf, size_t len)
+{
+	for (;;) {
+		struct pollfd fds[2] = { { p->out_fd, POLLIN, 0 }, { p->err_fd, POLLIN, 0 } };
+		int rc = poll(fds, p->err_fd >= 0 ? 2 : 1, -1);
+
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p->err_fd >= 0 && fds[1].revents)
+			drain_stderr(p);
+		if (fds[0].revents) {
+			ssize_t n = read(p->out_fd, buf, len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			return n;
+		}
+	}
 }
 
 int blob_pipe_next(struct blob_pipe *p, struct error *err)
@@ -91,9 +135,7 @@ int blob_pipe_next(struct blob_pipe *p, struct error *err)
 			return 1;
 		}
 		p->start = p->end = 0;
-		do
-			n = read(p->out_fd, p->buf, sizeof(p->buf));
-		while (n < 0 && errno == EINTR);
+		n = blob_pipe_read(p, p->buf, sizeof(p->buf));
 		if (n < 0)
 			return error_set(err, STATUS_INTERNAL, "reading git output: %s",
 					 strerror(errno));
@@ -105,10 +147,7 @@ int blob_pipe_next(struct blob_pipe *p, struct error *err)
 
 int blob_pipe_finish(struct blob_pipe *p, int stop_early, const char *what, struct error *err)
 {
-	struct strbuf stderr_buf = STRBUF_INIT;
 	struct git_result res;
-	char chunk[4096];
-	ssize_t n;
 	int ret = 0;
 
 	if (!p->pid)
@@ -117,23 +156,22 @@ int blob_pipe_finish(struct blob_pipe *p, int stop_early, const char *what, stru
 		git_cmd_kill(p->pid);
 	if (p->out_fd >= 0)
 		close(p->out_fd);
-	strbuf_init(&stderr_buf, STDERR_CAP);
-	while (p->err_fd >= 0 && (n = read(p->err_fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		(void)strbuf_add(&stderr_buf, chunk, (size_t)n); /* excess dropped */
+	p->out_fd = -1;
+	if (p->err_fd >= 0) {
+		/* Blocking reads to EOF: stdout is closed, git can only exit now. */
+		int fl = fcntl(p->err_fd, F_GETFL);
+
+		if (fl >= 0)
+			fcntl(p->err_fd, F_SETFL, fl & ~O_NONBLOCK);
+		while (p->err_fd >= 0)
+			drain_stderr(p);
 	}
-	if (p->err_fd >= 0)
-		close(p->err_fd);
 	memset(&res, 0, sizeof(res));
 	git_cmd_wait(p->pid, &res);
 	if (!stop_early && res.exit_code != 0) {
 		struct strbuf q = STRBUF_INIT;
 
-		service_go_quote(&q, stderr_buf.buf ? stderr_buf.buf : "", stderr_buf.len);
+		service_go_quote(&q, p->errout.buf ? p->errout.buf : "", p->errout.len);
 		if (res.exit_code < 0)
 			error_set(err, STATUS_INTERNAL, "%s: signal: %d, stderr: %s", what,
 				  res.signal, q.buf ? q.buf : "\"\"");
@@ -143,7 +181,7 @@ int blob_pipe_finish(struct blob_pipe *p, int stop_early, const char *what, stru
 		strbuf_release(&q);
 		ret = -1;
 	}
-	strbuf_release(&stderr_buf);
+	strbuf_release(&p->errout);
 	strbuf_release(&p->line);
 	p->pid = 0;
 	return ret;
@@ -283,10 +321,8 @@ int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size
 		if (goal > SERVICE_CHUNK_SIZE)
 			goal = SERVICE_CHUNK_SIZE;
 		while (fill < goal) {
-			ssize_t n = read(p.out_fd, buf + fill, goal - fill);
+			ssize_t n = blob_pipe_read(&p, buf + fill, goal - fill);
 
-			if (n < 0 && errno == EINTR)
-				continue;
 			if (n < 0) {
 				error_set(err, STATUS_INTERNAL, "reading blob: %s", strerror(errno));
 				goto out;

@@ -37,10 +37,14 @@ struct blob_pipe {
 	int out_fd, err_fd;
 	char buf[65536];
 	size_t start, end;
-	struct strbuf line; /* current line without '\n' */
+	struct strbuf line;   /* current line without '\n' */
+	struct strbuf errout; /* stderr so far (capped), drained while reading */
 };
 
 int blob_pipe_start(struct git_cmd *cmd, struct blob_pipe *p, struct error *err);
+/* read(2) on the process's stdout that keeps draining its stderr, so a
+ * chatty git can never block us both. Returns bytes read, 0 at EOF, -1. */
+ssize_t blob_pipe_read(struct blob_pipe *p, void *buf, size_t len);
 /* 1 with p->line set, 0 at end of output, -1 with err set. */
 int blob_pipe_next(struct blob_pipe *p, struct error *err);
 /*
