@@ -486,6 +486,12 @@ def test_list_all_lfs_pointers(gitaly, stub, repo):
     got = pointers(stub.ListAllLFSPointers(bp.ListAllLFSPointersRequest(
         repository=R(gitaly, True))))
     assert [g[0] for g in got] == sorted(expect + [repo["q_lfs"]])
+    # Rails' push check: the quarantine alone (alternates cleared) lists
+    # only the newly pushed pointers.
+    only_q = shared_pb2.Repository(storage_name="default", relative_path=REL,
+                                   git_object_directory=QUARANTINE)
+    got = pointers(stub.ListAllLFSPointers(bp.ListAllLFSPointersRequest(repository=only_q)))
+    assert [(g[0], g[2]) for g in got] == [(repo["q_lfs"], lfs_pointer(4, 42))]
     got = list(stub.ListAllLFSPointers(bp.ListAllLFSPointersRequest(
         repository=R(gitaly), limit=2)))
     assert sum(len(m.lfs_pointers) for m in got) == 2
