@@ -83,6 +83,10 @@ static void global_init(void)
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
 	/* The locator already decided the path is ours to serve. */
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	/* Open pack files across all handles: beyond this libgit2 closes the
+	 * least recently used one (it reopens on demand), so a hundred cached
+	 * handles on repositories with many packs cannot exhaust descriptors. */
+	git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, (size_t)1024);
 	/* One bound for the decoded-object caches of all handles together. */
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)64 * 1024 * 1024);
 
