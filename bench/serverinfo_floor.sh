@@ -22,7 +22,7 @@ ECHO_PID=$!
 while [ ! -S "$scratch/echo.sock" ]; do sleep 0.05; done
 
 method=/gitaly.ServerService/ServerInfo
-echo "ServerInfo over unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs"
+echo "ServerInfo over unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs, load average: $(cut -d" " -f1-3 /proc/loadavg)"
 printf '%-6s %-7s %10s %10s %10s\n' conc server rps p50_us p99_us
 for conc in 1 8 64; do
 	f=$("$HELPERS/load_client" "unix:$scratch/echo.sock" "$method" "$conc" "$SECONDS_PER_RUN")

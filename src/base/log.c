@@ -89,7 +89,7 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 		json_object_set_new(fields, "msg", json_string(msg));
 		json_object_set_new(fields, "pid", json_integer(getpid()));
 		json_object_set_new(fields, "time", json_string(ts));
-		line = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+		line = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (line) {
 			strbuf_adds(&sb, line);
 			free(line);

@@ -74,6 +74,8 @@ struct rpc_call {
 	int close_cancelled;     /* ... and reported the call as cancelled */
 	int initial_md_sent;
 	int client_done;         /* client half-closed */
+	int raw;                 /* fallback call: no descriptors, bytes only */
+	void *raw_data;
 
 	grpc_byte_buffer *unary_resp; /* unary: the response, sent with status */
 	size_t request_bytes, response_bytes;
@@ -384,19 +386,18 @@ static int check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *
 }
 
 /*
- * Receives one message. Returns 1 with *out, 0 at the end of the client's
- * stream, -1 with err set.
+ * Receives the next message's bytes. Returns 1 with *out (unref it), 0 at
+ * the end of the client's stream, -1 with err set.
  */
-static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 {
 	grpc_byte_buffer *bb = NULL;
 	grpc_op op;
 	int ret = -1;
-	grpc_slice slice = grpc_empty_slice();
 	grpc_byte_buffer_reader reader;
 	int reader_init = 0;
 
-	*out = NULL;
+	*out = grpc_empty_slice();
 	if (call->client_done)
 		return 0;
 	memset(&op, 0, sizeof(op));
@@ -423,8 +424,32 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 		goto out;
 	}
 	reader_init = 1;
-	slice = grpc_byte_buffer_reader_readall(&reader);
-	call->request_bytes += GRPC_SLICE_LENGTH(slice);
+	*out = grpc_byte_buffer_reader_readall(&reader);
+	call->request_bytes += GRPC_SLICE_LENGTH(*out);
+	if (!call->opts->no_access_log && !call->raw)
+		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
+	ret = 1;
+out:
+	if (reader_init)
+		grpc_byte_buffer_reader_destroy(&reader);
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
+/*
+ * Receives one message. Returns 1 with *out, 0 at the end of the client's
+ * stream, -1 with err set.
+ */
+static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+{
+	grpc_slice slice;
+	int ret = recv_bytes(call, &slice, err);
+
+	*out = NULL;
+	if (ret <= 0)
+		return ret;
+	ret = -1;
 	if (rpc_wire_check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
 				   GRPC_SLICE_LENGTH(slice), err) < 0 ||
 	    check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
@@ -439,16 +464,26 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 		goto out;
 	}
 	track_msg(call, m);
-	if (!call->opts->no_access_log)
-		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
 	*out = m;
 	ret = 1;
 out:
 	grpc_slice_unref(slice);
-	if (reader_init)
-		grpc_byte_buffer_reader_destroy(&reader);
-	if (bb)
-		grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
+int rpc_call_recv_raw(struct rpc_call *call, void **buf, size_t *len, struct error *err)
+{
+	grpc_slice slice;
+	int ret = recv_bytes(call, &slice, err);
+
+	*buf = NULL;
+	*len = 0;
+	if (ret == 1) {
+		*len = GRPC_SLICE_LENGTH(slice);
+		*buf = xmalloc(*len);
+		memcpy(*buf, GRPC_SLICE_START_PTR(slice), *len);
+		grpc_slice_unref(slice);
+	}
 	return ret;
 }
 
@@ -477,12 +512,11 @@ static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, size_t *len_o
 	return bb;
 }
 
+static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, struct error *err);
+
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct error *err)
 {
 	size_t len;
-	grpc_op ops[2];
-	size_t n = 0;
-	int ok;
 
 	if (call->method->type == RPC_UNARY || call->method->type == RPC_CLIENT_STREAM) {
 		if (call->unary_resp)
@@ -492,6 +526,24 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 		return 0;
 	}
 	grpc_byte_buffer *bb = pack_message(msg, &len);
+	return send_buffer(call, bb, len, err);
+}
+
+int rpc_call_send_raw(struct rpc_call *call, const void *buf, size_t len, struct error *err)
+{
+	grpc_slice s = grpc_slice_from_copied_buffer(buf, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return send_buffer(call, bb, len, err);
+}
+
+/* Sends one stream message (bb is consumed). */
+static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, struct error *err)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+	int ok;
+
 	memset(ops, 0, sizeof(ops));
 	if (!call->initial_md_sent) {
 		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -506,7 +558,7 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 	if (!ok)
 		return gone_error(call, err);
 	call->response_bytes += len;
-	if (!call->opts->no_access_log)
+	if (!call->opts->no_access_log && !call->raw)
 		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
 	return 0;
 }
@@ -541,6 +593,8 @@ const char *rpc_call_correlation_id(struct rpc_call *call)
 
 void *rpc_call_service_data(struct rpc_call *call)
 {
+	if (call->raw)
+		return call->raw_data;
 	return call->svc ? call->svc->data : NULL;
 }
 
@@ -731,6 +785,7 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.response_bytes = call->response_bytes;
 	le.custom_fields = call->log_fields;
 	accesslog_emit(&le);
+	rpc_metrics_client_request(&le);
 	rpc_metrics_handled(call->service_name, call->method_name, call->method->type, code, secs);
 }
 
@@ -741,6 +796,34 @@ static void reject(struct rpc_call *call, const struct error *e)
 	if (!call->method)
 		call->method = &dummy;
 	send_status(call, e);
+}
+
+/* A call for the fallback handler: auth, then the handler on raw bytes. */
+static void run_fallback(struct rpc_call *call, rpc_handler_fn fn, struct error *err)
+{
+	static const struct rpc_method raw_method = { .name = "", .type = RPC_BIDI_STREAM };
+	const char *auth_version = NULL;
+	char buf[CORRELATION_ID_LEN + 1];
+	const char *cid = correlation_from_metadata(
+		rpc_call_metadata(call, CORRELATION_METADATA_KEY), buf, sizeof(buf));
+
+	call->correlation_id = cid == buf ? rpc_call_strdup(call, buf) : cid;
+	call->raw = 1;
+	call->method = &raw_method;
+	if (auth_check(&call->opts->auth, rpc_call_metadata(call, "authorization"),
+		       (int64_t)time(NULL), &auth_version, err) < 0) {
+		if (!error_is_set(err))
+			error_set(err, STATUS_UNAUTHENTICATED, "authentication required");
+		send_status(call, err);
+		return;
+	}
+	if (fn(call, err) < 0 || error_is_set(err)) {
+		if (!error_is_set(err))
+			error_set(err, STATUS_INTERNAL, "handler failed without an error");
+		send_status(call, err);
+	} else {
+		send_status(call, NULL);
+	}
 }
 
 void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
@@ -754,6 +837,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	int cancelled_flag = 0;
 	const char *auth_version = NULL;
 	int logged = 0;
+	rpc_handler_fn fallback = NULL;
 
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
@@ -799,6 +883,10 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
 	call->svc = lk.svc;
 	call->method = lk.method;
+	if (!lk.method && rpc_server_fallback(srv, &fallback, &call->raw_data)) {
+		run_fallback(call, fallback, &err);
+		goto out;
+	}
 	if (!lk.svc) {
 		error_set(&err, STATUS_UNIMPLEMENTED, "unknown service %s", call->service_name);
 		reject(call, &err);

@@ -35,7 +35,6 @@ sys.path.insert(0, PY_STUBS)
 
 import health_pb2  # noqa: E402
 import health_pb2_grpc  # noqa: E402
-import repository_pb2  # noqa: E402
 import repository_pb2_grpc  # noqa: E402
 import server_pb2  # noqa: E402
 import server_pb2_grpc  # noqa: E402

@@ -119,6 +119,22 @@ def test_connections_total(tls_gitaly):
         a = metric(after, "gitaly_connections_total", type=kind)
         assert a is not None, "gitaly_connections_total{type=%s} missing" % kind
         assert a - b == n, "type=%s: %s -> %s, expected +%d" % (kind, b, a, n)
+    # every accept counts, even a connection that never finishes its handshake
+    base = metric(after, "gitaly_connections_total", type="tls")
+    socket.create_connection(("127.0.0.1", g.tls_port), timeout=2).close()
+    deadline = time.time() + 3
+    while metric(g.metrics(), "gitaly_connections_total", type="tls") != base + 1:
+        assert time.time() < deadline, "aborted TLS connection not counted"
+        time.sleep(0.05)
+
+
+def test_sigint_stops_server(gitaly_factory):
+    g = gitaly_factory()
+    _info(g, "unix")
+    t0 = time.time()
+    rc = g.stop(signal.SIGINT)
+    assert time.time() - t0 < 5
+    assert rc == 1, rc
 
 
 def test_sigterm_stops_server(gitaly_factory):
@@ -165,3 +181,50 @@ def test_serve_subcommand(gitaly_factory):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def test_stalled_and_garbage_connections_do_not_block_others(tls_gitaly):
+    g = tls_gitaly
+    stalled = []
+    try:
+        # connections that never send a byte (the listen-mux peek must not
+        # hold up the accept loop) ...
+        for _ in range(5):
+            stalled.append(socket.create_connection(("127.0.0.1", g.port), timeout=2))
+            stalled.append(socket.create_connection(("127.0.0.1", g.tls_port), timeout=2))
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(g.socket_path)
+            stalled.append(u)
+        # ... and connections that send something that is not gRPC
+        for target in (("127.0.0.1", g.port), ("127.0.0.1", g.tls_port)):
+            s = socket.create_connection(target, timeout=2)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(64))
+            stalled.append(s)
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(g.socket_path)
+        u.sendall(os.urandom(200))
+        stalled.append(u)
+        for kind in ("unix", "tcp", "tls"):
+            t0 = time.time()
+            assert _info(g, kind).storage_statuses
+            assert time.time() - t0 < 4, "%s call waited behind stalled connections" % kind
+    finally:
+        for s in stalled:
+            s.close()
+    assert _info(g, "unix").storage_statuses
+
+
+def test_gzip_compressed_requests(gitaly_factory):
+    g = gitaly_factory()
+    ch = grpc.insecure_channel("unix:" + g.socket_path, compression=grpc.Compression.Gzip,
+                               options=[("grpc.use_local_subchannel_pool", 1)])
+    try:
+        r = g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
+        assert len(r.storage_statuses) == 2
+        import repository_pb2 as rp
+        import shared_pb2
+        repo = shared_pb2.Repository(storage_name="default", relative_path="gz.git")
+        g.repo_stub(ch).CreateRepository(rp.CreateRepositoryRequest(repository=repo), timeout=10)
+        assert os.path.isdir(os.path.join(g.storages["default"], "gz.git", "objects"))
+    finally:
+        ch.close()

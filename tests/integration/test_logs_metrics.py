@@ -6,7 +6,6 @@ import re
 import time
 import uuid
 
-import grpc
 import pytest
 
 import health_pb2
@@ -61,6 +60,9 @@ def test_access_log_line_for_unary_ok(gitaly, ch):
         e["grpc.start_time"]
     assert "grpc.request.repoPath" not in e
     assert "error" not in e
+    # upstream rounds the duration to microseconds: at most 3 decimals
+    raw = [l for l in gitaly.log_text().splitlines() if c in l]
+    assert re.search(r'"grpc\.time_ms":\s*\d+(\.\d{1,3})?\s*[,}]', raw[0]), raw[0]
 
 
 def test_correlation_id_generated_when_absent(gitaly, ch):
@@ -224,3 +226,30 @@ def test_grpc_server_metrics(gitaly, ch):
     text = gitaly.metrics_text()
     assert "# TYPE grpc_server_started_total counter" in text
     assert "# TYPE grpc_server_handling_seconds histogram" in text
+
+
+def test_feature_flags_field(gitaly, ch):
+    stub = gitaly.server_stub(ch)
+    c = cid()
+    stub.ServerInfo(server_pb2.ServerInfoRequest(), timeout=5, metadata=[
+        ("x-gitlab-correlation-id", c), ("gitaly-feature-feature-c", "true"),
+        ("gitaly-feature-feature-a", "true"), ("gitaly-feature-feature-b", "false")])
+    (e,) = lines_for(gitaly, c)
+    assert e["feature_flags"] == "feature_a feature_c"
+    c = cid()
+    stub.ServerInfo(server_pb2.ServerInfoRequest(), timeout=5, metadata=[
+        ("x-gitlab-correlation-id", c), ("gitaly-feature-feature-b", "false")])
+    (e,) = lines_for(gitaly, c)
+    assert "feature_flags" not in e
+
+
+def test_user_metadata_fields(gitaly, ch):
+    c = cid()
+    gitaly.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=5, metadata=[
+        ("x-gitlab-correlation-id", c), ("remote_ip", "10.1.2.3"), ("user_id", "42"),
+        ("username", "alice"), ("client_name", "gitlab-web")])
+    (e,) = lines_for(gitaly, c)
+    assert e["remote_ip"] == "10.1.2.3"
+    assert e["user_id"] == "42"
+    assert e["username"] == "alice"
+    assert e["grpc.meta.client_name"] == "gitlab-web"

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -51,6 +52,7 @@ def history(gitaly, rel):
 # ---------------------------------------------------------------- create
 
 def test_create_repository(gitaly, stub, rel):
+    tmp_before = _tmp_entries(gitaly)
     stub.CreateRepository(rp.CreateRepositoryRequest(repository=gitaly.repo(rel)), timeout=10)
     path = gitaly.path(rel)
     assert git("-C", path, "rev-parse", "--is-bare-repository").strip() == b"true"
@@ -60,6 +62,7 @@ def test_create_repository(gitaly, stub, rel):
     # no temporary leftovers next to it
     parent = os.path.dirname(path)
     assert os.listdir(parent) == [os.path.basename(path)]
+    assert _tmp_entries(gitaly) == tmp_before
     assert stub.RepositoryExists(rp.RepositoryExistsRequest(repository=gitaly.repo(rel)),
                                  timeout=10).exists
 
@@ -120,9 +123,17 @@ def test_repository_exists(gitaly, stub, history, rel):
     assert_code(e, INVALID, contains="storage name not found")
 
 
+def _tmp_entries(gitaly, storage="default"):
+    d = os.path.join(gitaly.storages[storage], "+gitaly", "tmp")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
 def test_remove_repository(gitaly, stub, history, rel):
+    tmp_before = _tmp_entries(gitaly)
     stub.RemoveRepository(rp.RemoveRepositoryRequest(repository=gitaly.repo(rel)), timeout=10)
     assert not os.path.exists(gitaly.path(rel))
+    # the staged copy is deleted, not left in the storage's tmp dir
+    assert _tmp_entries(gitaly) == tmp_before
     assert stub.RepositoryExists(rp.RepositoryExistsRequest(repository=gitaly.repo(rel)),
                                  timeout=10).exists is False
     e = rpc_error(stub.RemoveRepository, rp.RemoveRepositoryRequest(
@@ -470,3 +481,68 @@ def test_concurrent_creates_of_same_repo(gitaly, stub, rel):
                for r in results), results
     assert git("-C", gitaly.path(rel), "rev-parse", "--is-bare-repository").strip() == b"true"
     shutil.rmtree(gitaly.path(rel))
+
+
+def test_create_over_existing_file_or_dir(gitaly, stub, rel):
+    parent = os.path.dirname(gitaly.path(rel))
+    os.makedirs(parent, exist_ok=True)
+    with open(gitaly.path(rel), "w") as f:
+        f.write("not a repo")
+    e = rpc_error(stub.CreateRepository, rp.CreateRepositoryRequest(repository=gitaly.repo(rel)),
+                  timeout=10)
+    assert_code(e, grpc.StatusCode.ALREADY_EXISTS, contains="repository exists already")
+    with open(gitaly.path(rel)) as f:
+        assert f.read() == "not a repo"
+    os.unlink(gitaly.path(rel))
+    os.makedirs(os.path.join(gitaly.path(rel), "keep"))
+    e = rpc_error(stub.CreateRepository, rp.CreateRepositoryRequest(repository=gitaly.repo(rel)),
+                  timeout=10)
+    assert_code(e, grpc.StatusCode.ALREADY_EXISTS, contains="repository exists already")
+    assert os.listdir(gitaly.path(rel)) == ["keep"]
+
+
+def test_write_ref_head_to_unborn_branch(gitaly, stub, history):
+    rel, _ = history
+    stub.WriteRef(rp.WriteRefRequest(repository=gitaly.repo(rel), ref=b"HEAD",
+                                     revision=b"refs/heads/unborn"), timeout=10)
+    path = gitaly.path(rel)
+    assert git("-C", path, "symbolic-ref", "HEAD").strip() == b"refs/heads/unborn"
+    assert git("-C", path, "show-ref", "--verify", "refs/heads/unborn", check=False) == b""
+
+
+def test_create_then_use_from_git(gitaly, stub, rel):
+    # a repository made by gitaly is an ordinary bare repo git can push into
+    stub.CreateRepository(rp.CreateRepositoryRequest(repository=gitaly.repo(rel),
+                                                     default_branch=b"main"), timeout=10)
+    src = gitaly.path(rel) + "-src"
+    make_repo(src)
+    c = commit(src, {"f": b"hello\n"}, "first", ref="refs/heads/main")
+    git("-C", src, "push", "-q", gitaly.path(rel), "main")
+    assert stub.HasLocalBranches(rp.HasLocalBranchesRequest(repository=gitaly.repo(rel)),
+                                 timeout=10).value is True
+    assert git("-C", gitaly.path(rel), "rev-parse", "main").decode().strip() == c
+    git("-C", gitaly.path(rel), "fsck", "--strict")
+
+
+def test_repository_info_stale_and_keep(gitaly, stub, history):
+    rel, oids = history
+    path = gitaly.path(rel)
+    git("-C", path, "repack", "-a", "-d", "-q")
+    git("-C", path, "prune-packed")
+    packs = [f for f in os.listdir(os.path.join(path, "objects", "pack")) if f.endswith(".pack")]
+    assert len(packs) == 1
+    pack = os.path.join(path, "objects", "pack", packs[0])
+    open(pack[:-5] + ".keep", "w").close()
+    # one recent and one stale (11 days old) loose object
+    recent = git("-C", path, "hash-object", "-w", "--stdin", input=b"recent\n").decode().strip()
+    stale = git("-C", path, "hash-object", "-w", "--stdin", input=b"stale\n").decode().strip()
+    stale_path = os.path.join(path, "objects", stale[:2], stale[2:])
+    recent_path = os.path.join(path, "objects", recent[:2], recent[2:])
+    old = time.time() - 11 * 86400
+    os.utime(stale_path, (old, old))
+    r = stub.RepositoryInfo(rp.RepositoryInfoRequest(repository=gitaly.repo(rel)), timeout=10)
+    loose = os.path.getsize(stale_path) + os.path.getsize(recent_path)
+    assert r.objects.size == os.path.getsize(pack) + loose
+    assert r.objects.keep_size == os.path.getsize(pack)
+    assert r.objects.stale_size == os.path.getsize(stale_path)
+    assert r.objects.recent_size == r.objects.size - r.objects.stale_size

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -36,6 +37,12 @@ def test_server_info(gitaly, unix_channel):
         assert s.readable and s.writeable
         assert s.replication_factor == 1
         assert s.fs_type
+        kind = subprocess.run(["stat", "-f", "-c", "%T", path], stdout=subprocess.PIPE,
+                              check=True).stdout.decode().strip()
+        want = {"ext2/ext3": "EXT_2_3_4", "tmpfs": "TMPFS", "xfs": "XFS", "btrfs": "BTRFS",
+                "overlayfs": "OVERLAYFS", "nfs": "NFS"}.get(kind)
+        if want:
+            assert s.fs_type == want, (kind, s.fs_type)
         assert not os.path.exists(os.path.join(path, "+testWrite"))
     ids = {s.filesystem_id for s in r.storage_statuses}
     assert len(ids) == 2
@@ -54,12 +61,24 @@ def test_filesystem_id_is_stable_across_restarts(gitaly_factory):
     assert r.storage_statuses[0].filesystem_id == json.loads(first)["gitaly_filesystem_id"]
 
 
+def _make_unwritable(path):
+    """Returns an undo function, or None when this machine cannot do it."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        return lambda: os.chmod(path, 0o755)
+    # root writes through permission bits; the immutable flag stops it too
+    r = subprocess.run(["chattr", "+i", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return None
+    return lambda: subprocess.run(["chattr", "-i", path], check=True)
+
+
 def test_unwritable_storage(gitaly_factory):
-    if os.geteuid() == 0:
-        # root writes through modes; use a read-only bind of nothing else
-        pytest.skip("root ignores directory permissions")
     g = gitaly_factory()
-    os.chmod(g.storages["other"], 0o555)
+    undo = _make_unwritable(g.storages["other"])
+    if undo is None:
+        pytest.skip("cannot make a directory unwritable here")
     try:
         with g.channel() as ch:
             r = g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
@@ -67,7 +86,7 @@ def test_unwritable_storage(gitaly_factory):
         assert st["other"].readable and not st["other"].writeable
         assert st["default"].writeable
     finally:
-        os.chmod(g.storages["other"], 0o755)
+        undo()
 
 
 def test_missing_storage_dir_is_not_readable(gitaly_factory):

@@ -79,10 +79,10 @@ struct poller {
 static void *poller_main(void *p)
 {
 	struct poller *pl = p;
-	while (!pl->stop) {
+	while (!__atomic_load_n(&pl->stop, __ATOMIC_ACQUIRE)) {
 		if (rpc_call_cancelled(pl->call))
 			break;
-		pl->polls++;
+		__atomic_add_fetch(&pl->polls, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -97,8 +97,12 @@ static int h_bidi(struct rpc_call *call, struct error *err)
 	int ret;
 
 	pthread_create(&th, NULL, poller_main, &pl);
+	/* Let the poller run at least once: on a loaded machine the whole
+	 * exchange could otherwise finish before it is scheduled. */
+	for (int i = 0; i < 2000 && !__atomic_load_n(&pl.polls, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
 	ret = h_bidi_body(call, err);
-	pl.stop = 1;
+	__atomic_store_n(&pl.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	g_polls = pl.polls;
 	return ret;
@@ -168,6 +172,35 @@ static void on_conn(void *ctx, int fd, enum listener_type type)
 		error_release(&err);
 }
 
+static char g_fallback_method[128];
+
+/* Fallback: echoes each raw message reversed, then ends with OK. */
+static int h_fallback(struct rpc_call *call, struct error *err)
+{
+	void *buf;
+	size_t len;
+	int r;
+
+	snprintf(g_fallback_method, sizeof(g_fallback_method), "%s", rpc_call_method_name(call));
+	assert_null(rpc_call_request(call));
+	assert_ptr_equal(rpc_call_service_data(call), g_fallback_method);
+	while ((r = rpc_call_recv_raw(call, &buf, &len, err)) == 1) {
+		unsigned char *b = buf;
+		for (size_t i = 0; i < len / 2; i++) {
+			unsigned char t = b[i];
+			b[i] = b[len - 1 - i];
+			b[len - 1 - i] = t;
+		}
+		int w = rpc_call_send_raw(call, buf, len, err);
+		free(buf);
+		if (w < 0)
+			return -1;
+	}
+	return r;
+}
+
+static int g_use_fallback;
+
 static int start(struct fixture *f, const char *token)
 {
 	struct error err = ERROR_INIT;
@@ -184,6 +217,8 @@ static int start(struct fixture *f, const char *token)
 	assert_int_equal(rpc_server_register(f->srv, &test_service, &err), -1);
 	assert_int_equal(err.code, STATUS_ALREADY_EXISTS);
 	error_release(&err);
+	if (g_use_fallback)
+		rpc_server_set_fallback(f->srv, h_fallback, g_fallback_method);
 	assert_int_equal(rpc_server_start(f->srv, &err), 0);
 	assert_int_equal(listener_set_new(on_conn, f->srv, &f->ls, &err), 0);
 	assert_int_equal(listener_add_unix(f->ls, f->sock, &err), 0);
@@ -210,6 +245,16 @@ static int setup_auth(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	start(f, "secret-token");
+	*state = f;
+	return 0;
+}
+
+static int setup_fallback(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	g_use_fallback = 1;
+	start(f, NULL);
+	g_use_fallback = 0;
 	*state = f;
 	return 0;
 }
@@ -729,6 +774,30 @@ static void test_request_fields(void **state)
 	assert_null(e.storage_name);
 }
 
+static void test_fallback(void **state)
+{
+	struct fixture *f = *state;
+	struct result r;
+	static const char msg[] = "hello raw";
+
+	/* Unknown services and methods reach the fallback as raw bytes. */
+	unary_raw(f, "/other.Proxy/Anything", msg, 9, NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	assert_int_equal(r.resp_len, 9);
+	assert_memory_equal(r.resp, "war olleh", 9);
+	assert_string_equal(g_fallback_method, "/other.Proxy/Anything");
+	result_release(&r);
+	unary_raw(f, "/test.Test/Nope", msg, 5, NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	assert_memory_equal(r.resp, "olleh", 5);
+	result_release(&r);
+	/* Registered methods are untouched. */
+	unary_ts(f, "/test.Test/Unary", 8, NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	assert_int_equal(resp_seconds(&r), 9);
+	result_release(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -741,6 +810,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversized_and_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bidi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_string_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback, setup_fallback, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_with_call_in_flight, setup, teardown),
 	};
