@@ -19,59 +19,6 @@
 
 #define LINE_CAP ((size_t)1 << 20)
 
-/*
- * Until the repository cache (branch blobs) lands, these weak stand-ins
- * open a fresh handle per request so RefService works and links on its
- * own; the real cache's strong definitions replace them at link time.
- */
-__attribute__((weak)) int repo_cache_get(const char *repo_path, const char *object_dir,
-					 const char *alternates, git_repository **out,
-					 struct error *err)
-{
-	git_odb *odb = NULL;
-	int ret = -1;
-
-	git_libgit2_init();
-	*out = NULL;
-	if (git_repository_open_bare(out, repo_path) < 0) {
-		const git_error *e = git_error_last();
-
-		error_set(err, STATUS_INTERNAL, "opening repository: %s", e ? e->message : "");
-		goto out;
-	}
-	if (object_dir || alternates) {
-		if (git_repository_odb(&odb, *out) < 0)
-			goto fail;
-		if (object_dir && git_odb_add_disk_alternate(odb, object_dir) < 0)
-			goto fail;
-		for (const char *p = alternates; p && *p;) {
-			const char *c = strchr(p, ':');
-			char *dir = strndup(p, c ? (size_t)(c - p) : strlen(p));
-
-			if (!dir || git_odb_add_disk_alternate(odb, dir) < 0) {
-				free(dir);
-				goto fail;
-			}
-			free(dir);
-			p = c ? c + 1 : NULL;
-		}
-	}
-	ret = 0;
-	goto out;
-fail:
-	error_set(err, STATUS_INTERNAL, "opening object directories");
-	git_repository_free(*out);
-	*out = NULL;
-out:
-	git_odb_free(odb);
-	return ret;
-}
-
-__attribute__((weak)) void repo_cache_put(git_repository *repo)
-{
-	git_repository_free(repo);
-}
-
 int ref_ctx_init(struct ref_ctx *ctx, struct rpc_call *call, const Gitaly__Repository *repo,
 		 struct error *err)
 {
