@@ -578,3 +578,32 @@ def test_repository_validation(gitaly, stub):
     e = rpc_error(stub.RefExists, rp.RefExistsRequest(repository=gitaly.repo("nope.git"),
                                                       ref=b"refs/heads/x"))
     assert_code(e, NOT_FOUND)
+
+
+def test_corrupt_object_is_an_error_not_a_crash(gitaly, stub):
+    rel, path, a, b = small_repo(gitaly)
+    obj = os.path.join(path, "objects", b[:2], b[2:])
+    os.chmod(obj, 0o644)
+    with open(obj, "wb") as f:
+        f.write(b"\x78\x01garbage that does not inflate")
+    repo = gitaly.repo(rel)
+    e = rpc_error(lambda: list(stub.FindLocalBranches(rp.FindLocalBranchesRequest(repository=repo))))
+    assert_code(e, INTERNAL)
+    e = rpc_error(stub.FindBranch, rp.FindBranchRequest(repository=repo, name=b"feature"))
+    assert e.code() in (INTERNAL, NOT_FOUND)
+    # the server is fine and other answers still come
+    assert stub.RefExists(rp.RefExistsRequest(repository=repo, ref=b"refs/heads/main")).value
+    refs = [r.name for m in stub.ListRefs(rp.ListRefsRequest(repository=repo, patterns=[b"refs/heads/"]))
+            for r in m.references]
+    assert refs == [b"refs/heads/feature", b"refs/heads/main"]
+
+
+def test_dash_patterns_are_not_options(gitaly, stub, big):
+    repo = gitaly.repo(big["rel"])
+    for pats in ([b"--all"], [b"-x*"], [b"--sort=refname"]):
+        assert list(stub.ListRefs(rp.ListRefsRequest(repository=repo, patterns=pats))) == []
+    assert list(stub.FindAllBranches(rp.FindAllBranchesRequest(
+        repository=repo, merged_only=True, merged_branches=[b"--contains=HEAD"]))) == []
+    r = stub.FindRefsByOID(rp.FindRefsByOIDRequest(repository=repo, oid=big["base"],
+                                                   ref_patterns=["--all"]))
+    assert list(r.refs) == []
