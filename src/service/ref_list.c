@@ -166,10 +166,9 @@ out:
  * FindLocalBranches in-process: the same refs, order, pagination and
  * 20-per-message batches as upstream's for-each-ref pipeline.
  */
-static int local_branches_walk(struct ref_ctx *ctx, struct branch_writer *w, int sort_by,
-			       struct error *err)
+static int branches_walk(struct ref_ctx *ctx, struct branch_writer *w, const char *const *patterns,
+			 size_t n_patterns, int sort_by, struct error *err)
 {
-	const char *pattern = "refs/heads";
 	struct ref_walk walk;
 	int ret = -1;
 
@@ -177,7 +176,7 @@ static int local_branches_walk(struct ref_ctx *ctx, struct branch_writer *w, int
 	w->borrowed = 1;
 	if (ref_ctx_repo(ctx, &w->repo, err) < 0)
 		goto out;
-	if (ref_walk_list(&walk, w->repo, &pattern, 1, err) < 0)
+	if (ref_walk_list(&walk, w->repo, patterns, n_patterns, err) < 0)
 		goto out;
 	if (sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_ASC ||
 	    sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC) {
@@ -197,14 +196,26 @@ static int local_branches_walk(struct ref_ctx *ctx, struct branch_writer *w, int
 			continue;
 		if (!e->commit && ref_walk_commit(&walk, &e->oid, &e->commit, err) < 0)
 			goto wrap;
-		b = malloc(sizeof(*b));
-		if (!b)
-			abort();
-		gitaly__branch__init(b);
-		b->name.data = (uint8_t *)strndup(e->name, nlen);
-		b->name.len = nlen;
-		b->target_commit = e->commit;
-		w->local[w->n++] = b;
+		if (w->kind == BRANCH_ALL) {
+			Gitaly__FindAllBranchesResponse__Branch *a = malloc(sizeof(*a));
+
+			if (!a)
+				abort();
+			gitaly__find_all_branches_response__branch__init(a);
+			a->name.data = (uint8_t *)strndup(e->name, nlen);
+			a->name.len = nlen;
+			a->target = e->commit;
+			w->all[w->n++] = a;
+		} else {
+			b = malloc(sizeof(*b));
+			if (!b)
+				abort();
+			gitaly__branch__init(b);
+			b->name.data = (uint8_t *)strndup(e->name, nlen);
+			b->name.len = nlen;
+			b->target_commit = e->commit;
+			w->local[w->n++] = b;
+		}
 		if (w->n >= REF_ITEMS_PER_MESSAGE && branch_writer_flush(w, err) < 0)
 			goto out;
 	}
@@ -233,7 +244,11 @@ int ref_find_local_branches_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	/* Unknown sort values behave as NAME (upstream panics). */
 	ref_pager_init(&w.pager, req->pagination_params);
-	ret = local_branches_walk(&ctx, &w, req->sort_by, err);
+	{
+		const char *pattern = "refs/heads";
+
+		ret = branches_walk(&ctx, &w, &pattern, 1, req->sort_by, err);
+	}
 out:
 	ref_ctx_release(&ctx);
 	return ret;
@@ -266,6 +281,12 @@ int ref_find_all_branches_rpc(struct rpc_call *call, struct error *err)
 			error_set(err, STATUS_INTERNAL, "out of memory");
 			goto out;
 		}
+	}
+	if (!req->merged_only) {
+		const char *patterns[] = { "refs/heads", "refs/remotes" };
+
+		ret = branches_walk(&ctx, &w, patterns, 2, 0, err);
+		goto out;
 	}
 	cmd = ref_ctx_git(&ctx, "for-each-ref");
 	git_cmd_flag(cmd, "--format=%(refname)%00%(objectname)");
@@ -318,6 +339,12 @@ int ref_find_all_remote_branches_rpc(struct rpc_call *call, struct error *err)
 	strbuf_adds(&pattern, "refs/remotes/");
 	if (strbuf_adds(&pattern, req->remote_name) < 0) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "remote name too long");
+		goto out;
+	}
+	if (ref_walk_pattern_simple(pattern.buf)) {
+		const char *p = pattern.buf;
+
+		ret = branches_walk(&ctx, &w, &p, 1, 0, err);
 		goto out;
 	}
 	cmd = ref_ctx_git(&ctx, "for-each-ref");
