@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "base/metrics.h"
 #include "net/bridge.h"
 #include "net/listener.h"
+#include "rpc/rpc_metrics.h"
 
 #define MAX_LISTENERS 16
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
@@ -34,6 +34,13 @@ struct listener {
 	struct tls_server *tls;
 };
 
+struct tls_conn {
+	struct listener_set *ls;
+	struct tls_server *tls;
+	int fd;
+	struct tls_conn *prev, *next;
+};
+
 struct listener_set {
 	listener_conn_fn fn;
 	void *ctx;
@@ -42,6 +49,12 @@ struct listener_set {
 	int wake[2];
 	pthread_t thread;
 	int running;
+	/* TLS handshakes in flight: stop aborts and waits for them. */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct tls_conn *handshakes; /* sockets still in their handshake */
+	int n_active;                /* handshake threads alive */
+	int stopping;
 };
 
 const char *listener_type_name(enum listener_type type)
@@ -57,13 +70,6 @@ const char *listener_type_name(enum listener_type type)
 	return "unknown";
 }
 
-static struct metric_family *connections_metric(void)
-{
-	static const char *const labels[] = { "type" };
-	return metrics_counter("gitaly_connections_total", "Total number of connections to Gitaly",
-			       labels, 1);
-}
-
 int listener_set_new(listener_conn_fn fn, void *ctx, struct listener_set **out,
 		     struct error *err)
 {
@@ -73,6 +79,8 @@ int listener_set_new(listener_conn_fn fn, void *ctx, struct listener_set **out,
 		return error_set(err, STATUS_INTERNAL, "out of memory");
 	ls->fn = fn;
 	ls->ctx = ctx;
+	pthread_mutex_init(&ls->lock, NULL);
+	pthread_cond_init(&ls->idle, NULL);
 	if (pipe2(ls->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(ls);
 		return error_set(err, STATUS_INTERNAL, "pipe: %s", strerror(errno));
@@ -278,21 +286,33 @@ int listener_add_tls(struct listener_set *ls, const char *addr, struct tls_serve
 	return add(ls, fd, LISTENER_TLS, NULL, tls, err);
 }
 
-struct tls_conn {
-	struct listener_set *ls;
-	struct tls_server *tls;
-	int fd;
-};
+/* Takes c off the list of sockets that stop may shut down. Locked. */
+static void unlink_handshake(struct listener_set *ls, struct tls_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (ls->handshakes == c)
+		ls->handshakes = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
 
 /* Handshake on its own thread, then hand the bridged plaintext to the hook. */
 static void *tls_conn_main(void *p)
 {
 	struct tls_conn *c = p;
+	struct listener_set *ls = c->ls;
 	struct error err = ERROR_INIT;
 	SSL *ssl = NULL;
 	int plain = -1;
+	int rc;
 
-	if (tls_server_handshake(c->tls, c->fd, TLS_HANDSHAKE_TIMEOUT_MS, &ssl, &err) < 0) {
+	rc = tls_server_handshake(c->tls, c->fd, TLS_HANDSHAKE_TIMEOUT_MS, &ssl, &err);
+	pthread_mutex_lock(&ls->lock);
+	unlink_handshake(ls, c);
+	pthread_mutex_unlock(&ls->lock);
+	if (rc < 0) {
 		log_msg(LOG_DEBUG, "tls: %s", err.message);
 		close(c->fd);
 		goto out;
@@ -303,10 +323,20 @@ static void *tls_conn_main(void *p)
 		close(c->fd);
 		goto out;
 	}
-	c->ls->fn(c->ls->ctx, plain, LISTENER_TLS);
+	/* The bridge owns ssl and the socket now; closing plain ends it. */
+	pthread_mutex_lock(&ls->lock);
+	if (ls->stopping)
+		close(plain);
+	else
+		ls->fn(ls->ctx, plain, LISTENER_TLS);
+	pthread_mutex_unlock(&ls->lock);
 out:
 	error_release(&err);
 	free(c);
+	pthread_mutex_lock(&ls->lock);
+	if (--ls->n_active == 0)
+		pthread_cond_broadcast(&ls->idle);
+	pthread_mutex_unlock(&ls->lock);
 	return NULL;
 }
 
@@ -321,8 +351,7 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 				log_msg(LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
-		const char *lv[] = { listener_type_name(l->type) };
-		metrics_add(connections_metric(), lv, 1);
+		rpc_metrics_connection(listener_type_name(l->type));
 		if (l->type != LISTENER_UNIX) {
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -341,10 +370,22 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 		c->ls = ls;
 		c->tls = l->tls;
 		c->fd = fd;
+		c->prev = NULL;
+		pthread_mutex_lock(&ls->lock);
+		c->next = ls->handshakes;
+		if (c->next)
+			c->next->prev = c;
+		ls->handshakes = c;
+		ls->n_active++;
+		pthread_mutex_unlock(&ls->lock);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, (size_t)256 << 10);
 		if (pthread_create(&th, &attr, tls_conn_main, c) != 0) {
+			pthread_mutex_lock(&ls->lock);
+			unlink_handshake(ls, c);
+			ls->n_active--;
+			pthread_mutex_unlock(&ls->lock);
 			close(fd);
 			free(c);
 		}
@@ -383,11 +424,9 @@ static void *accept_main(void *p)
 
 int listener_start(struct listener_set *ls, struct error *err)
 {
-	/* Register the series so every type shows at 0 before the first accept. */
-	for (int t = LISTENER_UNIX; t <= LISTENER_TLS; t++) {
-		const char *lv[] = { listener_type_name((enum listener_type)t) };
-		metrics_touch(connections_metric(), lv);
-	}
+	for (int i = 0; i < ls->n; i++)
+		if (ls->ls[i].type == LISTENER_TLS)
+			bridge_ignore_sigpipe();
 	int rc = pthread_create(&ls->thread, NULL, accept_main, ls);
 	if (rc)
 		return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));
@@ -406,6 +445,14 @@ void listener_stop(struct listener_set *ls)
 		pthread_join(ls->thread, NULL);
 		ls->running = 0;
 	}
+	/* Abort handshakes in flight and wait until their threads let go of ls. */
+	pthread_mutex_lock(&ls->lock);
+	ls->stopping = 1;
+	for (struct tls_conn *c = ls->handshakes; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	while (ls->n_active)
+		pthread_cond_wait(&ls->idle, &ls->lock);
+	pthread_mutex_unlock(&ls->lock);
 	for (int i = 0; i < ls->n; i++) {
 		if (ls->ls[i].fd >= 0) {
 			close(ls->ls[i].fd);
@@ -426,5 +473,7 @@ void listener_free(struct listener_set *ls)
 	listener_stop(ls);
 	close(ls->wake[0]);
 	close(ls->wake[1]);
+	pthread_mutex_destroy(&ls->lock);
+	pthread_cond_destroy(&ls->idle);
 	free(ls);
 }

@@ -9,9 +9,9 @@
  * status (with grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <grpc/byte_buffer.h>
@@ -26,8 +26,10 @@
 #include "rpc/accesslog.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
+#include "rpc/correlation.h"
 #include "rpc/server_internal.h"
 #include "rpc/status.h"
+#include "rpc/wirecheck.h"
 
 #define ARENA_CHUNK 4096
 
@@ -65,10 +67,15 @@ struct rpc_call {
 	ProtobufCMessage **msgs; /* every message received, freed at the end */
 	size_t n_msgs, alloc_msgs;
 
-	int close_done;          /* RECV_CLOSE_ON_SERVER completed */
+	int close_done;          /* RECV_CLOSE_ON_SERVER completed (atomic) */
+	pthread_mutex_t stash_lock;
+	int stash_valid, stash_success;
+	void *stash_tag;
 	int close_cancelled;     /* ... and reported the call as cancelled */
 	int initial_md_sent;
 	int client_done;         /* client half-closed */
+	int raw;                 /* fallback call: no descriptors, bytes only */
+	void *raw_data;
 
 	grpc_byte_buffer *unary_resp; /* unary: the response, sent with status */
 	size_t request_bytes, response_bytes;
@@ -146,33 +153,74 @@ static int64_t now_ms(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * rpc_call_cancelled may run on another thread (a handler's helper) while
+ * the handler thread waits here, and both take events from the same queue.
+ * An event the poller takes that is not the close is parked in a stash that
+ * the waiter checks; the waiter therefore waits in bounded slices.
+ */
+static int stash_take(struct rpc_call *call, void *tag, int *success)
+{
+	int found = 0;
+	pthread_mutex_lock(&call->stash_lock);
+	if (call->stash_valid && call->stash_tag == tag) {
+		call->stash_valid = 0;
+		*success = call->stash_success;
+		found = 1;
+	}
+	pthread_mutex_unlock(&call->stash_lock);
+	return found;
+}
+
+static void stash_put(struct rpc_call *call, void *tag, int success)
+{
+	pthread_mutex_lock(&call->stash_lock);
+	call->stash_valid = 1;
+	call->stash_tag = tag;
+	call->stash_success = success;
+	pthread_mutex_unlock(&call->stash_lock);
+}
+
 /* Waits for tag on the call's queue; returns the completion's success. */
 static int wait_tag(struct rpc_call *call, void *tag)
 {
+	int success;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(call->cq,
-							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (tag == &call->tag_close && __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
+			return 1;
+		if (stash_take(call, tag, &success))
+			return success;
+		gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+						  gpr_time_from_millis(500, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(call->cq, until, NULL);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			continue;
 		if (ev.type != GRPC_OP_COMPLETE)
 			return 0; /* queue shut down: cannot happen while the call runs */
 		if (ev.tag == &call->tag_close) {
-			call->close_done = 1;
+			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
 			if (tag == &call->tag_close)
-				return ev.success;
+				return 1;
 			continue;
 		}
 		if (ev.tag == tag)
 			return ev.success;
+		stash_put(call, ev.tag, ev.success);
 	}
 }
 
 /* Non-blocking check whether the close completion arrived. */
 static void poll_close(struct rpc_call *call)
 {
-	if (call->close_done)
+	if (__atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
 		return;
-	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type == GRPC_OP_COMPLETE && ev.tag == &call->tag_close)
-		call->close_done = 1;
+	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		return;
+	if (ev.tag == &call->tag_close)
+		__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+	else
+		stash_put(call, ev.tag, ev.success); /* the handler thread's event */
 }
 
 static int start_batch(struct rpc_call *call, const grpc_op *ops, size_t n, void *tag)
@@ -191,7 +239,7 @@ int rpc_call_cancelled(struct rpc_call *call)
 		return 1;
 	poll_close(call);
 	/* Before the status is sent, a finished close means the call was cancelled. */
-	return call->close_done;
+	return __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE);
 }
 
 /* The error a failed stream operation maps to, as grpc-go's context errors. */
@@ -231,19 +279,125 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 }
 
 /*
- * Receives one message. Returns 1 with *out, 0 at the end of the client's
- * stream, -1 with err set.
+ * protobuf-go refuses proto3 strings that are not valid UTF-8; so do we,
+ * walking the wire bytes with the descriptors before unpacking (NUL bytes
+ * and malformed input are refused by rpc_wire_check_strings first).
+ * Returns 0 (fine, or malformed: the unpack reports that), -1 with err set.
  */
-static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int valid_utf8(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= n)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+static int check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+			 const uint8_t *end, int depth, struct error *err)
+{
+	if (depth > 64)
+		return 0;
+	while (p < end) {
+		uint64_t key, len;
+		if (read_varint(&p, end, &key) < 0)
+			return 0;
+		switch (key & 7) {
+		case 0:
+			if (read_varint(&p, end, &len) < 0)
+				return 0;
+			continue;
+		case 1:
+			if (end - p < 8)
+				return 0;
+			p += 8;
+			continue;
+		case 5:
+			if (end - p < 4)
+				return 0;
+			p += 4;
+			continue;
+		case 2:
+			break;
+		default:
+			return 0; /* groups and garbage: left to the unpacker */
+		}
+		if (read_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+			return 0;
+		const ProtobufCFieldDescriptor *f =
+			key >> 3 <= UINT32_MAX
+				? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+				: NULL;
+		if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+			if (!valid_utf8(p, len))
+				return error_set(err, STATUS_INTERNAL,
+						 "grpc: error unmarshalling request: proto: field "
+						 "%s.%s contains invalid UTF-8",
+						 desc->name, f->name);
+		} else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor) {
+			if (check_strings(f->descriptor, p, p + len, depth + 1, err) < 0)
+				return -1;
+		}
+		p += len;
+	}
+	return 0;
+}
+
+/*
+ * Receives the next message's bytes. Returns 1 with *out (unref it), 0 at
+ * the end of the client's stream, -1 with err set.
+ */
+static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 {
 	grpc_byte_buffer *bb = NULL;
 	grpc_op op;
 	int ret = -1;
-	grpc_slice slice = grpc_empty_slice();
 	grpc_byte_buffer_reader reader;
 	int reader_init = 0;
 
-	*out = NULL;
+	*out = grpc_empty_slice();
 	if (call->client_done)
 		return 0;
 	memset(&op, 0, sizeof(op));
@@ -270,8 +424,37 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 		goto out;
 	}
 	reader_init = 1;
-	slice = grpc_byte_buffer_reader_readall(&reader);
-	call->request_bytes += GRPC_SLICE_LENGTH(slice);
+	*out = grpc_byte_buffer_reader_readall(&reader);
+	call->request_bytes += GRPC_SLICE_LENGTH(*out);
+	if (!call->opts->no_access_log && !call->raw)
+		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
+	ret = 1;
+out:
+	if (reader_init)
+		grpc_byte_buffer_reader_destroy(&reader);
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
+/*
+ * Receives one message. Returns 1 with *out, 0 at the end of the client's
+ * stream, -1 with err set.
+ */
+static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+{
+	grpc_slice slice;
+	int ret = recv_bytes(call, &slice, err);
+
+	*out = NULL;
+	if (ret <= 0)
+		return ret;
+	ret = -1;
+	if (rpc_wire_check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+				   GRPC_SLICE_LENGTH(slice), err) < 0 ||
+	    check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+			  GRPC_SLICE_START_PTR(slice) + GRPC_SLICE_LENGTH(slice), 0, err) < 0)
+		goto out;
 	ProtobufCMessage *m = protobuf_c_message_unpack(call->method->request, NULL,
 							GRPC_SLICE_LENGTH(slice),
 							GRPC_SLICE_START_PTR(slice));
@@ -281,16 +464,26 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 		goto out;
 	}
 	track_msg(call, m);
-	if (!call->opts->no_access_log)
-		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
 	*out = m;
 	ret = 1;
 out:
 	grpc_slice_unref(slice);
-	if (reader_init)
-		grpc_byte_buffer_reader_destroy(&reader);
-	if (bb)
-		grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
+int rpc_call_recv_raw(struct rpc_call *call, void **buf, size_t *len, struct error *err)
+{
+	grpc_slice slice;
+	int ret = recv_bytes(call, &slice, err);
+
+	*buf = NULL;
+	*len = 0;
+	if (ret == 1) {
+		*len = GRPC_SLICE_LENGTH(slice);
+		*buf = xmalloc(*len);
+		memcpy(*buf, GRPC_SLICE_START_PTR(slice), *len);
+		grpc_slice_unref(slice);
+	}
 	return ret;
 }
 
@@ -319,12 +512,11 @@ static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, size_t *len_o
 	return bb;
 }
 
+static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, struct error *err);
+
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct error *err)
 {
 	size_t len;
-	grpc_op ops[2];
-	size_t n = 0;
-	int ok;
 
 	if (call->method->type == RPC_UNARY || call->method->type == RPC_CLIENT_STREAM) {
 		if (call->unary_resp)
@@ -334,6 +526,24 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 		return 0;
 	}
 	grpc_byte_buffer *bb = pack_message(msg, &len);
+	return send_buffer(call, bb, len, err);
+}
+
+int rpc_call_send_raw(struct rpc_call *call, const void *buf, size_t len, struct error *err)
+{
+	grpc_slice s = grpc_slice_from_copied_buffer(buf, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return send_buffer(call, bb, len, err);
+}
+
+/* Sends one stream message (bb is consumed). */
+static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, struct error *err)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+	int ok;
+
 	memset(ops, 0, sizeof(ops));
 	if (!call->initial_md_sent) {
 		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -348,7 +558,7 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 	if (!ok)
 		return gone_error(call, err);
 	call->response_bytes += len;
-	if (!call->opts->no_access_log)
+	if (!call->opts->no_access_log && !call->raw)
 		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
 	return 0;
 }
@@ -383,6 +593,8 @@ const char *rpc_call_correlation_id(struct rpc_call *call)
 
 void *rpc_call_service_data(struct rpc_call *call)
 {
+	if (call->raw)
+		return call->raw_data;
 	return call->svc ? call->svc->data : NULL;
 }
 
@@ -438,37 +650,6 @@ static void send_status(struct rpc_call *call, const struct error *e)
 	grpc_slice_unref(status_slice);
 	grpc_slice_unref(trailer.value);
 	strbuf_release(&details);
-}
-
-/*
- * A ULID-shaped id (26 Crockford base32 characters: 48-bit millisecond time,
- * 80 random bits), the shape labkit generates.
- * TODO(obs): use the correlation module's generator once it is on main.
- */
-static void generate_correlation_id(char out[32])
-{
-	static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-	uint8_t b[16];
-	uint64_t ms = (uint64_t)now_ms(CLOCK_REALTIME);
-	for (int i = 0; i < 6; i++)
-		b[i] = (uint8_t)(ms >> (40 - 8 * i));
-	if (getrandom(b + 6, 10, 0) != 10) {
-		uint64_t x = (uint64_t)now_ms(CLOCK_MONOTONIC) ^ ((uint64_t)rand() << 20);
-		for (int i = 6; i < 16; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
-			b[i] = (uint8_t)(x >> 56);
-	}
-	/* 128 bits -> 26 base32 digits, most significant first (2 pad bits on top). */
-	for (int i = 0; i < 26; i++) {
-		int bit = i * 5 - 2; /* position of this digit's top bit in the 128-bit value */
-		unsigned v = 0;
-		for (int k = 0; k < 5; k++, bit++) {
-			v <<= 1;
-			if (bit >= 0)
-				v |= (b[bit / 8] >> (7 - bit % 8)) & 1;
-		}
-		out[i] = alphabet[v];
-	}
-	out[26] = 0;
 }
 
 static void copy_metadata(struct rpc_call *call, const grpc_metadata_array *md)
@@ -616,6 +797,34 @@ static void reject(struct rpc_call *call, const struct error *e)
 	send_status(call, e);
 }
 
+/* A call for the fallback handler: auth, then the handler on raw bytes. */
+static void run_fallback(struct rpc_call *call, rpc_handler_fn fn, struct error *err)
+{
+	static const struct rpc_method raw_method = { .name = "", .type = RPC_BIDI_STREAM };
+	const char *auth_version = NULL;
+	char buf[CORRELATION_ID_LEN + 1];
+	const char *cid = correlation_from_metadata(
+		rpc_call_metadata(call, CORRELATION_METADATA_KEY), buf, sizeof(buf));
+
+	call->correlation_id = cid == buf ? rpc_call_strdup(call, buf) : cid;
+	call->raw = 1;
+	call->method = &raw_method;
+	if (auth_check(&call->opts->auth, rpc_call_metadata(call, "authorization"),
+		       (int64_t)time(NULL), &auth_version, err) < 0) {
+		if (!error_is_set(err))
+			error_set(err, STATUS_UNAUTHENTICATED, "authentication required");
+		send_status(call, err);
+		return;
+	}
+	if (fn(call, err) < 0 || error_is_set(err)) {
+		if (!error_is_set(err))
+			error_set(err, STATUS_INTERNAL, "handler failed without an error");
+		send_status(call, err);
+	} else {
+		send_status(call, NULL);
+	}
+}
+
 void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
 		     const grpc_metadata_array *md, grpc_completion_queue *cq)
 {
@@ -627,10 +836,12 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	int cancelled_flag = 0;
 	const char *auth_version = NULL;
 	int logged = 0;
+	rpc_handler_fn fallback = NULL;
 
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
 	memset(call, 0, sizeof(*call));
+	pthread_mutex_init(&call->stash_lock, NULL);
 	call->srv = srv;
 	call->opts = rpc_server_opts(srv);
 	call->gc = gc;
@@ -671,6 +882,10 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
 	call->svc = lk.svc;
 	call->method = lk.method;
+	if (!lk.method && rpc_server_fallback(srv, &fallback, &call->raw_data)) {
+		run_fallback(call, fallback, &err);
+		goto out;
+	}
 	if (!lk.svc) {
 		error_set(&err, STATUS_UNIMPLEMENTED, "unknown service %s", call->service_name);
 		reject(call, &err);
@@ -685,14 +900,10 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 
 	/* Correlation id: the client's, or a fresh one. */
 	{
-		const char *cid = rpc_call_metadata(call, "x-gitlab-correlation-id");
-		if (cid && *cid) {
-			call->correlation_id = cid;
-		} else {
-			char buf[32];
-			generate_correlation_id(buf);
-			call->correlation_id = rpc_call_strdup(call, buf);
-		}
+		char buf[CORRELATION_ID_LEN + 1];
+		const char *cid = correlation_from_metadata(
+			rpc_call_metadata(call, CORRELATION_METADATA_KEY), buf, sizeof(buf));
+		call->correlation_id = cid == buf ? rpc_call_strdup(call, buf) : cid;
 	}
 	logged = !call->opts->no_access_log;
 	if (logged)
@@ -734,14 +945,26 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
 		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
+		/*
+		 * A handler failing after its deadline or a cancel almost always
+		 * fails because of it (killed git, closed stream); as with Go's
+		 * context errors, the status then says so.
+		 */
+		if (err.code != STATUS_DEADLINE_EXCEEDED && err.code != STATUS_CANCELLED &&
+		    rpc_call_cancelled(call)) {
+			struct error ctx_err = ERROR_INIT;
+			gone_error(call, &ctx_err);
+			log_msg(LOG_DEBUG, "%s failed after the call ended: %s", call->full_method,
+				err.message ? err.message : "");
+			error_move(&err, &ctx_err);
+		}
 		send_status(call, &err);
 	} else {
 		send_status(call, NULL);
 	}
 
 out:
-	if (!call->close_done)
-		wait_tag(call, &call->tag_close);
+	wait_tag(call, &call->tag_close);
 	if (logged)
 		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
 			   auth_version);
@@ -754,4 +977,5 @@ out:
 	json_decref(call->log_fields);
 	error_release(&err);
 	arena_free(call);
+	pthread_mutex_destroy(&call->stash_lock);
 }

@@ -74,13 +74,23 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg);
  */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct error *err);
 
+/*
+ * Raw-bytes variants for fallback handlers (rpc_server_set_fallback), which
+ * have no message descriptors. rpc_call_recv_raw returns 1 with *buf
+ * (malloc'd, the caller frees it) and *len, 0 at the end of the client's
+ * stream, -1 with err set. rpc_call_send_raw sends one message of len bytes.
+ */
+int rpc_call_recv_raw(struct rpc_call *call, void **buf, size_t *len, struct error *err);
+int rpc_call_send_raw(struct rpc_call *call, const void *buf, size_t len, struct error *err);
+
 /* First value of a request metadata key (lower case), or NULL. Borrowed. */
 const char *rpc_call_metadata(struct rpc_call *call, const char *key);
 
 /* The call's deadline in CLOCK_MONOTONIC milliseconds, or INT64_MAX if none. */
 int64_t rpc_call_deadline_ms(struct rpc_call *call);
 
-/* Non-zero once the client cancelled or the deadline passed. */
+/* Non-zero once the client cancelled or the deadline passed. Safe to call
+ * from a helper thread while the handler thread sends or receives. */
 int rpc_call_cancelled(struct rpc_call *call);
 
 /* Peer string from grpc core, e.g. "fd:12" or "ipv4:127.0.0.1:3345". */

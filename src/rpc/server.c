@@ -48,6 +48,9 @@ struct rpc_server {
 	struct method_slot *slots; /* open addressing, power of two */
 	size_t n_slots, n_used;
 
+	rpc_handler_fn fallback;
+	void *fallback_data;
+
 	struct worker *workers;
 	int n_workers;
 	int started, shut_down;
@@ -133,6 +136,21 @@ void rpc_server_lookup(const struct rpc_server *srv, const char *full, size_t le
 const struct rpc_server_options *rpc_server_opts(const struct rpc_server *srv)
 {
 	return &srv->opts;
+}
+
+void rpc_server_set_fallback(struct rpc_server *srv, rpc_handler_fn fn, void *data)
+{
+	srv->fallback = fn;
+	srv->fallback_data = data;
+}
+
+int rpc_server_fallback(const struct rpc_server *srv, rpc_handler_fn *fn, void **data)
+{
+	if (!srv->fallback)
+		return 0;
+	*fn = srv->fallback;
+	*data = srv->fallback_data;
+	return 1;
 }
 
 int rpc_server_n_workers(const struct rpc_server *srv)

@@ -40,6 +40,16 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
  */
 int rpc_server_register(struct rpc_server *srv, const struct rpc_service *svc, struct error *err);
 
+/*
+ * Sends calls to methods no registered service has to fn instead of
+ * answering UNIMPLEMENTED (praefect proxies them). Such a call is a bidi
+ * stream of raw bytes: nothing is read before fn runs, rpc_call_request is
+ * NULL, and fn uses rpc_call_recv_raw / rpc_call_send_raw;
+ * rpc_call_service_data returns data. Auth runs first; no access-log line
+ * or grpc_server_* metrics are produced for these calls. Before start only.
+ */
+void rpc_server_set_fallback(struct rpc_server *srv, rpc_handler_fn fn, void *data);
+
 /* Starts grpc core and the worker threads. */
 int rpc_server_start(struct rpc_server *srv, struct error *err);
 

@@ -22,6 +22,9 @@ void rpc_server_lookup(const struct rpc_server *srv, const char *full, size_t le
 
 const struct rpc_server_options *rpc_server_opts(const struct rpc_server *srv);
 
+/* The fallback handler for unknown methods: returns 1 with *fn and *data set, or 0. */
+int rpc_server_fallback(const struct rpc_server *srv, rpc_handler_fn *fn, void **data);
+
 /*
  * Fills the request-derived access-log fields from the first request: a
  * top-level string field "storage_name", and a field "repository" of type
