@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "diff.pb-c.h"
 #include "service/diff_internal.h"
@@ -90,4 +91,22 @@ int diff_exit_error(const struct git_result *res, int code, const char *prefix,
 		error_set(err, code, "%s%sexit status %d", prefix ? prefix : "", prefix ? ": " : "",
 			  res->exit_code);
 	return -1;
+}
+
+struct git_cmd *diff_git_new(struct rpc_call *call, const char *repo_path,
+			     const struct service_git_env *genv, const char *subcommand)
+{
+	struct git_cmd *cmd = repo_path ? service_git_new(repo_path, genv, subcommand)
+					: git_cmd_new(NULL, subcommand);
+	int64_t deadline = rpc_call_deadline_ms(call);
+
+	if (deadline != INT64_MAX) {
+		struct timespec now;
+		int64_t left;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		git_cmd_timeout(cmd, left > 0 ? left : 1);
+	}
+	return cmd;
 }

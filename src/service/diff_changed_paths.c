@@ -59,7 +59,7 @@ struct rev_slot {
 
 /* Resolves every slot with one cat-file; slots whose rev cannot be asked
  * (empty, newline) are left unfound. */
-static int resolve_all(const char *path, const struct service_git_env *genv,
+static int resolve_all(struct rpc_call *call, const char *path, const struct service_git_env *genv,
 		       struct rev_slot *slots, size_t n, struct error *err)
 {
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
@@ -88,7 +88,7 @@ static int resolve_all(const char *path, const struct service_git_env *genv,
 		ret = 0;
 		goto out;
 	}
-	cmd = service_git_new(path, genv, "cat-file");
+	cmd = diff_git_new(call, path, genv, "cat-file");
 	git_cmd_flag(cmd, "--batch-check");
 	if (git_cmd_run(cmd, in.buf, in.len, &out, NULL, &res, err) < 0) {
 		error_prefix(err, "getting object info reader");
@@ -264,7 +264,7 @@ static int list_changes(struct rpc_call *call, const char *path,
 
 	diff_tree_record_init(&rec);
 	diff_reader_init_fd(&rd, -1);
-	cmd = service_git_new(path, genv, "diff-tree");
+	cmd = diff_git_new(call, path, genv, "diff-tree");
 	git_cmd_flag(cmd, "-z");
 	git_cmd_flag(cmd, "--stdin");
 	git_cmd_flag(cmd, "-r");
@@ -411,7 +411,7 @@ int diff_find_changed_paths_rpc(struct rpc_call *call, struct error *err)
 							      "resolving right tree", "", 0 };
 		}
 	}
-	if (resolve_all(path, &genv, slots, n_slots, err) < 0)
+	if (resolve_all(call, path, &genv, slots, n_slots, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n_slots; i++)
 		if (!slots[i].found) {

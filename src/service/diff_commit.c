@@ -149,7 +149,7 @@ int diff_commit_diff_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (service_git_env_init(&genv, path, req->repository, err) < 0)
 		goto out;
-	cmd = service_git_new(path, &genv, "diff");
+	cmd = diff_git_new(call, path, &genv, "diff");
 	git_cmd_flag(cmd, "--patch");
 	git_cmd_flag(cmd, "--raw");
 	git_cmd_flag(cmd, "--no-abbrev");
@@ -318,7 +318,7 @@ int diff_commit_delta_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (service_git_env_init(&genv, path, req->repository, err) < 0)
 		goto out;
-	cmd = service_git_new(path, &genv, "diff");
+	cmd = diff_git_new(call, path, &genv, "diff");
 	git_cmd_flag(cmd, "--raw");
 	git_cmd_flag(cmd, "--no-abbrev");
 	git_cmd_flag(cmd, "--full-index");

@@ -40,6 +40,16 @@ static inline int diff_exit_ok(const struct git_result *res)
 	return res->exit_code == 0 && !res->signal && !res->timed_out;
 }
 
+struct service_git_env;
+
+/*
+ * service_git_new (repo_path may be NULL for commands outside a
+ * repository) with a timeout at the call's deadline, so git does not
+ * outlive a call nobody waits for anymore.
+ */
+struct git_cmd *diff_git_new(struct rpc_call *call, const char *repo_path,
+			     const struct service_git_env *genv, const char *subcommand);
+
 int diff_commit_diff_rpc(struct rpc_call *call, struct error *err);
 int diff_commit_delta_rpc(struct rpc_call *call, struct error *err);
 int diff_raw_diff_rpc(struct rpc_call *call, struct error *err);

@@ -133,7 +133,7 @@ int diff_patch_id_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (service_git_env_init(&genv, path, req->repository, err) < 0)
 		goto out;
-	cmd = service_git_new(path, &genv, "diff");
+	cmd = diff_git_new(call, path, &genv, "diff");
 	git_cmd_flag(cmd, "--full-index");
 	git_cmd_arg(cmd, old_rev);
 	git_cmd_arg(cmd, new_rev);
@@ -142,7 +142,7 @@ int diff_patch_id_rpc(struct rpc_call *call, struct error *err)
 		err->code = STATUS_INTERNAL;
 		goto out;
 	}
-	cmd = git_cmd_new(NULL, "patch-id");
+	cmd = diff_git_new(call, NULL, NULL, "patch-id");
 	git_cmd_flag(cmd, "--stable");
 	if (git_cmd_start(cmd, &pid_in, &pid_out, NULL, &id_pid, err) < 0) {
 		error_prefix(err, "spawning patch-id");

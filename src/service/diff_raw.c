@@ -93,7 +93,7 @@ static int raw_rpc(struct rpc_call *call, const struct raw_request *r, int patch
 		}
 		if (diff_check_positional(range, "cmd", err) < 0)
 			goto out;
-		cmd = service_git_new(path, &genv, "format-patch");
+		cmd = diff_git_new(call, path, &genv, "format-patch");
 		git_cmd_flag(cmd, "--stdout");
 		git_cmd_option(cmd, "--signature", "GitLab");
 		git_cmd_arg(cmd, range);
@@ -101,7 +101,7 @@ static int raw_rpc(struct rpc_call *call, const struct raw_request *r, int patch
 		if (diff_check_positional(r->left, "cmd", err) < 0 ||
 		    diff_check_positional(r->right, "cmd", err) < 0)
 			goto out;
-		cmd = service_git_new(path, &genv, "diff");
+		cmd = diff_git_new(call, path, &genv, "diff");
 		git_cmd_flag(cmd, "--full-index");
 		git_cmd_arg(cmd, r->left);
 		git_cmd_arg(cmd, r->right);

@@ -87,7 +87,7 @@ int diff_stats_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
-	cmd = service_git_new(path, &genv, "diff");
+	cmd = diff_git_new(call, path, &genv, "diff");
 	git_cmd_flag(cmd, "--numstat");
 	git_cmd_flag(cmd, "-z");
 	git_cmd_arg(cmd, req->left_commit_id);

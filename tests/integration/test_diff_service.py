@@ -380,3 +380,29 @@ def test_bad_input(stub, repo):
     assert_code(err, INTERNAL, "spawning diff: positional arg \"-c1\" cannot start with "
                 "dash '-': invalid argument")
     assert not os.path.exists("/tmp/x")
+
+
+def test_cancel_and_deadline_leave_no_git(gitaly, stub, repo):
+    """A client going away mid-stream, or a deadline, ends the git child."""
+    import time
+
+    msg, path, oids = repo
+    stream = stub.CommitDiff(dp.CommitDiffRequest(
+        repository=msg, left_commit_id=oids["c1"], right_commit_id=oids["c2"],
+        paths=[b"large.txt"]), timeout=30)
+    first = next(stream)
+    assert first.to_path == b"large.txt"
+    stream.cancel()
+    deadline = time.time() + 5
+    while gitaly.descendants() and time.time() < deadline:
+        time.sleep(0.05)
+    assert gitaly.descendants() == []
+    # A deadline too short for the answer: DeadlineExceeded, no git left.
+    err = rpc_error(lambda: list(stub.RawDiff(dp.RawDiffRequest(
+        repository=msg, left_commit_id=oids["c1"], right_commit_id=oids["c3"]),
+        timeout=0.001)))
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.time() + 5
+    while gitaly.descendants() and time.time() < deadline:
+        time.sleep(0.05)
+    assert gitaly.descendants() == []
