@@ -406,3 +406,35 @@ def test_cancel_and_deadline_leave_no_git(gitaly, stub, repo):
     while gitaly.descendants() and time.time() < deadline:
         time.sleep(0.05)
     assert gitaly.descendants() == []
+
+
+def test_corrupt_object_is_an_error_not_a_crash(gitaly, stub, repo):
+    msg, path, oids = repo
+    rel = "corrupt.git"
+    cpath = gitaly.path(rel)
+    shutil.copytree(path, cpath)
+    blob = gitc(cpath, "rev-parse", "%s:large.txt" % oids["c2"]).decode().strip()
+    obj = os.path.join(cpath, "objects", blob[:2], blob[2:])
+    if not os.path.exists(obj):
+        pytest.skip("blob is packed")
+    os.chmod(obj, 0o644)
+    with open(obj, "wb") as f:
+        f.write(b"\x78\x9c garbage, not zlib")
+    cmsg = gitaly.repo(rel)
+    for call in (
+            lambda: files_of(stub.CommitDiff(dp.CommitDiffRequest(
+                repository=cmsg, left_commit_id=oids["c1"], right_commit_id=oids["c2"]),
+                timeout=30)),
+            lambda: list(stub.RawDiff(dp.RawDiffRequest(
+                repository=cmsg, left_commit_id=oids["c1"], right_commit_id=oids["c2"]),
+                timeout=30)),
+            lambda: list(stub.DiffStats(dp.DiffStatsRequest(
+                repository=cmsg, left_commit_id=oids["c1"], right_commit_id=oids["c2"]),
+                timeout=30)),
+            lambda: stub.GetPatchID(dp.GetPatchIDRequest(
+                repository=cmsg, old_revision=b"c1", new_revision=b"c2"), timeout=30)):
+        err = rpc_error(call)
+        assert err.code() in (FAILED, INTERNAL), err
+    # The server is still there, and the intact repository still answers.
+    assert files_of(stub.CommitDiff(dp.CommitDiffRequest(
+        repository=msg, left_commit_id=oids["c1"], right_commit_id=oids["c2"]), timeout=30))
