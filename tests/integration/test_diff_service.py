@@ -438,3 +438,36 @@ def test_corrupt_object_is_an_error_not_a_crash(gitaly, stub, repo):
     # The server is still there, and the intact repository still answers.
     assert files_of(stub.CommitDiff(dp.CommitDiffRequest(
         repository=msg, left_commit_id=oids["c1"], right_commit_id=oids["c2"]), timeout=30))
+
+
+def test_sha256_repository(gitaly, stub):
+    from conftest import git_supports_sha256
+    if not git_supports_sha256():
+        pytest.skip("git without sha256")
+    rel = "sha256.git"
+    path = gitaly.path(rel)
+    work = path + ".work"
+    env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_SYSTEM="/dev/null",
+               GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.com",
+               GIT_COMMITTER_NAME="C", GIT_COMMITTER_EMAIL="c@example.com")
+    subprocess.run(["sh", "-c", "set -e; git init -q --object-format=sha256 \"$1\"; cd \"$1\";"
+                    "printf 'plain\\n' > t; seq 1 5 > a; git add -A; git commit -qm one;"
+                    "rm t; ln -s a t; seq 2 6 > a; git add -A; git commit -qm two",
+                    "sh", work], env=env, check=True)
+    git("clone", "-q", "--bare", work, path)
+    shutil.rmtree(work)
+    msg = gitaly.repo(rel)
+    one, two = (gitc(path, "rev-parse", r).decode().strip() for r in ("HEAD~", "HEAD"))
+    assert len(two) == 64
+    files = files_of(stub.CommitDiff(dp.CommitDiffRequest(
+        repository=msg, left_commit_id=one, right_commit_id=two), timeout=30))
+    want = sections(gitc(path, "diff", "--full-index", one, two))
+    assert [f[1] for f in files] == want
+    assert [f[0].to_path for f in files] == [b"a", b"t", b"t"]
+    assert files[1][0].to_id == "0" * 64 and files[2][0].from_id == "0" * 64
+    assert len(files[0][0].from_id) == 64
+    R = dp.FindChangedPathsRequest.Request
+    got = [(p.path, p.status) for r in stub.FindChangedPaths(dp.FindChangedPathsRequest(
+        repository=msg, requests=[R(commit_request=R.CommitRequest(commit_revision="HEAD"))]),
+        timeout=30) for p in r.paths]
+    assert got == [(b"a", dp.ChangedPaths.MODIFIED), (b"t", dp.ChangedPaths.TYPE_CHANGE)]
