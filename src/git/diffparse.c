@@ -475,6 +475,11 @@ int diffparse_new(struct diff_reader *r, const struct diff_limits *limits,
 	return 0;
 }
 
+int diffparse_overflowed(const struct diffparse *p)
+{
+	return p->finished;
+}
+
 void diffparse_free(struct diffparse *p)
 {
 	if (!p)
@@ -739,7 +744,9 @@ int diffparse_next(struct diffparse *p, const struct diff_file **out, struct err
 {
 	struct raw_entry e;
 
-	if (p->finished || (!p->have_synth && p->next_line == p->n_lines)) {
+	if (p->finished)
+		return 0; /* the caller may stop git instead of reading the rest */
+	if (!p->have_synth && p->next_line == p->n_lines) {
 		if (diff_reader_drain(p->r) < 0)
 			return error_set(err, STATUS_INTERNAL, "draining diff output failed");
 		return 0;

@@ -92,11 +92,19 @@ int diffparse_new(struct diff_reader *r, const struct diff_limits *limits,
 
 /*
  * The next file: 1 with *out set (owned by the parser), 0 at the end (the
- * rest of the input is read and discarded), -1 with err set (Internal,
- * upstream's parse messages, e.g. "raw line regexp mismatch",
- * "diff header regexp mismatch").
+ * rest of the input is read and discarded, except after an overflow
+ * marker: see diffparse_overflowed), -1 with err set (Internal, upstream's
+ * parse messages, e.g. "raw line regexp mismatch", "diff header regexp
+ * mismatch").
  */
 int diffparse_next(struct diffparse *p, const struct diff_file **out, struct error *err);
+
+/*
+ * True once the overflow marker ended the parse (enforced limits without
+ * collect_all_paths). The rest of the input is then left unread: upstream
+ * drains it, we let the caller stop the producer instead.
+ */
+int diffparse_overflowed(const struct diffparse *p);
 
 void diffparse_free(struct diffparse *p);
 

@@ -46,7 +46,7 @@ static int each_diff(struct rpc_call *call, struct git_cmd *cmd, const struct di
 	struct diff_reader rd;
 	struct diffparse *parser = NULL;
 	struct git_result res;
-	int out_fd = -1, ret = -1, started = 0;
+	int out_fd = -1, ret = -1, started = 0, stopped = 0;
 	pid_t pid = -1;
 
 	diff_reader_init_fd(&rd, -1);
@@ -75,6 +75,10 @@ static int each_diff(struct rpc_call *call, struct git_cmd *cmd, const struct di
 		if (fn(call, f, ctx, err) < 0)
 			goto out;
 	}
+	/* Past the overflow marker nothing more is sent: rather than let git
+	 * produce the rest of a huge diff for nothing (upstream reads it all),
+	 * stop it; its exit status then means nothing. */
+	stopped = diffparse_overflowed(parser);
 	ret = 0;
 out:
 	diffparse_free(parser);
@@ -82,10 +86,10 @@ out:
 	if (out_fd >= 0)
 		close(out_fd);
 	if (started) {
-		if (ret < 0)
+		if (ret < 0 || stopped)
 			git_cmd_kill(pid);
 		git_cmd_wait(pid, &res);
-		if (ret == 0 && !diff_exit_ok(&res))
+		if (ret == 0 && !stopped && !diff_exit_ok(&res))
 			ret = diff_exit_error(&res, STATUS_FAILED_PRECONDITION, NULL, err);
 	}
 	return ret;
