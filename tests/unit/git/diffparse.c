@@ -265,6 +265,103 @@ static void test_huge_patch_not_kept_when_too_large(void **state)
 	free(s);
 }
 
+/* A collapsed giant file gives its counts back: the next small file is
+ * not collapsed; its patch was never held in memory either. */
+static void test_collapse_gives_counts_back(void **state)
+{
+	static const char line[] = "+Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n";
+	struct diff_limits l = { .enforce_limits = 1, .collapse_diffs = 1, .safe_max_files = 3,
+				 .safe_max_bytes = 200, .safe_max_lines = 200, .max_files = 5,
+				 .max_bytes = 10000000, .max_lines = 10000000,
+				 .max_patch_bytes = 100000 };
+	struct strbuf in = STRBUF_INIT;
+	struct got g[4];
+	int n;
+
+	(void)state;
+	strbuf_addf(&in, ":000000 100644 " Z40 " " A40 " A\tbig.txt\n"
+			 ":000000 100644 " Z40 " " B40 " A\tfile-00.txt\n\n"
+			 "diff --git a/big.txt b/big.txt\nnew file mode 100644\n--- /dev/null\n"
+			 "+++ b/big.txt\n@@ -0,0 +1,100000 @@\n");
+	for (int i = 0; i < 100000; i++)
+		strbuf_adds(&in, line);
+	strbuf_addf(&in, "diff --git a/file-00.txt b/file-00.txt\nnew file mode 100644\n"
+			 "--- /dev/null\n+++ b/file-00.txt\n@@ -0,0 +1 @@\n+Lorem ipsum\n");
+	n = parse_all(in.buf, in.len, &l, g, 4);
+	assert_int_equal(n, 2);
+	assert_true(g[0].collapsed);
+	assert_false(g[0].too_large);
+	assert_string_equal(g[0].patch, "");
+	assert_false(g[1].collapsed);
+	assert_string_equal(g[1].patch, "@@ -0,0 +1 @@\n+Lorem ipsum\n");
+	strbuf_release(&in);
+
+	/* Three files of five lines and safe_max_lines 10: the third collapses. */
+	l.safe_max_lines = 10;
+	l.safe_max_files = l.safe_max_bytes = 10000000;
+	{
+		size_t len;
+		char *s = gen(3, 5, ".txt", &len);
+
+		n = parse_all(s, len, &l, g, 4);
+		assert_int_equal(n, 3);
+		assert_false(g[1].collapsed);
+		assert_string_equal(g[1].patch, "@@ -0,0 +1,5 @@\n+x\n+x\n+x\n+x\n+x\n");
+		assert_true(g[2].collapsed);
+		free(s);
+	}
+}
+
+/* A last line without newline, longer than the reader's buffer. */
+static void test_long_last_line(void **state)
+{
+	struct strbuf in = STRBUF_INIT;
+	struct diff_reader rd;
+	struct diffparse *p = NULL;
+	struct error err = ERROR_INIT;
+	const struct diff_file *f;
+	size_t hdr;
+
+	(void)state;
+	strbuf_addf(&in, ":000000 100644 " Z40 " " A40 " A\tfile-0\n\n"
+			 "diff --git a/file-0 b/file-0\nnew file mode 100644\n--- /dev/null\n"
+			 "+++ b/file-0\n");
+	hdr = in.len;
+	strbuf_adds(&in, "@@ -0,0 +1,100 @@\n+");
+	for (int i = 0; i < 200000; i++)
+		strbuf_addch(&in, 'z');
+	diff_reader_init_mem(&rd, in.buf, in.len);
+	assert_int_equal(diffparse_new(&rd, NULL, &p, &err), 0);
+	assert_int_equal(diffparse_next(p, &f, &err), 1);
+	assert_int_equal(f->patch.len, in.len - hdr);
+	assert_memory_equal(f->patch.buf, in.buf + hdr, f->patch.len);
+	assert_int_equal(f->line_count, 1);
+	assert_int_equal(diffparse_next(p, &f, &err), 0);
+	diffparse_free(p);
+	diff_reader_release(&rd);
+	strbuf_release(&in);
+}
+
+static void test_patch_limit_table(void **state)
+{
+	static const struct diff_ext_limit ext[] = { { ".txt", 2 }, { "Dockerfile", 3 },
+						     { ".gitignore", 4 } };
+	static const struct {
+		const char *path;
+		int64_t want;
+	} cases[] = {
+		{ "test.txt", 2 }, { "blah/Dockerfile", 3 }, { "test.md", 1 }, { ".gitignore", 4 },
+		{ "test", 1 },     { "test.txt.md", 1 },     { "test.md.txt", 2 }, { "", 1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(diffparse_patch_limit(1, ext, 3, cases[i].path, strlen(cases[i].path)),
+				 cases[i].want);
+	/* Without a table: the plain limit. */
+	assert_int_equal(diffparse_patch_limit(9, NULL, 0, "a.txt", 5), 9);
+}
+
 static void test_errors(void **state)
 {
 	static const char bad_raw[] = ":100644 100644 abc def M\tx\n\n";
@@ -391,6 +488,9 @@ int main(void)
 		cmocka_unit_test(test_max_lines_and_bytes),
 		cmocka_unit_test(test_collapse_and_too_large),
 		cmocka_unit_test(test_huge_patch_not_kept_when_too_large),
+		cmocka_unit_test(test_collapse_gives_counts_back),
+		cmocka_unit_test(test_long_last_line),
+		cmocka_unit_test(test_patch_limit_table),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_unquote),
 		cmocka_unit_test(test_numstat),
