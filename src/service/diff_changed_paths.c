@@ -190,7 +190,7 @@ static int chunker_send(struct rpc_call *call, struct chunker *c, struct error *
 	resp.n_paths = c->n;
 	resp.paths = c->ptrs;
 	if (rpc_call_send(call, &resp.base, err) < 0) {
-		error_prefix(err, "parsing err: next path err: err sending to chunker");
+		error_prefix(err, "parsing err: err sending to chunker");
 		ret = -1;
 	}
 	chunker_clear(c);
