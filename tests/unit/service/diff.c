@@ -529,7 +529,7 @@ static void test_commit_diff_limits(void **state)
 	req.collect_all_paths = 1;
 	assert_int_equal(invoke("CommitDiff", &req.base, &call, &err), 0);
 	n = collect(&call, files, 64);
-	assert_int_equal(n, 31); /* many1..30.txt and the removed submodule */
+	assert_int_equal(n, 31); /* the 30 added files and the removed submodule */
 	assert_true(files[1].patch.len > 0);
 	assert_true(files[2].head->overflow_marker);
 	assert_int_equal(files[29].patch.len, 0);
