@@ -6,9 +6,10 @@
 
 #include "service/analysis.h"
 #include "service/blob.h"
+#include "service/diff.h"
 #include "service/service_internal.h"
 
-enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_COUNT };
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_COUNT };
 
 const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 {
@@ -20,6 +21,7 @@ const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 	service_repository_init(&services[SVC_REPOSITORY], deps);
 	services[SVC_BLOB] = *blob_service(deps);
 	services[SVC_ANALYSIS] = *analysis_service(deps);
+	services[SVC_DIFF] = *diff_service(deps);
 	*n = SVC_COUNT;
 	return services;
 }
