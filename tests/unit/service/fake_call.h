@@ -48,15 +48,6 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 	return 0;
 }
 
-/* Client streams end after the first message here. */
-int rpc_call_recv(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
-{
-	(void)call;
-	(void)out;
-	(void)err;
-	return 0;
-}
-
 int64_t rpc_call_deadline_ms(struct rpc_call *call)
 {
 	(void)call;
