@@ -607,3 +607,21 @@ def test_dash_patterns_are_not_options(gitaly, stub, big):
     r = stub.FindRefsByOID(rp.FindRefsByOIDRequest(repository=repo, oid=big["base"],
                                                    ref_patterns=["--all"]))
     assert list(r.refs) == []
+
+
+def test_find_all_tags_chunks_below_one_mib(gitaly, stub):
+    rel, path, a, b = small_repo(gitaly)
+    body = b"x" * (12 * 1024) + b"\n"
+    lines = []
+    for i in range(200):
+        oid = git("-C", path, "hash-object", "-t", "tag", "-w", "--stdin", input=(
+            "object %s\ntype commit\ntag t%03d\ntagger T <t@x> 1 +0000\n\n" % (a, i)).encode() + body
+        ).decode().strip()
+        lines.append("create refs/tags/t%03d %s" % (i, oid))
+    git("-C", path, "update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
+    msgs = list(stub.FindAllTags(rp.FindAllTagsRequest(repository=gitaly.repo(rel))))
+    assert len(msgs) >= 2
+    assert all(m.ByteSize() < 1024 * 1024 for m in msgs)
+    tags = [t for m in msgs for t in m.tags]
+    assert [t.name for t in tags] == [b"t%03d" % i for i in range(200)]
+    assert all(len(t.message) == 10 * 1024 and t.message_size == 12 * 1024 for t in tags)
