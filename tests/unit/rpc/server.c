@@ -79,10 +79,10 @@ struct poller {
 static void *poller_main(void *p)
 {
 	struct poller *pl = p;
-	while (!pl->stop) {
+	while (!__atomic_load_n(&pl->stop, __ATOMIC_ACQUIRE)) {
 		if (rpc_call_cancelled(pl->call))
 			break;
-		pl->polls++;
+		__atomic_add_fetch(&pl->polls, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -97,8 +97,12 @@ static int h_bidi(struct rpc_call *call, struct error *err)
 	int ret;
 
 	pthread_create(&th, NULL, poller_main, &pl);
+	/* Let the poller run at least once: on a loaded machine the whole
+	 * exchange could otherwise finish before it is scheduled. */
+	for (int i = 0; i < 2000 && !__atomic_load_n(&pl.polls, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
 	ret = h_bidi_body(call, err);
-	pl.stop = 1;
+	__atomic_store_n(&pl.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	g_polls = pl.polls;
 	return ret;
