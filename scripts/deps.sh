@@ -5,7 +5,8 @@ set -e
 PKGS="gcc make pkg-config git libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgit2-dev libssl-dev
 libjansson-dev libmicrohttpd-dev libpq-dev libcmocka-dev python3-grpcio
-python3-protobuf python3-pytest openssl ca-certificates procps"
+python3-protobuf python3-pytest openssl ca-certificates procps
+golang-go golang-github-hashicorp-yamux-dev"
 missing=""
 for p in $PKGS; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -255,6 +255,7 @@ static const struct subcommand_desc subcommands[] = {
 	{ "name-rev", 0, NULL },
 	{ "pack-objects", SC_PACK, NULL },
 	{ "pack-refs", 0, NULL },
+	{ "patch-id", SC_NO_END_OF_OPTIONS, NULL },
 	{ "prune", 0, NULL },
 	{ "prune-packed", 0, NULL },
 	{ "push", SC_NO_REDIRECTS, NULL },

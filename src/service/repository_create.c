@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "git/command.h"
+#include "git/repo_cache.h"
 #include "git/storage.h"
 #include "repository.pb-c.h"
 #include "service/repository_internal.h"
@@ -302,6 +303,8 @@ int repository_remove_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (repo_remove(storage_path, target, err) < 0)
 		goto out;
+	/* Free cached libgit2 handles of the removed repository now. */
+	repo_cache_evict(target);
 	ret = rpc_call_send(call, &resp.base, err);
 out:
 	free(target);

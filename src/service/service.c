@@ -4,9 +4,12 @@
  */
 #include "service/service.h"
 
+#include "service/analysis.h"
+#include "service/blob.h"
+#include "service/diff.h"
 #include "service/service_internal.h"
 
-enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_COUNT };
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_COUNT };
 
 const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 {
@@ -16,6 +19,9 @@ const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 	service_health_init(&services[SVC_HEALTH], deps);
 	service_server_init(&services[SVC_SERVER], deps);
 	service_repository_init(&services[SVC_REPOSITORY], deps);
+	services[SVC_BLOB] = *blob_service(deps);
+	services[SVC_ANALYSIS] = *analysis_service(deps);
+	services[SVC_DIFF] = *diff_service(deps);
 	*n = SVC_COUNT;
 	return services;
 }

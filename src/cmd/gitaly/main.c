@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "git/command.h"
 #include "git/locator.h"
+#include "git/repo_cache.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "rpc/accesslog.h"
@@ -286,6 +287,7 @@ static int setup_git(struct serve_state *st, struct error *err)
 	env.config = (const char *const *)st->git_config;
 	env.n_config = cfg->git.n_config;
 	git_exec_env_set(&env);
+	repo_cache_configure((size_t)cfg->git.catfile_cache_size);
 	return 0;
 }
 

@@ -1,0 +1,226 @@
+/*
+ * The LFS pointer RPCs of gitaly.BlobService. Rails runs them on every push
+ * with LFS enabled (on the quarantined objects), so candidates are narrowed
+ * by size before any content is read: only blobs of at most 200 bytes can be
+ * pointers (upstream's lfsPointerMaxSize), and the content check is
+ * upstream's IsLFSPointer (odb_is_lfs_pointer).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob.pb-c.h"
+#include "git/odb.h"
+#include "service/blob_internal.h"
+
+/*
+ * Reads a candidate blob and adds it to the batch when it is a pointer.
+ * Returns 1 when added, 0 when not a pointer, -1 on errors.
+ */
+static int send_if_pointer(struct blob_batch *b, git_repository *repo, const git_oid *oid,
+			   struct error *err)
+{
+	git_odb_object *obj = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+	int found, ret = -1;
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	found = odb_read(repo, oid, &obj, err);
+	if (found == 0)
+		error_set(err, STATUS_INTERNAL, "requesting object: object not found");
+	if (found <= 0)
+		goto out;
+	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB ||
+	    !odb_is_lfs_pointer(git_odb_object_data(obj), git_odb_object_size(obj))) {
+		ret = 0;
+		goto out;
+	}
+	if (blob_batch_add(b, hex, (int64_t)git_odb_object_size(obj), git_odb_object_data(obj),
+			   git_odb_object_size(obj), NULL, 0, err) < 0) {
+		error_prefix(err, "sending LFS pointer chunk");
+		goto out;
+	}
+	ret = 1;
+out:
+	git_odb_object_free(obj);
+	return ret;
+}
+
+int blob_get_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
+{
+	const struct service_deps *deps = rpc_call_service_data(call);
+	const Gitaly__GetLFSPointersRequest *req =
+		(const Gitaly__GetLFSPointersRequest *)rpc_call_request(call);
+	struct blob_repo r;
+	struct blob_batch b;
+	int ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	blob_batch_init(&b, call, BLOB_BATCH_GET_LFS);
+	if (!req->repository)
+		return blob_repo_open(deps, req->repository, &r, err);
+	if (req->n_blob_ids == 0)
+		return error_set(err, STATUS_INVALID_ARGUMENT, "empty BlobIds");
+	if (blob_repo_open(deps, req->repository, &r, err) < 0)
+		return -1;
+	for (size_t i = 0; i < req->n_blob_ids; i++) {
+		const char *id = req->blob_ids[i];
+		git_object_t type;
+		int64_t size;
+		git_oid oid;
+		int found;
+
+		/* cat-file --batch-check resolves whatever it is given. */
+		found = odb_resolve(r.repo, id, &oid, err);
+		if (found > 0)
+			found = odb_header(r.repo, &oid, &type, &size, err);
+		if (found == 0) {
+			struct strbuf q = STRBUF_INIT;
+
+			service_go_quote(&q, id, strlen(id));
+			error_set(err, STATUS_INTERNAL,
+				  "retrieving object info for %s: object not found",
+				  q.buf ? q.buf : "\"\"");
+			strbuf_release(&q);
+			goto out;
+		}
+		if (found < 0)
+			goto out;
+		if (type != GIT_OBJECT_BLOB || size > ODB_LFS_POINTER_MAX)
+			continue;
+		if (send_if_pointer(&b, r.repo, &oid, err) < 0)
+			goto out;
+	}
+	ret = blob_batch_flush(&b, err);
+out:
+	blob_batch_release(&b);
+	blob_repo_close(&r);
+	return ret;
+}
+
+int blob_list_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
+{
+	const struct service_deps *deps = rpc_call_service_data(call);
+	const Gitaly__ListLFSPointersRequest *req =
+		(const Gitaly__ListLFSPointersRequest *)rpc_call_request(call);
+	struct blob_repo r;
+	struct blob_pipe p;
+	struct blob_batch b;
+	int32_t count = 0;
+	int started = 0, stop = 0, rc, ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	blob_batch_init(&b, call, BLOB_BATCH_LIST_LFS);
+	if (!req->repository)
+		return blob_repo_open(deps, req->repository, &r, err);
+	if (blob_validate_revisions(req->revisions, req->n_revisions, err) < 0)
+		return -1;
+	if (blob_repo_open(deps, req->repository, &r, err) < 0)
+		return -1;
+	if (blob_pipe_start(blob_revlist_cmd(&r, req->revisions, req->n_revisions, 1), &p, err) <
+	    0)
+		goto fail;
+	started = 1;
+	while ((rc = blob_pipe_next(&p, err)) > 0) {
+		char hex[GIT_OID_HEXSZ + 1];
+		git_oid oid;
+		int added;
+
+		if (p.line.len < GIT_OID_HEXSZ ||
+		    (p.line.len > GIT_OID_HEXSZ && p.line.buf[GIT_OID_HEXSZ] != ' ')) {
+			error_set(err, STATUS_INTERNAL, "invalid rev-list line");
+			goto fail;
+		}
+		memcpy(hex, p.line.buf, GIT_OID_HEXSZ);
+		hex[GIT_OID_HEXSZ] = 0;
+		if (git_oid_fromstr(&oid, hex) < 0) {
+			error_set(err, STATUS_INTERNAL, "invalid rev-list object id");
+			goto fail;
+		}
+		added = send_if_pointer(&b, r.repo, &oid, err);
+		if (added < 0)
+			goto fail;
+		count += added;
+		if (req->limit > 0 && count >= req->limit) {
+			stop = 1;
+			break;
+		}
+		if (rpc_call_cancelled(call)) {
+			error_set(err, STATUS_CANCELLED, "context canceled");
+			goto fail;
+		}
+	}
+	if (rc < 0)
+		goto fail;
+	started = 0;
+	if (blob_pipe_finish(&p, stop, "rev-list pipeline command", err) < 0)
+		goto fail;
+	ret = blob_batch_flush(&b, err);
+	goto out;
+fail:
+	if (started)
+		blob_pipe_finish(&p, 1, "rev-list", NULL);
+out:
+	blob_batch_release(&b);
+	blob_repo_close(&r);
+	return ret;
+}
+
+int blob_list_all_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
+{
+	const struct service_deps *deps = rpc_call_service_data(call);
+	const Gitaly__ListAllLFSPointersRequest *req =
+		(const Gitaly__ListAllLFSPointersRequest *)rpc_call_request(call);
+	struct blob_repo r;
+	struct blob_pipe p;
+	struct blob_batch b;
+	int32_t count = 0;
+	int started = 0, stop = 0, rc, ret = -1;
+
+	blob_batch_init(&b, call, BLOB_BATCH_LIST_ALL_LFS);
+	if (blob_repo_open(deps, req->repository, &r, err) < 0)
+		return -1;
+	if (blob_pipe_start(blob_all_objects_cmd(&r), &p, err) < 0)
+		goto fail;
+	started = 1;
+	while ((rc = blob_pipe_next(&p, err)) > 0) {
+		char hex[GIT_OID_HEXSZ + 8], type[16];
+		int64_t size;
+		git_oid oid;
+		int added;
+
+		if (blob_parse_batch_check(p.line.buf, hex, sizeof(hex), type, sizeof(type),
+					   &size) < 0 ||
+		    git_oid_fromstr(&oid, hex) < 0) {
+			error_set(err, STATUS_INTERNAL, "parsing object info: invalid line");
+			goto fail;
+		}
+		if (strcmp(type, "blob") || size > ODB_LFS_POINTER_MAX)
+			continue;
+		added = send_if_pointer(&b, r.repo, &oid, err);
+		if (added < 0)
+			goto fail;
+		count += added;
+		if (req->limit > 0 && count >= req->limit) {
+			stop = 1;
+			break;
+		}
+		if (rpc_call_cancelled(call)) {
+			error_set(err, STATUS_CANCELLED, "context canceled");
+			goto fail;
+		}
+	}
+	if (rc < 0)
+		goto fail;
+	started = 0;
+	if (blob_pipe_finish(&p, stop, "cat-file failed", err) < 0)
+		goto fail;
+	ret = blob_batch_flush(&b, err);
+	goto out;
+fail:
+	if (started)
+		blob_pipe_finish(&p, 1, "cat-file", NULL);
+out:
+	blob_batch_release(&b);
+	blob_repo_close(&r);
+	return ret;
+}
