@@ -1,8 +1,11 @@
 #!/bin/sh
-# ServerInfo latency and throughput of gitaly against the floor: a bare
+# Unary-call latency and throughput of gitaly against the floor: a bare
 # grpc-core server answering every call with an empty message, on the same
 # kind of unix socket, driven by the same C client (bench/load_client.c) at
-# 1, 8 and 64 calls in flight. Prints both and the ratios gitaly / floor.
+# 1, 8 and 64 calls in flight. Prints both and the ratios gitaly / floor for
+# two methods: grpc.health.v1.Health/Check (pure RPC runtime: no work, no
+# access-log line) and gitaly.ServerService/ServerInfo (per storage: statfs,
+# create+remove of +testWrite, read of .gitaly-metadata, plus a log line).
 # Usage: bench/serverinfo_floor.sh <builddir>   (BENCH_SECONDS, default 5)
 set -e
 BUILD=$(cd "${1:-build}" && pwd)
@@ -21,8 +24,10 @@ bench_start_gitaly "$scratch/g"
 ECHO_PID=$!
 while [ ! -S "$scratch/echo.sock" ]; do sleep 0.05; done
 
-method=/gitaly.ServerService/ServerInfo
-echo "ServerInfo over unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs, load average: $(cut -d" " -f1-3 /proc/loadavg)"
+echo "unix socket, ${SECONDS_PER_RUN}s per run, $(nproc) CPUs, load average: $(cut -d" " -f1-3 /proc/loadavg)"
+for method in /grpc.health.v1.Health/Check /gitaly.ServerService/ServerInfo; do
+echo
+echo "$method"
 printf '%-6s %-7s %10s %10s %10s\n' conc server rps p50_us p99_us
 for conc in 1 8 64; do
 	f=$("$HELPERS/load_client" "unix:$scratch/echo.sock" "$method" "$conc" "$SECONDS_PER_RUN")
@@ -36,4 +41,5 @@ for conc in 1 8 64; do
 		printf "%-6s %-7s %9.2fx %9.2fx %9.2fx   (gitaly/floor; rps: lower is worse)\n", c, "ratio",
 		v[2,"rps"]/v[1,"rps"], v[2,"p50_us"]/v[1,"p50_us"], v[2,"p99_us"]/v[1,"p99_us"]}'
 	case "$g" in *"errors=0 "*) ;; *) echo "gitaly run had errors: $g" >&2; exit 1;; esac
+done
 done

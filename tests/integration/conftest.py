@@ -577,6 +577,15 @@ class KeepaliveProbe:
                 ch.subscribe(lambda s, states=states: states.append((time.time(), s)),
                              try_to_connect=True)
                 g.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=10)
+            # connectivity callbacks arrive asynchronously: let the initial
+            # IDLE/CONNECTING/READY ones land before marking the start
+            settle = time.time() + 10
+            for kind in chans:
+                st = self.result[kind]["states"]
+                while (not st or st[-1][1] != grpc.ChannelConnectivity.READY) \
+                        and time.time() < settle:
+                    time.sleep(0.05)
+                self.result[kind]["n0"] = len(st)
             self.result["t0"] = time.time()
             self.result["before"] = self._metrics(g)
             time.sleep(self.IDLE)

@@ -189,3 +189,20 @@ def test_serve_subcommand_and_bad_config(cfgdir):
     r = run(["serve", bad])
     assert r.returncode != 0
     assert not os.path.exists(g.socket_path)
+
+
+def test_validate_garbage_input():
+    r = run(["configuration", "validate"], b"\x00\xff\xfe garbage [[[ = \n" * 100)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert out["errors"] and out["errors"][0]["message"].startswith("line 1 column ")
+
+
+def test_validate_empty_input():
+    # nothing configured: no listener, no storage, no bin_dir
+    r = run(["configuration", "validate"], b"")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    errs = json.loads(r.stdout)["errors"]
+    assert {"message": 'none of "socket_path", "listen_addr" or "tls_listen_addr" is set'} \
+        in errs
+    assert {"key": ["bin_dir"], "message": 'doesn\'t exist: ""'} in errs

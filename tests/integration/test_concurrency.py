@@ -45,8 +45,11 @@ def test_parallel_mixed_calls(gitaly, repo):
             try:
                 k = (i + j) % 4
                 if k == 0:
-                    assert len(s.ServerInfo(server_pb2.ServerInfoRequest(),
-                                            timeout=20).storage_statuses) == 2
+                    st = s.ServerInfo(server_pb2.ServerInfoRequest(),
+                                      timeout=20).storage_statuses
+                    # concurrent +testWrite probes must not make a storage
+                    # look read-only
+                    assert [(x.readable, x.writeable) for x in st] == [(True, True)] * 2
                 elif k == 1:
                     data = b"".join(m.data for m in r.GetConfig(
                         rp.GetConfigRequest(repository=gitaly.repo(rel)), timeout=20))

@@ -37,10 +37,12 @@ def lines_for(g, correlation_id, n=1, timeout=5):
 
 def test_access_log_line_for_unary_ok(gitaly, ch):
     c = cid()
-    gitaly.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=5,
-                                      metadata=[("x-gitlab-correlation-id", c),
-                                                ("x-gitlab-client-name", "pytest-client")])
+    r = gitaly.server_stub(ch).ServerInfo(server_pb2.ServerInfoRequest(), timeout=5,
+                                          metadata=[("x-gitlab-correlation-id", c),
+                                                    ("x-gitlab-client-name", "pytest-client")])
     (e,) = lines_for(gitaly, c)
+    assert e["grpc.request.payload_bytes"] == 0
+    assert e["grpc.response.payload_bytes"] == len(r.SerializeToString())
     assert e["grpc.code"] == "OK"
     assert e["grpc.method"] == "ServerInfo"
     assert e["grpc.service"] == "gitaly.ServerService"

@@ -133,6 +133,12 @@ def test_health_check_and_watch(gitaly, unix_channel):
     first = next(stream)
     assert first.status == health_pb2.HealthCheckResponse.SERVING
     stream.cancel()
+    # grpc-go's health server: Watch of an unknown service is not an error,
+    # it reports SERVICE_UNKNOWN and keeps the stream open
+    stream = stub.Watch(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+    first = next(stream)
+    assert first.status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+    stream.cancel()
 
 
 def test_unknown_methods_are_unimplemented(gitaly, unix_channel):
