@@ -117,7 +117,7 @@ static int run_hook(struct rpc_call *call, enum which which, struct error *err)
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT, err_out = STRBUF_INIT;
 	struct error herr = ERROR_INIT;
 	char *repo_path = NULL;
-	int code = 0, ret = -1, rc;
+	int code = 0, ret = -1, rc = -1;
 
 	if (!req) {
 		error_set(err, STATUS_INTERNAL, "receiving first request: EOF");
