@@ -141,12 +141,21 @@ out:
 	return ret;
 }
 
-/* path relative to the repository when beneath it, else as is. */
+/*
+ * path relative to the repository: an absolute path beneath it loses the
+ * repository prefix, then leading "./" segments go (receive-pack's
+ * quarantine is "<repo>/./objects/tmp_objdir-incoming-...").
+ */
 static const char *rel_to_repo(const char *repo, const char *path)
 {
 	size_t l = strlen(repo);
-	if (!strncmp(path, repo, l) && path[l] == '/')
-		return path + l + 1;
+	if (path[0] == '/') {
+		if (strncmp(path, repo, l) || path[l] != '/')
+			return path;
+		path += l + 1;
+	}
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
 	return path;
 }
 

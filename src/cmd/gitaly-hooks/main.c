@@ -158,17 +158,29 @@ static const ProtobufCBinaryData *bytes_field(const ProtobufCMessage *m, const c
  */
 static int recv_all(struct client *c, const ProtobufCMessageDescriptor *desc, int *exit_code)
 {
-	int have_status = 0;
+	grpc_metadata_array init_md;
+	int have_status = 0, first = 1;
+
+	grpc_metadata_array_init(&init_md);
 	for (;;) {
 		grpc_byte_buffer *bb = NULL;
-		grpc_op op;
+		grpc_op ops[2];
+		size_t n = 0;
 		int tag = 4;
-		memset(&op, 0, sizeof(op));
-		op.op = GRPC_OP_RECV_MESSAGE;
-		op.data.recv_message.recv_message = &bb;
-		if (grpc_call_start_batch(c->call, &op, 1, &tag, NULL) != GRPC_CALL_OK ||
-		    wait_tag(c, &tag) < 0)
+		memset(ops, 0, sizeof(ops));
+		/* grpc core delivers no message before the initial metadata. */
+		if (first) {
+			ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+			ops[n++].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+			first = 0;
+		}
+		ops[n].op = GRPC_OP_RECV_MESSAGE;
+		ops[n++].data.recv_message.recv_message = &bb;
+		if (grpc_call_start_batch(c->call, ops, n, &tag, NULL) != GRPC_CALL_OK ||
+		    wait_tag(c, &tag) < 0) {
+			grpc_metadata_array_destroy(&init_md);
 			return -1;
+		}
 		if (!bb)
 			break;
 		grpc_byte_buffer_reader rd;
@@ -179,8 +191,10 @@ static int recv_all(struct client *c, const ProtobufCMessageDescriptor *desc, in
 		grpc_slice_unref(s);
 		grpc_byte_buffer_reader_destroy(&rd);
 		grpc_byte_buffer_destroy(bb);
-		if (!m)
+		if (!m) {
+			grpc_metadata_array_destroy(&init_md);
 			return -1;
+		}
 		const ProtobufCBinaryData *out = bytes_field(m, "stdout");
 		const ProtobufCBinaryData *err = bytes_field(m, "stderr");
 		const ProtobufCFieldDescriptor *f =
@@ -217,6 +231,7 @@ static int recv_all(struct client *c, const ProtobufCMessageDescriptor *desc, in
 	if (ok)
 		grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&trail);
+	grpc_metadata_array_destroy(&init_md);
 	return ok && code == GRPC_STATUS_OK && have_status ? 0 : -1;
 }
 
