@@ -23,6 +23,7 @@
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
 
+#include "base/metrics.h"
 #include "base/strbuf.h"
 #include "gitlab/client.h"
 
@@ -421,10 +422,55 @@ void gitlab_response_release(struct gitlab_response *resp)
 	strbuf_release(&resp->body);
 }
 
+/* The endpoint label upstream gives each API path. */
+static const char *endpoint_label(const char *path)
+{
+	if (!strcmp(path, "/allowed"))
+		return "allowed";
+	if (!strcmp(path, "/pre_receive"))
+		return "pre-receive";
+	if (!strcmp(path, "/post_receive"))
+		return "post-receive";
+	if (!strcmp(path, "/check"))
+		return "check";
+	return NULL;
+}
+
+/* Observes gitaly_gitlab_api_latency_seconds{endpoint}. */
+static void observe_latency(const struct config *cfg, const char *path, double seconds)
+{
+	/* client_golang's default buckets when none are configured. */
+	static const double def[] = { .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10 };
+	static const char *const labels[] = { "endpoint" };
+	const char *ep = endpoint_label(path);
+	const double *b = def;
+	size_t nb = sizeof(def) / sizeof(def[0]);
+
+	if (!ep)
+		return;
+	if (cfg->prometheus.n_grpc_latency_buckets) {
+		b = cfg->prometheus.grpc_latency_buckets;
+		nb = cfg->prometheus.n_grpc_latency_buckets;
+	}
+	struct metric_family *f = metrics_histogram(
+		"gitaly_gitlab_api_latency_seconds",
+		"Latency between posting to GitLab's `/internal/` APIs and receiving a response",
+		labels, 1, b, nb);
+	metrics_observe(f, &ep, seconds);
+}
+
 int gitlab_request(const struct config *cfg, const char *method, const char *path,
 		   const char *json_body, struct gitlab_response *resp, struct error *err)
 {
-	return http_do(cfg, method, path, json_body, resp, err);
+	struct timespec t0, t1;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = http_do(cfg, method, path, json_body, resp, err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	observe_latency(cfg, path,
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return ret;
 }
 
 void gitlab_error_message(const struct gitlab_response *resp, struct strbuf *out)

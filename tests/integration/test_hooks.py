@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 import grpc
 import pytest
@@ -115,6 +116,8 @@ def payload(e, requested=15, userid="user-42", token=TOKEN):
                        "glRepository": "project-7", "glProjectPath": "group/proj"})
     doc = {
         "requested_hooks": requested,
+        "feature_flags_with_value": [{"flag": {"name": "hooks_test_flag",
+                                               "on_by_default": False}, "enabled": True}],
         "repository": repo,
         "object_format": "sha1",
         "runtime_dir": e.g.runtime_dir,
@@ -167,6 +170,17 @@ def test_pre_receive_rejected_by_gitlab(h):
     assert body["changes"] == CHANGE.decode()
     assert body["project"] == h.repo
     assert h.api.seen[0][2]["Gitlab-Shell-Api-Request"].count(".") == 2
+    # The call reached gitaly as gitaly-hooks, with the pusher's identity.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        lines = [json.loads(x) for x in h.g.log_text().splitlines() if "PreReceiveHook" in x]
+        if lines:
+            break
+        time.sleep(0.05)
+    assert lines, "no access log line for PreReceiveHook"
+    assert lines[-1]["grpc.meta.client_name"] == "gitaly-hooks"
+    assert lines[-1]["user_id"] == "user-42"
+    assert lines[-1]["grpc.code"] == "OK"
 
 
 def test_pre_receive_api_error_message(h):

@@ -22,6 +22,8 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include <jansson.h>
+
 #include "base/strbuf.h"
 #include "hook.pb-c.h"
 #include "hook/payload.h"
@@ -36,7 +38,7 @@ struct client {
 	grpc_channel *ch;
 	grpc_completion_queue *cq;
 	grpc_call *call;
-	grpc_metadata md[8];
+	grpc_metadata md[32];
 	size_t n_md;
 };
 
@@ -54,6 +56,28 @@ static void add_md(struct client *c, const char *key, const char *value)
 	c->md[c->n_md].key = grpc_slice_from_copied_string(key);
 	c->md[c->n_md].value = grpc_slice_from_copied_string(value);
 	c->n_md++;
+}
+
+/* Forwards the payload's feature flags as gitaly-feature-<name> metadata. */
+static void add_feature_flags(struct client *c, const char *json)
+{
+	json_t *arr = json ? json_loads(json, 0, NULL) : NULL;
+	size_t i;
+	json_t *ff;
+
+	json_array_foreach(arr, i, ff)
+	{
+		const char *name = json_string_value(json_object_get(json_object_get(ff, "flag"), "name"));
+		char key[256];
+		if (!name || strlen(name) > 200)
+			continue;
+		snprintf(key, sizeof(key), "gitaly-feature-%s", name);
+		for (char *k = key; *k; k++)
+			if (*k == '_')
+				*k = '-';
+		add_md(c, key, json_is_true(json_object_get(ff, "enabled")) ? "true" : "false");
+	}
+	json_decref(arr);
 }
 
 /* Starts the call and sends the initial metadata. */
@@ -80,7 +104,9 @@ static int start_call(struct client *c, const struct hook_payload *p, const char
 	add_md(c, "user_id", p->userid);
 	add_md(c, "username", p->username);
 	add_md(c, "remote_ip", p->remote_ip);
-	add_md(c, "x-gitlab-correlation-id-client-name", "gitaly-hooks");
+	add_md(c, "x-gitlab-client-name", "gitaly-hooks");
+	add_md(c, "x-gitlab-correlation-id", getenv("CORRELATION_ID"));
+	add_feature_flags(c, p->feature_flags_json);
 
 	grpc_op op;
 	memset(&op, 0, sizeof(op));

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "base/metrics.h"
 #include "base/strbuf.h"
 #include "config/config.h"
 #include "gitlab/client.h"
@@ -151,6 +152,15 @@ static void test_allowed_body_and_denial(void **state)
 			    "\"GIT_OBJECT_DIRECTORY_RELATIVE\":\"objects/incoming-abc\"}");
 	json_decref(js);
 	free(msg);
+
+	/* The call was timed under its endpoint label. */
+	static const char *const labels[] = { "endpoint" };
+	static const double b[] = { 1 };
+	const char *ep = "allowed", *other = "post-receive";
+	struct metric_family *f = metrics_histogram("gitaly_gitlab_api_latency_seconds", "x", labels,
+						    1, b, 1);
+	assert_true(metrics_get(f, &ep) >= 1);
+	assert_true(metrics_get(f, &other) == 0);
 }
 
 static void test_allowed_errors(void **state)
