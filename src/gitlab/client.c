@@ -574,6 +574,20 @@ static int decode_json_reply(const struct gitlab_response *resp, const char *end
 	return 0;
 }
 
+/*
+ * gitlab_request for the hook endpoints: a transport failure reads as
+ * gitlab-shell's client words it ("Internal API unreachable").
+ */
+static int api_post(const struct config *cfg, const char *path, const char *body,
+		    struct gitlab_response *resp, struct error *err)
+{
+	if (gitlab_request(cfg, "POST", path, body, resp, err) == 0)
+		return 0;
+	if (err && err->code == STATUS_UNAVAILABLE)
+		error_set(err, STATUS_UNAVAILABLE, "Internal API unreachable");
+	return -1;
+}
+
 /* Turns an HTTP status of 400 and above into the API's message. */
 static int api_error(const struct gitlab_response *resp, const char *prefix, struct error *err)
 {
@@ -596,7 +610,7 @@ int gitlab_allowed(const struct config *cfg, const struct gitlab_allowed_params 
 	*message = NULL;
 	if (gitlab_allowed_body(p, &body, err) < 0)
 		goto out;
-	if (gitlab_request(cfg, "POST", "/allowed", body, &resp, err) < 0)
+	if (api_post(cfg, "/allowed", body, &resp, err) < 0)
 		goto out;
 	if (resp.status >= 400) {
 		api_error(&resp, "", err);
@@ -629,7 +643,7 @@ int gitlab_pre_receive(const struct config *cfg, const char *gl_repository, int 
 	int ret = -1;
 
 	*increased = 0;
-	if (gitlab_request(cfg, "POST", "/pre_receive", body, &resp, err) < 0) {
+	if (api_post(cfg, "/pre_receive", body, &resp, err) < 0) {
 		error_prefix(err, "http post to gitlab api /pre_receive endpoint");
 		goto out;
 	}
@@ -675,7 +689,7 @@ int gitlab_post_receive(const struct config *cfg, const char *gl_repository, con
 	/* Go marshals a nil slice as null. */
 	json_object_set_new(req, "push_options", n_push_options ? json_incref(opts) : json_null());
 	body = json_dumps(req, JSON_COMPACT);
-	if (gitlab_request(cfg, "POST", "/post_receive", body, &resp, err) < 0) {
+	if (api_post(cfg, "/post_receive", body, &resp, err) < 0) {
 		error_prefix(err, "http post to gitlab api /post_receive endpoint");
 		goto out;
 	}

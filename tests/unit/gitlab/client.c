@@ -198,6 +198,12 @@ static void test_allowed_errors(void **state)
 	assert_string_equal(err.message, "Internal API error (500)");
 	error_release(&err);
 
+	/* Nobody listening. */
+	cfg.gitlab.url = "http+unix://%2Fnonexistent%2Fgitlab.sock";
+	assert_int_equal(gitlab_allowed(&cfg, &p, &allowed, &msg, &err), -1);
+	assert_string_equal(err.message, "Internal API unreachable");
+	error_release(&err);
+
 	/* gl_id forms. */
 	p.gl_id = "user-x1";
 	assert_int_equal(gitlab_allowed_body(&p, &body, &err), -1);
