@@ -14,6 +14,7 @@
 
 #include <git2.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -35,5 +36,15 @@ void repo_cache_put(git_repository *repo);
 
 /* Drops every idle handle of repo_path (after RemoveRepository and similar). */
 void repo_cache_evict(const char *repo_path);
+
+/* Number of idle handles currently cached (for tests and diagnostics). */
+size_t repo_cache_idle_count(void);
+
+/* Closes every idle handle (checked-out ones are untouched). */
+void repo_cache_clear(void);
+
+/* Overrides the idle TTL (default 10 s as upstream; negative restores it).
+ * For tests. */
+void repo_cache_set_ttl_ms(int64_t ttl_ms);
 
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,7 +78,8 @@ void bridge_tls_relay(SSL *ssl, int net_fd, int plain_fd)
 				}
 			}
 			if (n2p_len > 0) {
-				ssize_t w = write(plain_fd, n2p + n2p_off, n2p_len - n2p_off);
+				ssize_t w = send(plain_fd, n2p + n2p_off, n2p_len - n2p_off,
+						 MSG_NOSIGNAL);
 				if (w > 0) {
 					n2p_off += (size_t)w;
 					if (n2p_off == n2p_len)
@@ -167,8 +169,24 @@ static void *relay_main(void *p)
 	return NULL;
 }
 
+/*
+ * OpenSSL writes with write(2), so a peer that vanished would raise SIGPIPE
+ * and kill the process. Unless the program chose a handler, ignore it.
+ */
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
 int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	int sv[2];
 	pthread_t th;
 	pthread_attr_t attr;
@@ -176,6 +194,7 @@ int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err)
 	int rc;
 
 	*plain_fd = -1;
+	pthread_once(&once, ignore_sigpipe);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return error_set(err, STATUS_INTERNAL, "socketpair: %s", strerror(errno));
 	a = malloc(sizeof(*a));

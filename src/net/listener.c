@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "base/metrics.h"
 #include "net/bridge.h"
 #include "net/listener.h"
+#include "rpc/rpc_metrics.h"
 
 #define MAX_LISTENERS 16
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
@@ -55,13 +55,6 @@ const char *listener_type_name(enum listener_type type)
 		return "tls";
 	}
 	return "unknown";
-}
-
-static struct metric_family *connections_metric(void)
-{
-	static const char *const labels[] = { "type" };
-	return metrics_counter("gitaly_connections_total", "Total number of connections to Gitaly",
-			       labels, 1);
 }
 
 int listener_set_new(listener_conn_fn fn, void *ctx, struct listener_set **out,
@@ -321,8 +314,7 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 				log_msg(LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
-		const char *lv[] = { listener_type_name(l->type) };
-		metrics_add(connections_metric(), lv, 1);
+		rpc_metrics_connection(listener_type_name(l->type));
 		if (l->type != LISTENER_UNIX) {
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -383,11 +375,6 @@ static void *accept_main(void *p)
 
 int listener_start(struct listener_set *ls, struct error *err)
 {
-	/* Register the series so every type shows at 0 before the first accept. */
-	for (int t = LISTENER_UNIX; t <= LISTENER_TLS; t++) {
-		const char *lv[] = { listener_type_name((enum listener_type)t) };
-		metrics_touch(connections_metric(), lv);
-	}
 	int rc = pthread_create(&ls->thread, NULL, accept_main, ls);
 	if (rc)
 		return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));

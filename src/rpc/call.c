@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <grpc/byte_buffer.h>
@@ -26,6 +25,7 @@
 #include "rpc/accesslog.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
+#include "rpc/correlation.h"
 #include "rpc/server_internal.h"
 #include "rpc/status.h"
 
@@ -440,37 +440,6 @@ static void send_status(struct rpc_call *call, const struct error *e)
 	strbuf_release(&details);
 }
 
-/*
- * A ULID-shaped id (26 Crockford base32 characters: 48-bit millisecond time,
- * 80 random bits), the shape labkit generates.
- * TODO(obs): use the correlation module's generator once it is on main.
- */
-static void generate_correlation_id(char out[32])
-{
-	static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-	uint8_t b[16];
-	uint64_t ms = (uint64_t)now_ms(CLOCK_REALTIME);
-	for (int i = 0; i < 6; i++)
-		b[i] = (uint8_t)(ms >> (40 - 8 * i));
-	if (getrandom(b + 6, 10, 0) != 10) {
-		uint64_t x = (uint64_t)now_ms(CLOCK_MONOTONIC) ^ ((uint64_t)rand() << 20);
-		for (int i = 6; i < 16; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
-			b[i] = (uint8_t)(x >> 56);
-	}
-	/* 128 bits -> 26 base32 digits, most significant first (2 pad bits on top). */
-	for (int i = 0; i < 26; i++) {
-		int bit = i * 5 - 2; /* position of this digit's top bit in the 128-bit value */
-		unsigned v = 0;
-		for (int k = 0; k < 5; k++, bit++) {
-			v <<= 1;
-			if (bit >= 0)
-				v |= (b[bit / 8] >> (7 - bit % 8)) & 1;
-		}
-		out[i] = alphabet[v];
-	}
-	out[26] = 0;
-}
-
 static void copy_metadata(struct rpc_call *call, const grpc_metadata_array *md)
 {
 	call->md = rpc_call_alloc(call, (md->count ? md->count : 1) * sizeof(*call->md));
@@ -685,14 +654,10 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 
 	/* Correlation id: the client's, or a fresh one. */
 	{
-		const char *cid = rpc_call_metadata(call, "x-gitlab-correlation-id");
-		if (cid && *cid) {
-			call->correlation_id = cid;
-		} else {
-			char buf[32];
-			generate_correlation_id(buf);
-			call->correlation_id = rpc_call_strdup(call, buf);
-		}
+		char buf[CORRELATION_ID_LEN + 1];
+		const char *cid = correlation_from_metadata(
+			rpc_call_metadata(call, CORRELATION_METADATA_KEY), buf, sizeof(buf));
+		call->correlation_id = cid == buf ? rpc_call_strdup(call, buf) : cid;
 	}
 	logged = !call->opts->no_access_log;
 	if (logged)
@@ -734,6 +699,19 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
 		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
+		/*
+		 * A handler failing after its deadline or a cancel almost always
+		 * fails because of it (killed git, closed stream); as with Go's
+		 * context errors, the status then says so.
+		 */
+		if (err.code != STATUS_DEADLINE_EXCEEDED && err.code != STATUS_CANCELLED &&
+		    rpc_call_cancelled(call)) {
+			struct error ctx_err = ERROR_INIT;
+			gone_error(call, &ctx_err);
+			log_msg(LOG_DEBUG, "%s failed after the call ended: %s", call->full_method,
+				err.message ? err.message : "");
+			error_move(&err, &ctx_err);
+		}
 		send_status(call, &err);
 	} else {
 		send_status(call, NULL);

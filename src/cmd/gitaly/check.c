@@ -273,7 +273,7 @@ static int http_get(const struct config *cfg, const char *api_path, int *status,
 		    struct strbuf *body, struct error *err)
 {
 	const char *url = cfg->gitlab.url;
-	char scheme[16], host[512], port[16], unix_path[512], base[1024];
+	char scheme[16], host[512], port[16], unix_path[512], base[1024], host_hdr[540];
 	struct conn c = { -1, NULL, NULL };
 	struct strbuf req = STRBUF_INIT, jwt = STRBUF_INIT, secret = STRBUF_INIT,
 		      resp = STRBUF_INIT;
@@ -327,6 +327,11 @@ static int http_get(const struct config *cfg, const char *api_path, int *status,
 		error_set(err, STATUS_INVALID_ARGUMENT, "gitlab: unsupported url scheme %s", scheme);
 		goto out;
 	}
+	/* Host header: the URL's authority ("unix" for a socket). */
+	if (is_unix)
+		snprintf(host_hdr, sizeof(host_hdr), "unix");
+	else
+		snprintf(host_hdr, sizeof(host_hdr), "%.*s", (int)hplen, hp);
 	while (*base && base[strlen(base) - 1] == '/')
 		base[strlen(base) - 1] = 0;
 	if (read_secret(cfg, &secret, err) < 0)
@@ -337,7 +342,7 @@ static int http_get(const struct config *cfg, const char *api_path, int *status,
 	strbuf_addf(&req, "GET %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gitaly/%s\r\n"
 			  "Gitlab-Shell-Api-Request: %s\r\nContent-Type: application/json\r\n"
 			  "Connection: close\r\n",
-		    base, api_path, host, GITALY_VERSION, jwt.buf);
+		    base, api_path, host_hdr, GITALY_VERSION, jwt.buf);
 	if (cfg->gitlab.http_settings.user && *cfg->gitlab.http_settings.user) {
 		struct strbuf up = STRBUF_INIT, enc = STRBUF_INIT;
 		strbuf_addf(&up, "%s:%s", cfg->gitlab.http_settings.user,

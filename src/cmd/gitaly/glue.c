@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "cmd/gitaly/gitaly.h"
 #include "config/config.h"
+#include "net/metrics_http.h"
 
 /* Upstream's tempdir cleaner removes entries older than a week. */
 #define TMP_MAX_AGE_S (7 * 24 * 3600)
@@ -144,8 +145,7 @@ void gitaly_clean_storages(const struct config *cfg)
 
 int gitaly_start_metrics(const char *addr, struct error *err)
 {
-	/* TODO(obs): start src/net/metrics_http once it is on main. */
-	(void)err;
-	log_msg(LOG_WARN, "metrics endpoint %s not available in this build", addr);
-	return 0;
+	/* Serves until the process exits. */
+	static struct metrics_http *h;
+	return metrics_http_start(addr, &h, err);
 }

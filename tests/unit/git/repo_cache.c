@@ -1,0 +1,386 @@
+/*
+ * Repository handle cache: hits and misses (and their metric), the idle
+ * bound and TTL, eviction, and above all that a cached handle sees what the
+ * git CLI writes underneath it: new loose objects and refs, new packs,
+ * repack -ad removing the packs it had open, pack-refs, a repository
+ * removed and recreated at the same path, and quarantine object directories.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "base/metrics.h"
+#include "git/repo_cache.h"
+
+static char tmp[64];
+
+/* Runs a shell snippet in tmp with a fixed git identity; asserts success. */
+static void sh(const char *fmt, ...)
+{
+	char *script = NULL;
+	va_list ap;
+	pid_t pid;
+	int status;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&script, fmt, ap) > 0);
+	va_end(ap);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (chdir(tmp) < 0)
+			_exit(127);
+		setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
+		setenv("GIT_CONFIG_SYSTEM", "/dev/null", 1);
+		setenv("GIT_AUTHOR_NAME", "A", 1);
+		setenv("GIT_AUTHOR_EMAIL", "a@example.com", 1);
+		setenv("GIT_COMMITTER_NAME", "C", 1);
+		setenv("GIT_COMMITTER_EMAIL", "c@example.com", 1);
+		execl("/bin/sh", "sh", "-ec", script, (char *)NULL);
+		_exit(127);
+	}
+	free(script);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("shell snippet failed: %s", fmt);
+}
+
+static char *path_of(const char *rel)
+{
+	char *p = NULL;
+
+	assert_true(asprintf(&p, "%s/%s", tmp, rel) > 0);
+	return p;
+}
+
+static double counter(const char *type)
+{
+	static const char *const names[] = { "type" };
+	const char *v[] = { type };
+
+	return metrics_get(metrics_counter("gitaly_catfile_cache_total", "x", names, 1), v);
+}
+
+static double members(void)
+{
+	static const char *const names[] = { "type" };
+	const char *v[] = { "object_reader" };
+
+	return metrics_get(metrics_gauge("gitaly_catfile_cache_members", "x", names, 1), v);
+}
+
+/* Blob content of rev:path through the handle, or NULL when missing. */
+static char *read_path(git_repository *repo, const char *spec)
+{
+	git_object *obj = NULL;
+	char *out = NULL;
+
+	if (git_revparse_single(&obj, repo, spec) < 0)
+		return NULL;
+	if (git_object_type(obj) == GIT_OBJECT_BLOB) {
+		const git_blob *b = (const git_blob *)obj;
+		size_t n = (size_t)git_blob_rawsize(b);
+
+		out = calloc(1, n + 1);
+		assert_non_null(out);
+		memcpy(out, git_blob_rawcontent(b), n);
+	}
+	git_object_free(obj);
+	return out;
+}
+
+static void assert_reads(git_repository *repo, const char *spec, const char *want)
+{
+	char *got = read_path(repo, spec);
+
+	if (!got)
+		fail_msg("%s not readable", spec);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmp, sizeof(tmp), "/tmp/repocacheXXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	repo_cache_configure(100);
+	repo_cache_set_ttl_ms(-1);
+	sh("git init -q --bare -b main r.git && git init -q -b main w && cd w && "
+	   "echo one > f && git add f && git commit -q -m one && git push -q ../r.git main");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	repo_cache_clear();
+	sh("rm -rf '%s'", tmp);
+	return 0;
+}
+
+static void test_hit_miss_and_metrics(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL, *b = NULL, *c = NULL;
+	char *r = path_of("r.git");
+	double hit0 = counter("hit"), miss0 = counter("miss");
+
+	(void)state;
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	/* A second concurrent checkout gets its own handle. */
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &b, &err), 0);
+	assert_ptr_not_equal(a, b);
+	assert_true(counter("miss") == miss0 + 2);
+	repo_cache_put(a);
+	assert_true(members() == 1);
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &c, &err), 0);
+	assert_ptr_equal(c, a);
+	assert_true(counter("hit") == hit0 + 1);
+	assert_reads(c, "main:f", "one\n");
+	repo_cache_put(b);
+	repo_cache_put(c);
+	assert_int_equal(repo_cache_idle_count(), 2);
+	assert_true(members() == 2);
+	free(r);
+}
+
+static void test_open_failure(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL;
+	char *r = path_of("missing.git");
+
+	(void)state;
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_null(a);
+	error_release(&err);
+	free(r);
+}
+
+static void test_sees_new_loose_objects_and_refs(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL;
+	char *r = path_of("r.git");
+
+	(void)state;
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:f", "one\n");
+	assert_null(read_path(a, "refs/heads/topic:g"));
+	repo_cache_put(a);
+
+	/* Push a few objects (unpacked as loose objects) and a new branch. */
+	sh("cd w && echo two > f && echo gee > g && git add f g && git commit -q -m two && "
+	   "git push -q ../r.git main main:topic");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_true(repo_cache_idle_count() == 0);
+	assert_reads(a, "main:f", "two\n");
+	assert_reads(a, "refs/heads/topic:g", "gee\n");
+	repo_cache_put(a);
+	free(r);
+}
+
+static void test_sees_new_pack_and_survives_repack(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL;
+	char *r = path_of("r.git");
+
+	(void)state;
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:f", "one\n"); /* warm the handle */
+	repo_cache_put(a);
+
+	/* unpackLimit=1 keeps the pushed objects as a new pack. */
+	sh("cd w && for i in 1 2 3 4 5; do echo $i > n$i; done && git add . && "
+	   "git commit -q -m packed && git -C ../r.git config receive.unpackLimit 1 && git push -q ../r.git main && "
+	   "ls ../r.git/objects/pack/*.pack >/dev/null");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:n3", "3\n");
+	assert_reads(a, "main~1:f", "one\n");
+	repo_cache_put(a);
+
+	/* repack -ad deletes the packs the handle has open and packs the
+	 * loose objects; then pack-refs moves the refs into packed-refs. */
+	sh("cd r.git && git repack -q -ad && git pack-refs --all && "
+	   "test -z \"$(find objects -type f -path 'objects/[0-9a-f][0-9a-f]/*')\"");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:n5", "5\n");
+	assert_reads(a, "main~1:f", "one\n");
+	repo_cache_put(a);
+
+	/* A ref updated after pack-refs (loose again, newer than packed). */
+	sh("cd w && echo three > f && git commit -q -am three && git push -q ../r.git main && "
+	   "cd ../r.git && git repack -q -ad");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:f", "three\n");
+	repo_cache_put(a);
+	free(r);
+}
+
+static void test_replaced_repository(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL;
+	char *r = path_of("r.git");
+	double miss0;
+
+	(void)state;
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_reads(a, "main:f", "one\n");
+	repo_cache_put(a);
+
+	/* Removed and recreated at the same path with other history. */
+	sh("rm -rf r.git && git init -q --bare -b main r.git && git init -q -b main w2 && cd w2 && "
+	   "echo other > f && git add f && git commit -q -m other && git push -q ../r.git main");
+	miss0 = counter("miss");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	if (counter("miss") != miss0 + 1)
+		fail_msg("miss %f -> %f", miss0, counter("miss"));
+	assert_reads(a, "main:f", "other\n");
+	repo_cache_put(a);
+
+	/* Removed for good: the idle handle is not handed out. */
+	sh("rm -rf r.git");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_int_equal(repo_cache_idle_count(), 0);
+	error_release(&err);
+	free(r);
+}
+
+static void test_idle_bound_ttl_and_evict(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *h[3];
+	char *paths[3];
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	double miss0;
+
+	(void)state;
+	sh("git init -q --bare r1.git && git init -q --bare r2.git && git init -q --bare r3.git");
+	repo_cache_configure(2);
+	for (int i = 0; i < 3; i++) {
+		char rel[16];
+
+		snprintf(rel, sizeof(rel), "r%d.git", i + 1);
+		paths[i] = path_of(rel);
+		assert_int_equal(repo_cache_get(paths[i], NULL, NULL, &h[i], &err), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		repo_cache_put(h[i]);
+	assert_int_equal(repo_cache_idle_count(), 2);
+	/* The oldest (r1) went; r3 is still there. */
+	miss0 = counter("miss");
+	assert_int_equal(repo_cache_get(paths[2], NULL, NULL, &h[2], &err), 0);
+	assert_true(counter("miss") == miss0);
+	assert_int_equal(repo_cache_get(paths[0], NULL, NULL, &h[0], &err), 0);
+	assert_true(counter("miss") == miss0 + 1);
+
+	/* Evicting while checked out: the handle is dropped on return. */
+	repo_cache_evict(paths[2]);
+	repo_cache_put(h[2]);
+	repo_cache_put(h[0]);
+	assert_int_equal(repo_cache_idle_count(), 2); /* r2 and r1 */
+	repo_cache_evict(paths[1]);
+	assert_int_equal(repo_cache_idle_count(), 1);
+
+	/* TTL: idle handles expire. */
+	repo_cache_set_ttl_ms(1);
+	nanosleep(&ts, NULL);
+	miss0 = counter("miss");
+	assert_int_equal(repo_cache_get(paths[0], NULL, NULL, &h[0], &err), 0);
+	assert_true(counter("miss") == miss0 + 1);
+	repo_cache_put(h[0]);
+	repo_cache_set_ttl_ms(-1);
+	repo_cache_configure(100);
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+}
+
+static void test_quarantine(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *plain = NULL, *q = NULL;
+	char *r = path_of("r.git"), *qdir = path_of("r.git/objects/incoming-x"), *objects;
+	git_oid oid;
+
+	(void)state;
+	objects = path_of("r.git/objects");
+	/* An object written only into the quarantine directory. */
+	sh("mkdir -p r.git/objects/incoming-x && "
+	   "echo quarantined | GIT_OBJECT_DIRECTORY=$PWD/r.git/objects/incoming-x "
+	   "GIT_ALTERNATE_OBJECT_DIRECTORIES=$PWD/r.git/objects "
+	   "git -C r.git hash-object -w --stdin > qoid");
+	{
+		char *f = path_of("qoid"), hex[64] = "";
+		FILE *fp = fopen(f, "r");
+
+		assert_non_null(fp);
+		assert_non_null(fgets(hex, sizeof(hex), fp));
+		fclose(fp);
+		hex[40] = 0;
+		assert_int_equal(git_oid_fromstr(&oid, hex), 0);
+		free(f);
+	}
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &plain, &err), 0);
+	assert_int_equal(repo_cache_get(r, qdir, objects, &q, &err), 0);
+	assert_ptr_not_equal(plain, q);
+	{
+		git_blob *b = NULL;
+
+		assert_int_not_equal(git_blob_lookup(&b, plain, &oid), 0);
+		assert_int_equal(git_blob_lookup(&b, q, &oid), 0);
+		assert_memory_equal(git_blob_rawcontent(b), "quarantined\n", 12);
+		git_blob_free(b);
+	}
+	/* Objects of the main directory stay visible through the alternate. */
+	assert_reads(q, "main:f", "one\n");
+	repo_cache_put(q);
+	repo_cache_put(plain);
+
+	/* The quarantine key only matches quarantine requests. */
+	assert_int_equal(repo_cache_get(r, qdir, objects, &q, &err), 0);
+	{
+		git_blob *b = NULL;
+
+		assert_int_equal(git_blob_lookup(&b, q, &oid), 0);
+		git_blob_free(b);
+	}
+	repo_cache_put(q);
+	/* Without the alternate, main's objects are not visible (as git). */
+	assert_int_equal(repo_cache_get(r, qdir, NULL, &q, &err), 0);
+	assert_null(read_path(q, "main:f"));
+	repo_cache_put(q);
+	free(r);
+	free(qdir);
+	free(objects);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hit_miss_and_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sees_new_loose_objects_and_refs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sees_new_pack_and_survives_repack, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_repository, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_bound_ttl_and_evict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
