@@ -1,0 +1,739 @@
+/*
+ * CommitService handlers driven through a fake call context against a
+ * repository generated with the git CLI (merges, a criss-cross merge,
+ * renames, a binary file, a symlink, a submodule entry, a non-UTF-8 path
+ * and message, a 12 KiB commit body, trailers, ~1500 commits of history),
+ * each answer compared with what git itself says: rev-list, ls-tree,
+ * cat-file, merge-base. Validation codes and messages as upstream.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "commit.pb-c.h"
+#include "service/commit.h"
+#include "service/util.h"
+#include "fake_call.h"
+
+#define OUT_CAP (1 << 22)
+
+static char tmp[] = "/tmp/svc-commit-XXXXXX";
+static char storage_path[128], repo_path[192];
+static struct locator_storage storages[1];
+static struct locator loc;
+static struct service_deps deps;
+static const struct rpc_service *svc;
+static char *out_buf;
+
+/* Runs a shell command; stdout into out (NUL-terminated, trailing newlines
+ * kept when keep_nl). Returns the exit status. */
+static int shx(char *out, size_t *out_len, const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int pipefd[2], status = -1;
+	pid_t pid;
+	size_t len = 0;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		char buf[65536];
+		ssize_t n = read(pipefd[0], buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		if (out && len + (size_t)n < OUT_CAP) {
+			memcpy(out + len, buf, (size_t)n);
+			len += (size_t)n;
+		}
+	}
+	if (out)
+		out[len] = '\0';
+	if (out_len)
+		*out_len = len;
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	free(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* git in the test repository, output with trailing newlines trimmed. */
+static const char *git(const char *fmt, ...)
+{
+	char *args = NULL;
+	va_list ap;
+	size_t len;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&args, fmt, ap) > 0);
+	va_end(ap);
+	shx(out_buf, &len, "git -C %s %s", repo_path, args);
+	while (len && out_buf[len - 1] == '\n')
+		out_buf[--len] = '\0';
+	free(args);
+	return out_buf;
+}
+
+static const struct rpc_method *method(const char *name)
+{
+	for (size_t i = 0; i < svc->n_methods; i++)
+		if (!strcmp(svc->methods[i].name, name))
+			return &svc->methods[i];
+	fail_msg("no method %s", name);
+	return NULL;
+}
+
+static int invoke(const char *name, const void *req, struct rpc_call *call, struct error *err)
+{
+	const struct rpc_method *m = method(name);
+
+	fake_call_reset(call);
+	memset(call, 0, sizeof(*call));
+	error_release(err);
+	call->request = req;
+	call->data = svc->data;
+	assert_non_null(m->handler);
+	return m->handler(call, err);
+}
+
+static void cat(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(dst);
+
+	snprintf(dst + n, cap - n, "%s", src);
+}
+
+static Gitaly__Repository repo_msg = GITALY__REPOSITORY__INIT;
+
+#define BIN(s) ((ProtobufCBinaryData){ strlen(s), (uint8_t *)(s) })
+
+#define GITC "git -c user.name=T -c user.email=t@example.com -c init.defaultBranch=main"
+
+static int group_setup(void **state)
+{
+	(void)state;
+	out_buf = malloc(OUT_CAP + 1);
+	if (!mkdtemp(tmp))
+		return -1;
+	snprintf(storage_path, sizeof(storage_path), "%s/storage", tmp);
+	snprintf(repo_path, sizeof(repo_path), "%s/repo.git", storage_path);
+	if (mkdir(storage_path, 0755) < 0)
+		return -1;
+	storages[0].name = "default";
+	storages[0].path = storage_path;
+	loc.storages = storages;
+	loc.n_storages = 1;
+	deps.locator = &loc;
+	svc = commit_service(&deps);
+	repo_msg.storage_name = "default";
+	repo_msg.relative_path = "repo.git";
+	/* The history: a deep linear part made by fast-import, then a hand
+	 * made part with every oddity. */
+	if (shx(NULL, NULL,
+		"set -e; w=%s/work; " GITC " init -q $w; cd $w;"
+		"i=1; while [ $i -le 1500 ]; do"
+		"  printf 'commit refs/heads/main\\ncommitter C <c@x> %%d +0000\\ndata 6\\nc%%04d\\nM 644 inline deep/file.txt\\ndata 5\\n%%04d\\n\\n' $((1000000+i)) $i $i;"
+		"  i=$((i+1)); done | git fast-import --quiet; git reset -q --hard;"
+		"mkdir -p a/b/c/d; echo leaf > a/b/c/d/leaf; echo top > top.txt; ln -s top.txt link;"
+		"printf '\\000\\001\\002binary' > bin.dat; printf 'x' > \"$(printf 'caf\\351')\";"
+		"head -c 300000 /dev/urandom | base64 > big.txt;"
+		GITC " add -A; " GITC " commit -qm 'tree with oddities' -m 'Signed-off-by: A <a@example.com>';"
+		"git update-index --add --cacheinfo 160000,1111111111111111111111111111111111111111,sub;"
+		GITC " commit -qm 'add submodule';"
+		GITC " checkout -qb side; git mv top.txt renamed.txt; " GITC " commit -qm rename;"
+		GITC " checkout -q main; echo m > m.txt; " GITC " add m.txt; " GITC " commit -qm main-change;"
+		GITC " merge -q --no-edit side;"
+		/* criss-cross: two branches each merging the other */
+		GITC " checkout -qb x1; echo 1 > x1; " GITC " add x1; " GITC " commit -qm x1;"
+		GITC " checkout -qb x2 main; echo 2 > x2; " GITC " add x2; " GITC " commit -qm x2;"
+		GITC " checkout -q x1; " GITC " merge -q --no-edit x2 -m cross1;"
+		GITC " checkout -q x2; " GITC " merge -q --no-edit x1~1 -m cross2;"
+		GITC " checkout -q main;"
+		"python3 -c \"print('s'*100); print(); print('b'*12300)\" > /tmp/msg.$$;"
+		GITC " commit -q --allow-empty -F /tmp/msg.$$; rm /tmp/msg.$$;"
+		"printf 'latin \\351t\\351\\n' > /tmp/msg2.$$; " GITC " -c i18n.commitEncoding=ISO-8859-1 commit -q --allow-empty -F /tmp/msg2.$$; rm /tmp/msg2.$$;"
+		"git tag -a v1 -m tag1 HEAD~2;"
+		"git clone -q --bare $w %s; git -C %s fetch -q $w 'refs/heads/*:refs/heads/*'",
+		tmp, repo_path, repo_path) != 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	free(out_buf);
+	return service_remove_all(tmp);
+}
+
+static void test_table(void **state)
+{
+	const ProtobufCServiceDescriptor *d = &gitaly__commit_service__descriptor;
+
+	(void)state;
+	assert_string_equal(svc->name, "gitaly.CommitService");
+	assert_int_equal(svc->n_methods, d->n_methods);
+	for (unsigned i = 0; i < d->n_methods; i++) {
+		const struct rpc_method *m = method(d->methods[i].name);
+
+		assert_ptr_equal(m->request, d->methods[i].input);
+		assert_ptr_equal(m->response, d->methods[i].output);
+	}
+	assert_int_equal(method("CheckObjectsExist")->type, RPC_BIDI_STREAM);
+	assert_int_equal(method("FindCommit")->type, RPC_UNARY);
+	assert_int_equal(method("ListCommits")->type, RPC_SERVER_STREAM);
+}
+
+static const Gitaly__GitCommit *find_commit(struct rpc_call *call, const char *rev, int trailers)
+{
+	Gitaly__FindCommitRequest req = GITALY__FIND_COMMIT_REQUEST__INIT;
+	struct error err = ERROR_INIT;
+
+	req.repository = &repo_msg;
+	req.revision = BIN(rev);
+	req.trailers = trailers;
+	if (invoke("FindCommit", &req, call, &err) != 0)
+		fail_msg("FindCommit %s: %s", rev, err.message);
+	assert_int_equal(call->n_sent, 1);
+	return ((Gitaly__FindCommitResponse *)call->sent[0])->commit;
+}
+
+/* Every field of GitCommit against git's own view of the same commit. */
+static void check_commit(const Gitaly__GitCommit *c, const char *oid)
+{
+	char *raw;
+	size_t raw_len, blen;
+	const char *body;
+
+	assert_non_null(c);
+	assert_string_equal(c->id, oid);
+	assert_string_equal(c->tree_id, git("rev-parse %s^{tree}", oid));
+	{
+		char parents[1024] = "";
+
+		for (size_t i = 0; i < c->n_parent_ids; i++) {
+			if (i)
+				cat(parents, sizeof(parents), " ");
+			cat(parents, sizeof(parents), c->parent_ids[i]);
+		}
+		assert_string_equal(parents, git("log -1 --format=%%P %s", oid));
+	}
+	assert_int_equal(c->author->name.len, strlen(git("log -1 --format=%%an %s", oid)));
+	assert_memory_equal(c->author->name.data, out_buf, c->author->name.len);
+	assert_int_equal(c->author->email.len, strlen(git("log -1 --format=%%ae %s", oid)));
+	assert_memory_equal(c->author->email.data, out_buf, c->author->email.len);
+	assert_int_equal(c->author->date->seconds, atoll(git("log -1 --format=%%at %s", oid)));
+	assert_int_equal(c->committer->date->seconds, atoll(git("log -1 --format=%%ct %s", oid)));
+	/* Body: everything after the header, as cat-file prints it. */
+	raw = malloc(OUT_CAP + 1);
+	shx(raw, &raw_len, "git -C %s cat-file commit %s", repo_path, oid);
+	body = strstr(raw, "\n\n");
+	assert_non_null(body);
+	body += 2;
+	blen = raw_len - (size_t)(body - raw);
+	assert_int_equal(c->body_size, blen);
+	assert_int_equal(c->body.len, blen > 10240 ? 10240 : blen);
+	assert_memory_equal(c->body.data, body, c->body.len);
+	assert_true(c->subject.len <= blen);
+	assert_memory_equal(c->subject.data, body, c->subject.len);
+	free(raw);
+}
+
+static void test_find_commit_differential(void **state)
+{
+	struct rpc_call call = { 0 };
+	char *list = strdup(git("rev-list --all --max-count=40"));
+	char *save = NULL;
+
+	(void)state;
+	for (char *oid = strtok_r(list, "\n", &save); oid; oid = strtok_r(NULL, "\n", &save))
+		check_commit(find_commit(&call, oid, 0), oid);
+	/* Symbolic revisions and tags peel to commits. */
+	{
+		char *want = strdup(git("rev-parse main~3"));
+
+		check_commit(find_commit(&call, "main~3", 0), want);
+		free(want);
+		want = strdup(git("rev-parse v1^{commit}"));
+		check_commit(find_commit(&call, "v1", 0), want);
+		free(want);
+	}
+	/* The 12 KiB body is truncated, its size kept; the latin-1 commit
+	 * carries its encoding. */
+	{
+		const Gitaly__GitCommit *c = find_commit(&call, "main~1", 0);
+
+		assert_int_equal(c->body.len, 10240);
+		assert_true(c->body_size > 12300);
+		assert_int_equal(c->subject.len, 100);
+		c = find_commit(&call, "main", 0);
+		assert_string_equal(c->encoding, "ISO-8859-1");
+		assert_int_equal(c->subject.len, 9);
+		assert_memory_equal(c->subject.data, "latin \xe9t\xe9", 9);
+	}
+	fake_call_reset(&call);
+	free(list);
+}
+
+static void test_find_commit_edges(void **state)
+{
+	Gitaly__FindCommitRequest req = GITALY__FIND_COMMIT_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	const Gitaly__GitCommit *c;
+
+	(void)state;
+	/* Unknown revisions are an empty answer, not an error. */
+	assert_null(find_commit(&call, "does-not-exist", 0));
+	assert_null(find_commit(&call, "1234567890123456789012345678901234567890", 0));
+	/* A tree is not a commit. */
+	assert_null(find_commit(&call, git("rev-parse main^{tree}"), 0));
+	/* Trailers come from git. */
+	{
+		char *oid = strdup(git("rev-parse ':/tree with oddities'"));
+
+		c = find_commit(&call, oid, 1);
+		free(oid);
+	}
+	assert_non_null(c);
+	assert_int_equal(c->n_trailers, 1);
+	assert_memory_equal(c->trailers[0]->key.data, "Signed-off-by", 13);
+	assert_memory_equal(c->trailers[0]->value.data, "A <a@example.com>", 17);
+
+	req.repository = &repo_msg;
+	req.revision = BIN("-main");
+	assert_int_equal(invoke("FindCommit", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "revision can't start with '-'");
+	req.revision = BIN("");
+	assert_int_equal(invoke("FindCommit", &req, &call, &err), -1);
+	assert_string_equal(err.message, "empty revision");
+	req.repository = NULL;
+	assert_int_equal(invoke("FindCommit", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "repository not set");
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static void test_list_by_oid_and_ref(void **state)
+{
+	Gitaly__ListCommitsByOidRequest req = GITALY__LIST_COMMITS_BY_OID_REQUEST__INIT;
+	Gitaly__ListCommitsByRefNameRequest rreq = GITALY__LIST_COMMITS_BY_REF_NAME_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char *oids[4];
+	ProtobufCBinaryData refs[3] = { BIN("refs/heads/side"), BIN("nope"), BIN("x1") };
+	Gitaly__ListCommitsByRefNameResponse *rr;
+	Gitaly__ListCommitsByOidResponse *r;
+
+	(void)state;
+	oids[0] = strdup(git("rev-parse main"));
+	oids[1] = strdup("deadbeefdeadbeefdeadbeefdeadbeefdeadbeef");
+	oids[2] = strdup(git("rev-parse --short side"));
+	oids[3] = strdup(git("rev-parse main^{tree}"));
+	req.repository = &repo_msg;
+	req.oid = oids;
+	req.n_oid = 4;
+	assert_int_equal(invoke("ListCommitsByOid", &req, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	r = (Gitaly__ListCommitsByOidResponse *)call.sent[0];
+	assert_int_equal(r->n_commits, 2);
+	assert_string_equal(r->commits[0]->id, oids[0]);
+	assert_string_equal(r->commits[1]->id, git("rev-parse side"));
+
+	rreq.repository = &repo_msg;
+	rreq.ref_names = refs;
+	rreq.n_ref_names = 3;
+	assert_int_equal(invoke("ListCommitsByRefName", &rreq, &call, &err), 0);
+	rr = (Gitaly__ListCommitsByRefNameResponse *)call.sent[0];
+	assert_int_equal(rr->n_commit_refs, 2);
+	assert_memory_equal(rr->commit_refs[0]->ref_name.data, "refs/heads/side", 15);
+	assert_string_equal(rr->commit_refs[0]->commit->id, git("rev-parse side"));
+	assert_string_equal(rr->commit_refs[1]->commit->id, git("rev-parse x1"));
+	for (int i = 0; i < 4; i++)
+		free(oids[i]);
+	fake_call_reset(&call);
+}
+
+static void test_counts(void **state)
+{
+	Gitaly__CountCommitsRequest req = GITALY__COUNT_COMMITS_REQUEST__INIT;
+	Gitaly__CountDivergingCommitsRequest dreq = GITALY__COUNT_DIVERGING_COMMITS_REQUEST__INIT;
+	Gitaly__CommitIsAncestorRequest areq = GITALY__COMMIT_IS_ANCESTOR_REQUEST__INIT;
+	Gitaly__GlobalOptions go = GITALY__GLOBAL_OPTIONS__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	const char *revs[] = { "main", "side", "x1", "x2", "main~1500" };
+
+	(void)state;
+	req.repository = &repo_msg;
+	for (size_t i = 0; i < 5; i++) {
+		req.revision = BIN(revs[i]);
+		assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+		assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count,
+				 atoi(git("rev-list --count %s", revs[i])));
+	}
+	req.revision = BIN("main");
+	req.first_parent = 1;
+	req.max_count = 100;
+	req.path = BIN("deep");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count, 100);
+	req.max_count = 0;
+	ts.seconds = 1000000 + 1000;
+	req.after = &ts;
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count,
+			 atoi(git("rev-list --count --first-parent --after=1970-01-12T14:03:20Z main -- deep")));
+	/* Literal pathspecs: a glob matches nothing then. */
+	req.after = NULL;
+	req.path = BIN("dee*");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count, 1500);
+	req.global_options = &go;
+	go.literal_pathspecs = 1;
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count, 0);
+	req.global_options = NULL;
+	req.path = BIN("");
+	req.first_parent = 0;
+	req.all = 1;
+	req.revision = BIN("");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count, atoi(git("rev-list --count --all")));
+	/* Unknown revision counts zero; bad input is refused. */
+	req.all = 0;
+	req.revision = BIN("nope");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__CountCommitsResponse *)call.sent[0])->count, 0);
+	req.revision = BIN("");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), -1);
+	assert_string_equal(err.message, "empty Revision and false All");
+	req.revision = BIN("--all");
+	assert_int_equal(invoke("CountCommits", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+
+	dreq.repository = &repo_msg;
+	dreq.from = BIN("x1");
+	dreq.to = BIN("x2");
+	assert_int_equal(invoke("CountDivergingCommits", &dreq, &call, &err), 0);
+	{
+		Gitaly__CountDivergingCommitsResponse *r = (void *)call.sent[0];
+		int l, rgt;
+
+		assert_int_equal(sscanf(git("rev-list --count --left-right x1...x2"), "%d %d", &l, &rgt), 2);
+		assert_int_equal(r->left_count, l);
+		assert_int_equal(r->right_count, rgt);
+		assert_true(l > 0 && rgt > 0);
+	}
+	dreq.to = BIN("");
+	assert_int_equal(invoke("CountDivergingCommits", &dreq, &call, &err), -1);
+	assert_string_equal(err.message, "from and to are both required");
+	dreq.to = BIN("nope");
+	assert_int_equal(invoke("CountDivergingCommits", &dreq, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+
+	areq.repository = &repo_msg;
+	{
+		const char *pairs[][2] = { { "main~5", "main" }, { "main", "main~5" }, { "x1", "x2" },
+					   { "side", "main" }, { "nope", "main" } };
+
+		for (size_t i = 0; i < 5; i++) {
+			char a[64], c[64];
+			int want;
+
+			snprintf(a, sizeof(a), "%s", git("rev-parse %s 2>/dev/null || echo %s", pairs[i][0], pairs[i][0]));
+			snprintf(c, sizeof(c), "%s", git("rev-parse %s", pairs[i][1]));
+			want = shx(NULL, NULL, "git -C %s merge-base --is-ancestor %s %s 2>/dev/null", repo_path, a, c) == 0;
+			areq.ancestor_id = a;
+			areq.child_id = c;
+			assert_int_equal(invoke("CommitIsAncestor", &areq, &call, &err), 0);
+			assert_int_equal(((Gitaly__CommitIsAncestorResponse *)call.sent[0])->value, want);
+		}
+	}
+	areq.ancestor_id = "";
+	assert_int_equal(invoke("CommitIsAncestor", &areq, &call, &err), -1);
+	assert_string_equal(err.message, "empty ancestor sha");
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+/* Concatenated TreeEntry data. */
+static size_t tree_entry(struct rpc_call *call, const char *rev, const char *path, int64_t limit,
+			 int64_t max_size, struct error *err, int *ret, uint8_t **data)
+{
+	Gitaly__TreeEntryRequest req = GITALY__TREE_ENTRY_REQUEST__INIT;
+	size_t len = 0;
+
+	req.repository = &repo_msg;
+	req.revision = BIN(rev);
+	req.path = BIN(path);
+	req.limit = limit;
+	req.max_size = max_size;
+	*ret = invoke("TreeEntry", &req, call, err);
+	*data = malloc(OUT_CAP);
+	for (size_t i = 0; i < call->n_sent; i++) {
+		Gitaly__TreeEntryResponse *r = (void *)call->sent[i];
+
+		memcpy(*data + len, r->data.data, r->data.len);
+		len += r->data.len;
+		if (i > 0) /* metadata only in the first message */
+			assert_int_equal(r->size, 0);
+	}
+	return len;
+}
+
+static void test_tree_entry(void **state)
+{
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	uint8_t *data;
+	size_t len, want_len;
+	int ret;
+	Gitaly__TreeEntryResponse *r;
+	const char *paths[] = { "bin.dat", "a/b/c/d/leaf", "link", "big.txt", "renamed.txt", "caf\xe9" };
+
+	(void)state;
+	for (size_t i = 0; i < 6; i++) {
+		char *want = malloc(OUT_CAP);
+
+		len = tree_entry(&call, "main", paths[i], 0, 0, &err, &ret, &data);
+		assert_int_equal(ret, 0);
+		shx(want, &want_len, "git -C %s cat-file blob 'main:%s'", repo_path, paths[i]);
+		assert_int_equal(len, want_len);
+		assert_memory_equal(data, want, len);
+		r = (void *)call.sent[0];
+		assert_int_equal(r->type, GITALY__TREE_ENTRY_RESPONSE__OBJECT_TYPE__BLOB);
+		assert_int_equal(r->size, want_len);
+		assert_string_equal(r->oid, git("rev-parse 'main:%s'", paths[i]));
+		assert_int_equal(r->mode, i == 2 ? 0120000 : 0100644);
+		free(want);
+		free(data);
+	}
+	/* big.txt goes out in 128 KiB chunks. */
+	len = tree_entry(&call, "main", "big.txt", 0, 0, &err, &ret, &data);
+	assert_int_equal(call.n_sent, (len + 131071) / 131072);
+	free(data);
+	len = tree_entry(&call, "main", "big.txt", 1000, 0, &err, &ret, &data);
+	assert_int_equal(len, 1000);
+	assert_int_equal(((Gitaly__TreeEntryResponse *)call.sent[0])->size, atoi(git("cat-file -s main:big.txt")));
+	free(data);
+	tree_entry(&call, "main", "big.txt", 0, 1000, &err, &ret, &data);
+	assert_int_equal(ret, -1);
+	assert_int_equal(err.code, STATUS_FAILED_PRECONDITION);
+	assert_non_null(strstr(err.message, "is bigger than the maximum allowed size (1000)"));
+	free(data);
+	/* Trees (trailing slash trimmed) and submodules. */
+	tree_entry(&call, "main", "a/b/", 0, 0, &err, &ret, &data);
+	assert_int_equal(ret, 0);
+	r = (void *)call.sent[0];
+	assert_int_equal(r->type, GITALY__TREE_ENTRY_RESPONSE__OBJECT_TYPE__TREE);
+	assert_int_equal(r->size, atoi(git("cat-file -s main:a/b")));
+	assert_int_equal(r->mode, 040000);
+	free(data);
+	tree_entry(&call, "main", "sub", 0, 0, &err, &ret, &data);
+	r = (void *)call.sent[0];
+	assert_int_equal(r->type, GITALY__TREE_ENTRY_RESPONSE__OBJECT_TYPE__COMMIT);
+	assert_string_equal(r->oid, "1111111111111111111111111111111111111111");
+	free(data);
+	/* Not found: missing path, escaping path, unknown revision. */
+	const char *missing[][2] = { { "main", "nope" }, { "main", "../top.txt" }, { "main", "a/../top.txt" },
+				     { "nope", "top.txt" }, { "main", "./renamed.txt" } };
+	for (size_t i = 0; i < 5; i++) {
+		tree_entry(&call, missing[i][0], missing[i][1], 0, 0, &err, &ret, &data);
+		assert_int_equal(ret, -1);
+		assert_int_equal(err.code, STATUS_NOT_FOUND);
+		assert_string_equal(err.message, "tree entry not found");
+		free(data);
+	}
+	tree_entry(&call, "main", "", 0, 0, &err, &ret, &data);
+	assert_string_equal(err.message, "empty Path");
+	free(data);
+	tree_entry(&call, "main", "x", -1, 0, &err, &ret, &data);
+	assert_string_equal(err.message, "negative Limit");
+	free(data);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+char *commit_tree_page_token(const char *path, size_t len);
+
+/* GetTreeEntries as "mode type oid\tpath" lines, like ls-tree. */
+static char *tree_entries(struct rpc_call *call, const char *rev, const char *path, int recursive,
+			  Gitaly__PaginationParameter *page, struct error *err, int *ret)
+{
+	Gitaly__GetTreeEntriesRequest req = GITALY__GET_TREE_ENTRIES_REQUEST__INIT;
+	char *out = calloc(1, OUT_CAP);
+	size_t len = 0;
+	static const char *types[] = { "blob", "tree", "?", "commit" };
+
+	req.repository = &repo_msg;
+	req.revision = BIN(rev);
+	req.path = BIN(path);
+	req.recursive = recursive;
+	req.pagination_params = page;
+	*ret = invoke("GetTreeEntries", &req, call, err);
+	for (size_t i = 0; i < call->n_sent; i++) {
+		Gitaly__GetTreeEntriesResponse *r = (void *)call->sent[i];
+
+		assert_true(i == 0 ? r->pagination_cursor != NULL : r->pagination_cursor == NULL);
+		for (size_t k = 0; k < r->n_entries; k++) {
+			Gitaly__TreeEntry *e = r->entries[k];
+
+			assert_string_equal(e->commit_oid, rev);
+			len += (size_t)snprintf(out + len, OUT_CAP - len, "%06o %s %s\t%.*s\n", e->mode,
+						types[e->type], e->oid, (int)e->path.len, (char *)e->path.data);
+		}
+	}
+	if (len)
+		out[--len] = '\0';
+	return out;
+}
+
+static void test_get_tree_entries(void **state)
+{
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	Gitaly__PaginationParameter page = GITALY__PAGINATION_PARAMETER__INIT;
+	char *got;
+	int ret;
+
+	(void)state;
+	got = tree_entries(&call, "main", ".", 0, NULL, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("-c core.quotePath=false ls-tree main | sed 's/^040000/040000/'"));
+	free(got);
+	got = tree_entries(&call, "main", "a", 0, NULL, &err, &ret);
+	assert_string_equal(got, git("ls-tree main a/"));
+	/* Flat path: a -> a/b/c/d (single-subtree chain). */
+	{
+		Gitaly__GetTreeEntriesResponse *r = (void *)call.sent[0];
+
+		assert_int_equal(r->n_entries, 1);
+		assert_memory_equal(r->entries[0]->flat_path.data, "a/b/c/d", 7);
+	}
+	free(got);
+	got = tree_entries(&call, "main", ".", 1, NULL, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("-c core.quotePath=false ls-tree -r -t main"));
+	free(got);
+	got = tree_entries(&call, "main", "a/b", 1, NULL, &err, &ret);
+	assert_string_equal(got, git("ls-tree -r -t main a/b/ | grep -a -v -P '\\ta(/b)?$'"));
+	free(got);
+	/* A blob path: nothing at all, recursively or not. */
+	got = tree_entries(&call, "main", "renamed.txt", 1, NULL, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_int_equal(call.n_sent, 0);
+	free(got);
+	/* Pagination: limit 3 pages through everything with the handed-out token. */
+	{
+		char *all = strdup(git("-c core.quotePath=false ls-tree main"));
+		char acc[65536] = "";
+		char token[256] = "";
+		int pages = 0;
+
+		page.limit = 3;
+		for (;;) {
+			Gitaly__GetTreeEntriesResponse *r;
+
+			page.page_token = token;
+			got = tree_entries(&call, "main", ".", 0, &page, &err, &ret);
+			assert_int_equal(ret, 0);
+			if (*got) {
+				if (*acc)
+					cat(acc, sizeof(acc), "\n");
+				cat(acc, sizeof(acc), got);
+			}
+			free(got);
+			pages++;
+			r = (void *)call.sent[0];
+			if (!*r->pagination_cursor->next_cursor)
+				break;
+			snprintf(token, sizeof(token), "%s", r->pagination_cursor->next_cursor);
+		}
+		assert_string_equal(acc, all);
+		assert_true(pages > 2);
+		free(all);
+		/* Legacy token: an object id; limit -1: everything after it. */
+		page.page_token = strdup(git("rev-parse main:a"));
+		page.limit = -1;
+		got = tree_entries(&call, "main", ".", 0, &page, &err, &ret);
+		assert_int_equal(ret, 0);
+		assert_string_equal(got, git("-c core.quotePath=false ls-tree main | sed '0,/\ta$/d'"));
+		free(got);
+		free(page.page_token);
+		page.page_token = "unknown";
+		got = tree_entries(&call, "main", ".", 0, &page, &err, &ret);
+		assert_int_equal(ret, -1);
+		assert_string_equal(err.message, "could not find starting OID: unknown");
+		free(got);
+		{
+			char *tok = commit_tree_page_token("a<&>\xff", 5);
+
+			/* Go's json.Marshal escapes and replaces invalid UTF-8. */
+			assert_string_equal(tok, "eyJmaWxlX25hbWUiOiJhXHUwMDNjXHUwMDI2XHUwMDNlXHVmZmZkIn0=");
+			free(tok);
+		}
+		page.page_token = "";
+		page.limit = 0;
+		got = tree_entries(&call, "main", ".", 0, &page, &err, &ret);
+		assert_int_equal(ret, 0);
+		assert_int_equal(call.n_sent, 0);
+		free(got);
+	}
+	/* Errors with their typed details. */
+	got = tree_entries(&call, "main", "", 0, NULL, &err, &ret);
+	assert_int_equal(ret, -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "empty path");
+	assert_int_equal(err.n_details, 1);
+	assert_string_equal(err.details[0].type_url, "type.googleapis.com/gitaly.GetTreeEntriesError");
+	free(got);
+	got = tree_entries(&call, "nope", ".", 0, NULL, &err, &ret);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "invalid revision or path");
+	free(got);
+	got = tree_entries(&call, "main", "nope", 1, NULL, &err, &ret);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	assert_string_equal(err.message, "invalid revision or path");
+	free(got);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_find_commit_differential),
+		cmocka_unit_test(test_find_commit_edges),
+		cmocka_unit_test(test_list_by_oid_and_ref),
+		cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_tree_entry),
+		cmocka_unit_test(test_get_tree_entries),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
