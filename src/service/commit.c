@@ -18,8 +18,8 @@
 	  RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY }
 
 static const struct rpc_method commit_methods[] = {
-	M("ListCommits", RPC_SERVER_STREAM, list_commits_request, list_commits_response, NULL),
-	M("ListAllCommits", RPC_SERVER_STREAM, list_all_commits_request, list_all_commits_response, NULL),
+	M("ListCommits", RPC_SERVER_STREAM, list_commits_request, list_commits_response, commit_list_rpc),
+	M("ListAllCommits", RPC_SERVER_STREAM, list_all_commits_request, list_all_commits_response, commit_list_all_rpc),
 	M("CommitIsAncestor", RPC_UNARY, commit_is_ancestor_request, commit_is_ancestor_response, commit_is_ancestor_rpc),
 	M("TreeEntry", RPC_SERVER_STREAM, tree_entry_request, tree_entry_response, commit_tree_entry_rpc),
 	M("CountCommits", RPC_UNARY, count_commits_request, count_commits_response, commit_count_rpc),
@@ -32,7 +32,7 @@ static const struct rpc_method commit_methods[] = {
 	M("FindCommits", RPC_SERVER_STREAM, find_commits_request, find_commits_response, NULL),
 	M("CommitLanguages", RPC_UNARY, commit_languages_request, commit_languages_response, NULL),
 	M("RawBlame", RPC_SERVER_STREAM, raw_blame_request, raw_blame_response, NULL),
-	M("LastCommitForPath", RPC_UNARY, last_commit_for_path_request, last_commit_for_path_response, NULL),
+	M("LastCommitForPath", RPC_UNARY, last_commit_for_path_request, last_commit_for_path_response, commit_last_for_path_rpc),
 	M("ListLastCommitsForTree", RPC_SERVER_STREAM, list_last_commits_for_tree_request, list_last_commits_for_tree_response, NULL),
 	M("CommitsByMessage", RPC_SERVER_STREAM, commits_by_message_request, commits_by_message_response, NULL),
 	M("ListCommitsByOid", RPC_SERVER_STREAM, list_commits_by_oid_request, list_commits_by_oid_response, commit_list_by_oid_rpc),
@@ -40,7 +40,7 @@ static const struct rpc_method commit_methods[] = {
 	M("FilterShasWithSignatures", RPC_BIDI_STREAM, filter_shas_with_signatures_request, filter_shas_with_signatures_response, NULL),
 	M("GetCommitSignatures", RPC_SERVER_STREAM, get_commit_signatures_request, get_commit_signatures_response, NULL),
 	M("GetCommitMessages", RPC_SERVER_STREAM, get_commit_messages_request, get_commit_messages_response, NULL),
-	M("CheckObjectsExist", RPC_BIDI_STREAM, check_objects_exist_request, check_objects_exist_response, NULL),
+	M("CheckObjectsExist", RPC_BIDI_STREAM, check_objects_exist_request, check_objects_exist_response, commit_check_objects_exist_rpc),
 };
 
 const struct rpc_service *commit_service(struct service_deps *deps)

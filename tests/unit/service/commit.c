@@ -94,6 +94,26 @@ static const char *git(const char *fmt, ...)
 	return out_buf;
 }
 
+/* Further client messages of a bidi call (the fake runtime has none). */
+static ProtobufCMessage **recv_queue;
+static size_t recv_n, recv_pos;
+
+int rpc_call_recv(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
+{
+	(void)call;
+	(void)err;
+	if (recv_pos == recv_n)
+		return 0;
+	*out = recv_queue[recv_pos++];
+	return 1;
+}
+
+void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
+{
+	(void)call;
+	(void)msg; /* owned by the test */
+}
+
 static const struct rpc_method *method(const char *name)
 {
 	for (size_t i = 0; i < svc->n_methods; i++)
@@ -497,7 +517,8 @@ static size_t tree_entry(struct rpc_call *call, const char *rev, const char *pat
 	for (size_t i = 0; i < call->n_sent; i++) {
 		Gitaly__TreeEntryResponse *r = (void *)call->sent[i];
 
-		memcpy(*data + len, r->data.data, r->data.len);
+		if (r->data.len)
+			memcpy(*data + len, r->data.data, r->data.len);
 		len += r->data.len;
 		if (i > 0) /* metadata only in the first message */
 			assert_int_equal(r->size, 0);
@@ -723,6 +744,272 @@ static void test_get_tree_entries(void **state)
 	error_release(&err);
 }
 
+/* ListCommits as one newline-separated list of ids. */
+static char *list_commits(struct rpc_call *call, const char *method_name, const void *req,
+			  struct error *err, int *ret)
+{
+	char *out = calloc(1, OUT_CAP);
+	size_t len = 0;
+
+	*ret = invoke(method_name, req, call, err);
+	for (size_t i = 0; i < call->n_sent; i++) {
+		Gitaly__ListCommitsResponse *r = (void *)call->sent[i];
+
+		for (size_t k = 0; k < r->n_commits; k++)
+			len += (size_t)snprintf(out + len, OUT_CAP - len, "%s\n", r->commits[k]->id);
+	}
+	if (len)
+		out[--len] = '\0';
+	return out;
+}
+
+static void test_list_commits(void **state)
+{
+	Gitaly__ListCommitsRequest req = GITALY__LIST_COMMITS_REQUEST__INIT;
+	Gitaly__PaginationParameter page = GITALY__PAGINATION_PARAMETER__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char *revs[3] = { "main", "^side", NULL };
+	ProtobufCBinaryData pat = BIN("C14");
+	char *got, *token;
+	int ret;
+
+	(void)state;
+	req.repository = &repo_msg;
+	req.revisions = revs;
+	req.n_revisions = 1;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("rev-list main"));
+	/* 1500+ commits go out in more than one message? Each is small: one. */
+	free(got);
+	req.n_revisions = 2;
+	req.order = GITALY__LIST_COMMITS_REQUEST__ORDER__TOPO;
+	req.reverse = 1;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_string_equal(got, git("rev-list --topo-order --reverse main ^side"));
+	free(got);
+	req.reverse = 0;
+	req.order = 0;
+	revs[0] = "--all";
+	revs[1] = "--not";
+	revs[2] = "x1";
+	req.n_revisions = 3;
+	req.max_parents = 1;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("rev-list --max-parents=1 --all --not x1"));
+	free(got);
+	req.max_parents = 0;
+	revs[0] = "main";
+	req.n_revisions = 1;
+	req.first_parent = 1;
+	req.commit_message_patterns = &pat;
+	req.n_commit_message_patterns = 1;
+	req.ignore_case = 1;
+	ts.seconds = 1001400;
+	req.after = &ts;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("rev-list --first-parent --grep=C14 -i --after=1970-01-12T14:10:00Z main"));
+	assert_true(strlen(got) > 0);
+	free(got);
+	req.after = NULL;
+	req.commit_message_patterns = NULL;
+	req.n_commit_message_patterns = 0;
+	req.ignore_case = 0;
+	req.first_parent = 0;
+	/* Pagination: the token is the last id seen, limit caps the page. */
+	req.pagination_params = &page;
+	page.limit = 7;
+	token = strdup(git("rev-list --skip=10 --max-count=1 main"));
+	page.page_token = token;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_string_equal(got, git("rev-list --skip=11 --max-count=7 main"));
+	free(got);
+	free(token);
+	req.pagination_params = NULL;
+	/* Errors. */
+	revs[0] = "-main";
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_int_equal(ret, -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "invalid revision: revision can't start with '-'");
+	free(got);
+	req.n_revisions = 0;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_string_equal(err.message, "missing revisions");
+	free(got);
+	revs[0] = "nope";
+	req.n_revisions = 1;
+	got = list_commits(&call, "ListCommits", &req, &err, &ret);
+	assert_int_equal(ret, -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_non_null(strstr(err.message, "exit status 128"));
+	free(got);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the lines of s in place. */
+static void sort_lines(char *s)
+{
+	char *v[4096], *save = NULL, *copy = strdup(s);
+	size_t n = 0, len = 0;
+
+	for (char *l = strtok_r(copy, "\n", &save); l && n < 4096; l = strtok_r(NULL, "\n", &save))
+		v[n++] = l;
+	qsort(v, n, sizeof(*v), cmp_lines);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, strlen(v[i]) + 2, "%s%s", i ? "\n" : "", v[i]);
+	free(copy);
+}
+
+static void test_list_all_commits(void **state)
+{
+	Gitaly__ListAllCommitsRequest req = GITALY__LIST_ALL_COMMITS_REQUEST__INIT;
+	Gitaly__PaginationParameter page = GITALY__PAGINATION_PARAMETER__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char *got, *want, *first;
+	int ret;
+
+	(void)state;
+	req.repository = &repo_msg;
+	got = list_commits(&call, "ListAllCommits", &req, &err, &ret);
+	assert_int_equal(ret, 0);
+	want = strdup(git("cat-file --batch-all-objects --batch-check | awk '$2 == \"commit\" {print $1}'"));
+	sort_lines(got);
+	sort_lines(want);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	/* Page: limit 5 after the first listed object. */
+	req.pagination_params = &page;
+	page.limit = 1;
+	first = list_commits(&call, "ListAllCommits", &req, &err, &ret);
+	page.page_token = first;
+	page.limit = 5;
+	got = list_commits(&call, "ListAllCommits", &req, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_int_equal(strlen(got), 5 * 40 + 4);
+	assert_null(strstr(got, first));
+	free(got);
+	free(first);
+	/* A quarantine directory: its commits are listed too, and only there. */
+	{
+		Gitaly__Repository q = GITALY__REPOSITORY__INIT;
+		char *alts[] = { "objects" };
+		char *oid;
+
+		shx(NULL, NULL,
+		    "set -e; cd %s; mkdir -p quarantine/pack; t=$(git rev-parse main^{tree});"
+		    "c=$(echo quarantined | GIT_OBJECT_DIRECTORY=%s/quarantine GIT_ALTERNATE_OBJECT_DIRECTORIES=%s/objects "
+		    "git -c user.name=Q -c user.email=q@x commit-tree $t); echo $c > quarantine/oid",
+		    repo_path, repo_path, repo_path);
+		oid = strdup(git("show HEAD:quarantine/oid 2>/dev/null || cat %s/quarantine/oid", repo_path));
+		q.storage_name = "default";
+		q.relative_path = "repo.git";
+		q.git_object_directory = "quarantine";
+		q.git_alternate_object_directories = alts;
+		q.n_git_alternate_object_directories = 1;
+		req.repository = &q;
+		req.pagination_params = NULL;
+		got = list_commits(&call, "ListAllCommits", &req, &err, &ret);
+		assert_int_equal(ret, 0);
+		assert_non_null(strstr(got, oid));
+		free(got);
+		req.repository = &repo_msg;
+		got = list_commits(&call, "ListAllCommits", &req, &err, &ret);
+		assert_null(strstr(got, oid));
+		free(got);
+		free(oid);
+	}
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static void test_last_commit_for_path(void **state)
+{
+	Gitaly__LastCommitForPathRequest req = GITALY__LAST_COMMIT_FOR_PATH_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	const char *paths[] = { "deep/file.txt", "renamed.txt", "a", "", "/", "m.txt", "caf\xe9" };
+	Gitaly__LastCommitForPathResponse *r;
+
+	(void)state;
+	req.repository = &repo_msg;
+	req.revision = BIN("main");
+	for (size_t i = 0; i < 7; i++) {
+		req.path = BIN(paths[i]);
+		assert_int_equal(invoke("LastCommitForPath", &req, &call, &err), 0);
+		r = (void *)call.sent[0];
+		assert_non_null(r->commit);
+		assert_string_equal(r->commit->id, git("log --format=%%H -1 main -- '%s'",
+						      *paths[i] && strcmp(paths[i], "/") ? paths[i] : "."));
+	}
+	req.path = BIN("nope");
+	assert_int_equal(invoke("LastCommitForPath", &req, &call, &err), 0);
+	assert_null(((Gitaly__LastCommitForPathResponse *)call.sent[0])->commit);
+	req.path = BIN("/etc");
+	assert_int_equal(invoke("LastCommitForPath", &req, &call, &err), -1);
+	assert_string_equal(err.message, "path is an absolute path");
+	req.path = BIN("a/../../x");
+	assert_int_equal(invoke("LastCommitForPath", &req, &call, &err), -1);
+	assert_string_equal(err.message, "path escapes repository");
+	req.path = BIN("a");
+	req.revision = BIN("nope");
+	assert_int_equal(invoke("LastCommitForPath", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static void test_check_objects_exist(void **state)
+{
+	Gitaly__CheckObjectsExistRequest req = GITALY__CHECK_OBJECTS_EXIST_REQUEST__INIT;
+	Gitaly__CheckObjectsExistRequest req2 = GITALY__CHECK_OBJECTS_EXIST_REQUEST__INIT;
+	ProtobufCMessage *queue[1] = { &req2.base };
+	ProtobufCBinaryData revs[3] = { BIN("main"), BIN("deadbeefdeadbeefdeadbeefdeadbeefdeadbeef"), BIN("main:a/b") };
+	ProtobufCBinaryData revs2[2] = { BIN("v1"), BIN("main:nope") };
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	Gitaly__CheckObjectsExistResponse *r;
+
+	(void)state;
+	req.repository = &repo_msg;
+	req.revisions = revs;
+	req.n_revisions = 3;
+	req2.revisions = revs2;
+	req2.n_revisions = 2;
+	recv_queue = queue;
+	recv_n = 1;
+	recv_pos = 0;
+	assert_int_equal(invoke("CheckObjectsExist", &req, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	r = (void *)call.sent[0];
+	assert_int_equal(r->n_revisions, 5);
+	assert_true(r->revisions[0]->exists);
+	assert_false(r->revisions[1]->exists);
+	assert_true(r->revisions[2]->exists);
+	assert_true(r->revisions[3]->exists);
+	assert_false(r->revisions[4]->exists);
+	assert_memory_equal(r->revisions[4]->name.data, "main:nope", 9);
+	revs[0] = BIN("-x");
+	recv_n = 0;
+	assert_int_equal(invoke("CheckObjectsExist", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "invalid revision: revision can't start with '-'");
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,6 +1020,10 @@ int main(void)
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_tree_entry),
 		cmocka_unit_test(test_get_tree_entries),
+		cmocka_unit_test(test_list_commits),
+		cmocka_unit_test(test_list_all_commits),
+		cmocka_unit_test(test_last_commit_for_path),
+		cmocka_unit_test(test_check_objects_exist),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
