@@ -52,8 +52,12 @@ TOML
 	"$HELPERS/load_client" "unix:$GITALY_SOCK" /gitaly.ServerService/ServerInfo count 1 >/dev/null
 }
 
+# bench_stop <pid>: never fails (it runs from EXIT traps under set -e).
 bench_stop() {
-	[ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
+	if [ -n "$1" ]; then
+		kill "$1" 2>/dev/null || true
+		wait "$1" 2>/dev/null || true
+	fi
 	return 0
 }
 

@@ -10,7 +10,7 @@ bench_build_helpers
 
 scratch=$(mktemp -d /tmp/gbench.XXXXXX)
 GITALY_PID=
-cleanup() { bench_stop "$GITALY_PID"; rm -rf "$scratch"; }
+cleanup() { set +e; bench_stop "$GITALY_PID"; rm -rf "$scratch"; }
 trap cleanup EXIT INT TERM
 
 bench_start_gitaly "$scratch/g"

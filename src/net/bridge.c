@@ -173,7 +173,7 @@ static void *relay_main(void *p)
  * OpenSSL writes with write(2), so a peer that vanished would raise SIGPIPE
  * and kill the process. Unless the program chose a handler, ignore it.
  */
-static void ignore_sigpipe(void)
+static void ignore_sigpipe_once(void)
 {
 	struct sigaction sa;
 	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
@@ -184,9 +184,14 @@ static void ignore_sigpipe(void)
 	}
 }
 
-int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err)
+void bridge_ignore_sigpipe(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, ignore_sigpipe_once);
+}
+
+int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err)
+{
 	int sv[2];
 	pthread_t th;
 	pthread_attr_t attr;
@@ -194,7 +199,7 @@ int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err)
 	int rc;
 
 	*plain_fd = -1;
-	pthread_once(&once, ignore_sigpipe);
+	bridge_ignore_sigpipe();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return error_set(err, STATUS_INTERNAL, "socketpair: %s", strerror(errno));
 	a = malloc(sizeof(*a));

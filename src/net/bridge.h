@@ -26,6 +26,12 @@ int bridge_tls_start(SSL *ssl, int net_fd, int *plain_fd, struct error *err);
  */
 void bridge_tls_relay(SSL *ssl, int net_fd, int plain_fd);
 
+/*
+ * Sets SIGPIPE to ignored unless the program installed a handler: OpenSSL
+ * writes with write(2), and a vanished peer must not kill the process.
+ */
+void bridge_ignore_sigpipe(void);
+
 /* Number of relays running now (for tests and shutdown). */
 int bridge_active(void);
 

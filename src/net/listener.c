@@ -34,6 +34,13 @@ struct listener {
 	struct tls_server *tls;
 };
 
+struct tls_conn {
+	struct listener_set *ls;
+	struct tls_server *tls;
+	int fd;
+	struct tls_conn *prev, *next;
+};
+
 struct listener_set {
 	listener_conn_fn fn;
 	void *ctx;
@@ -42,6 +49,12 @@ struct listener_set {
 	int wake[2];
 	pthread_t thread;
 	int running;
+	/* TLS handshakes in flight: stop aborts and waits for them. */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct tls_conn *handshakes; /* sockets still in their handshake */
+	int n_active;                /* handshake threads alive */
+	int stopping;
 };
 
 const char *listener_type_name(enum listener_type type)
@@ -66,6 +79,8 @@ int listener_set_new(listener_conn_fn fn, void *ctx, struct listener_set **out,
 		return error_set(err, STATUS_INTERNAL, "out of memory");
 	ls->fn = fn;
 	ls->ctx = ctx;
+	pthread_mutex_init(&ls->lock, NULL);
+	pthread_cond_init(&ls->idle, NULL);
 	if (pipe2(ls->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(ls);
 		return error_set(err, STATUS_INTERNAL, "pipe: %s", strerror(errno));
@@ -271,21 +286,33 @@ int listener_add_tls(struct listener_set *ls, const char *addr, struct tls_serve
 	return add(ls, fd, LISTENER_TLS, NULL, tls, err);
 }
 
-struct tls_conn {
-	struct listener_set *ls;
-	struct tls_server *tls;
-	int fd;
-};
+/* Takes c off the list of sockets that stop may shut down. Locked. */
+static void unlink_handshake(struct listener_set *ls, struct tls_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (ls->handshakes == c)
+		ls->handshakes = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
 
 /* Handshake on its own thread, then hand the bridged plaintext to the hook. */
 static void *tls_conn_main(void *p)
 {
 	struct tls_conn *c = p;
+	struct listener_set *ls = c->ls;
 	struct error err = ERROR_INIT;
 	SSL *ssl = NULL;
 	int plain = -1;
+	int rc;
 
-	if (tls_server_handshake(c->tls, c->fd, TLS_HANDSHAKE_TIMEOUT_MS, &ssl, &err) < 0) {
+	rc = tls_server_handshake(c->tls, c->fd, TLS_HANDSHAKE_TIMEOUT_MS, &ssl, &err);
+	pthread_mutex_lock(&ls->lock);
+	unlink_handshake(ls, c);
+	pthread_mutex_unlock(&ls->lock);
+	if (rc < 0) {
 		log_msg(LOG_DEBUG, "tls: %s", err.message);
 		close(c->fd);
 		goto out;
@@ -296,10 +323,20 @@ static void *tls_conn_main(void *p)
 		close(c->fd);
 		goto out;
 	}
-	c->ls->fn(c->ls->ctx, plain, LISTENER_TLS);
+	/* The bridge owns ssl and the socket now; closing plain ends it. */
+	pthread_mutex_lock(&ls->lock);
+	if (ls->stopping)
+		close(plain);
+	else
+		ls->fn(ls->ctx, plain, LISTENER_TLS);
+	pthread_mutex_unlock(&ls->lock);
 out:
 	error_release(&err);
 	free(c);
+	pthread_mutex_lock(&ls->lock);
+	if (--ls->n_active == 0)
+		pthread_cond_broadcast(&ls->idle);
+	pthread_mutex_unlock(&ls->lock);
 	return NULL;
 }
 
@@ -333,10 +370,22 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 		c->ls = ls;
 		c->tls = l->tls;
 		c->fd = fd;
+		c->prev = NULL;
+		pthread_mutex_lock(&ls->lock);
+		c->next = ls->handshakes;
+		if (c->next)
+			c->next->prev = c;
+		ls->handshakes = c;
+		ls->n_active++;
+		pthread_mutex_unlock(&ls->lock);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, (size_t)256 << 10);
 		if (pthread_create(&th, &attr, tls_conn_main, c) != 0) {
+			pthread_mutex_lock(&ls->lock);
+			unlink_handshake(ls, c);
+			ls->n_active--;
+			pthread_mutex_unlock(&ls->lock);
 			close(fd);
 			free(c);
 		}
@@ -375,6 +424,9 @@ static void *accept_main(void *p)
 
 int listener_start(struct listener_set *ls, struct error *err)
 {
+	for (int i = 0; i < ls->n; i++)
+		if (ls->ls[i].type == LISTENER_TLS)
+			bridge_ignore_sigpipe();
 	int rc = pthread_create(&ls->thread, NULL, accept_main, ls);
 	if (rc)
 		return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));
@@ -393,6 +445,14 @@ void listener_stop(struct listener_set *ls)
 		pthread_join(ls->thread, NULL);
 		ls->running = 0;
 	}
+	/* Abort handshakes in flight and wait until their threads let go of ls. */
+	pthread_mutex_lock(&ls->lock);
+	ls->stopping = 1;
+	for (struct tls_conn *c = ls->handshakes; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	while (ls->n_active)
+		pthread_cond_wait(&ls->idle, &ls->lock);
+	pthread_mutex_unlock(&ls->lock);
 	for (int i = 0; i < ls->n; i++) {
 		if (ls->ls[i].fd >= 0) {
 			close(ls->ls[i].fd);
@@ -413,5 +473,7 @@ void listener_free(struct listener_set *ls)
 	listener_stop(ls);
 	close(ls->wake[0]);
 	close(ls->wake[1]);
+	pthread_mutex_destroy(&ls->lock);
+	pthread_cond_destroy(&ls->idle);
 	free(ls);
 }

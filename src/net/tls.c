@@ -70,6 +70,8 @@ int tls_server_new(const char *cert_path, const char *key_path, const char *key_
 	int ret = -1;
 
 	*out = NULL;
+	/* OpenSSL's loaders judge success partly by the thread's error queue. */
+	ERR_clear_error();
 	if (!cert_path || !*cert_path) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "tls: certificate_path is not set");
 		goto out;
@@ -136,6 +138,7 @@ int tls_server_handshake(struct tls_server *t, int fd, int timeout_ms, SSL **out
 	int ret = -1;
 
 	*out = NULL;
+	ERR_clear_error();
 	/* The socket is blocking here; the timeouts bound a silent client. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));

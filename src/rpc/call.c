@@ -9,6 +9,7 @@
  * status (with grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 #include "rpc/correlation.h"
 #include "rpc/server_internal.h"
 #include "rpc/status.h"
+#include "rpc/wirecheck.h"
 
 #define ARENA_CHUNK 4096
 
@@ -65,7 +67,10 @@ struct rpc_call {
 	ProtobufCMessage **msgs; /* every message received, freed at the end */
 	size_t n_msgs, alloc_msgs;
 
-	int close_done;          /* RECV_CLOSE_ON_SERVER completed */
+	int close_done;          /* RECV_CLOSE_ON_SERVER completed (atomic) */
+	pthread_mutex_t stash_lock;
+	int stash_valid, stash_success;
+	void *stash_tag;
 	int close_cancelled;     /* ... and reported the call as cancelled */
 	int initial_md_sent;
 	int client_done;         /* client half-closed */
@@ -146,33 +151,74 @@ static int64_t now_ms(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * rpc_call_cancelled may run on another thread (a handler's helper) while
+ * the handler thread waits here, and both take events from the same queue.
+ * An event the poller takes that is not the close is parked in a stash that
+ * the waiter checks; the waiter therefore waits in bounded slices.
+ */
+static int stash_take(struct rpc_call *call, void *tag, int *success)
+{
+	int found = 0;
+	pthread_mutex_lock(&call->stash_lock);
+	if (call->stash_valid && call->stash_tag == tag) {
+		call->stash_valid = 0;
+		*success = call->stash_success;
+		found = 1;
+	}
+	pthread_mutex_unlock(&call->stash_lock);
+	return found;
+}
+
+static void stash_put(struct rpc_call *call, void *tag, int success)
+{
+	pthread_mutex_lock(&call->stash_lock);
+	call->stash_valid = 1;
+	call->stash_tag = tag;
+	call->stash_success = success;
+	pthread_mutex_unlock(&call->stash_lock);
+}
+
 /* Waits for tag on the call's queue; returns the completion's success. */
 static int wait_tag(struct rpc_call *call, void *tag)
 {
+	int success;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(call->cq,
-							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (tag == &call->tag_close && __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
+			return 1;
+		if (stash_take(call, tag, &success))
+			return success;
+		gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+						  gpr_time_from_millis(500, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(call->cq, until, NULL);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			continue;
 		if (ev.type != GRPC_OP_COMPLETE)
 			return 0; /* queue shut down: cannot happen while the call runs */
 		if (ev.tag == &call->tag_close) {
-			call->close_done = 1;
+			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
 			if (tag == &call->tag_close)
-				return ev.success;
+				return 1;
 			continue;
 		}
 		if (ev.tag == tag)
 			return ev.success;
+		stash_put(call, ev.tag, ev.success);
 	}
 }
 
 /* Non-blocking check whether the close completion arrived. */
 static void poll_close(struct rpc_call *call)
 {
-	if (call->close_done)
+	if (__atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
 		return;
-	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type == GRPC_OP_COMPLETE && ev.tag == &call->tag_close)
-		call->close_done = 1;
+	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+	if (ev.type != GRPC_OP_COMPLETE)
+		return;
+	if (ev.tag == &call->tag_close)
+		__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+	else
+		stash_put(call, ev.tag, ev.success); /* the handler thread's event */
 }
 
 static int start_batch(struct rpc_call *call, const grpc_op *ops, size_t n, void *tag)
@@ -191,7 +237,7 @@ int rpc_call_cancelled(struct rpc_call *call)
 		return 1;
 	poll_close(call);
 	/* Before the status is sent, a finished close means the call was cancelled. */
-	return call->close_done;
+	return __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE);
 }
 
 /* The error a failed stream operation maps to, as grpc-go's context errors. */
@@ -228,6 +274,113 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 			return;
 		}
 	}
+}
+
+/*
+ * protobuf-go refuses proto3 strings that are not valid UTF-8; so do we,
+ * walking the wire bytes with the descriptors before unpacking (NUL bytes
+ * and malformed input are refused by rpc_wire_check_strings first).
+ * Returns 0 (fine, or malformed: the unpack reports that), -1 with err set.
+ */
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int valid_utf8(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= n)
+			return 0;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+static int check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+			 const uint8_t *end, int depth, struct error *err)
+{
+	if (depth > 64)
+		return 0;
+	while (p < end) {
+		uint64_t key, len;
+		if (read_varint(&p, end, &key) < 0)
+			return 0;
+		switch (key & 7) {
+		case 0:
+			if (read_varint(&p, end, &len) < 0)
+				return 0;
+			continue;
+		case 1:
+			if (end - p < 8)
+				return 0;
+			p += 8;
+			continue;
+		case 5:
+			if (end - p < 4)
+				return 0;
+			p += 4;
+			continue;
+		case 2:
+			break;
+		default:
+			return 0; /* groups and garbage: left to the unpacker */
+		}
+		if (read_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+			return 0;
+		const ProtobufCFieldDescriptor *f =
+			key >> 3 <= UINT32_MAX
+				? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+				: NULL;
+		if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+			if (!valid_utf8(p, len))
+				return error_set(err, STATUS_INTERNAL,
+						 "grpc: error unmarshalling request: proto: field "
+						 "%s.%s contains invalid UTF-8",
+						 desc->name, f->name);
+		} else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor) {
+			if (check_strings(f->descriptor, p, p + len, depth + 1, err) < 0)
+				return -1;
+		}
+		p += len;
+	}
+	return 0;
 }
 
 /*
@@ -272,6 +425,11 @@ static int recv_one(struct rpc_call *call, ProtobufCMessage **out, struct error 
 	reader_init = 1;
 	slice = grpc_byte_buffer_reader_readall(&reader);
 	call->request_bytes += GRPC_SLICE_LENGTH(slice);
+	if (rpc_wire_check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+				   GRPC_SLICE_LENGTH(slice), err) < 0 ||
+	    check_strings(call->method->request, GRPC_SLICE_START_PTR(slice),
+			  GRPC_SLICE_START_PTR(slice) + GRPC_SLICE_LENGTH(slice), 0, err) < 0)
+		goto out;
 	ProtobufCMessage *m = protobuf_c_message_unpack(call->method->request, NULL,
 							GRPC_SLICE_LENGTH(slice),
 							GRPC_SLICE_START_PTR(slice));
@@ -600,6 +758,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
 	memset(call, 0, sizeof(*call));
+	pthread_mutex_init(&call->stash_lock, NULL);
 	call->srv = srv;
 	call->opts = rpc_server_opts(srv);
 	call->gc = gc;
@@ -718,8 +877,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	}
 
 out:
-	if (!call->close_done)
-		wait_tag(call, &call->tag_close);
+	wait_tag(call, &call->tag_close);
 	if (logged)
 		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
 			   auth_version);
@@ -732,4 +890,5 @@ out:
 	json_decref(call->log_fields);
 	error_release(&err);
 	arena_free(call);
+	pthread_mutex_destroy(&call->stash_lock);
 }

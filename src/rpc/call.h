@@ -80,7 +80,8 @@ const char *rpc_call_metadata(struct rpc_call *call, const char *key);
 /* The call's deadline in CLOCK_MONOTONIC milliseconds, or INT64_MAX if none. */
 int64_t rpc_call_deadline_ms(struct rpc_call *call);
 
-/* Non-zero once the client cancelled or the deadline passed. */
+/* Non-zero once the client cancelled or the deadline passed. Safe to call
+ * from a helper thread while the handler thread sends or receives. */
 int rpc_call_cancelled(struct rpc_call *call);
 
 /* Peer string from grpc core, e.g. "fd:12" or "ipv4:127.0.0.1:3345". */

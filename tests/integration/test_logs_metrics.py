@@ -189,11 +189,21 @@ def test_grpc_server_metrics(gitaly, ch):
     rstub = gitaly.repo_stub(ch)
     rpc_error(rstub.HasLocalBranches, rp.HasLocalBranchesRequest(repository=shared_pb2.Repository(
         storage_name="default", relative_path="nope/missing.git")), timeout=5)
-    after = gitaly.metrics()
     lab = dict(grpc_service="gitaly.ServerService", grpc_method="ServerInfo", grpc_type="unary")
+    hl = dict(grpc_service="gitaly.RepositoryService", grpc_method="HasLocalBranches",
+              grpc_type="unary")
+    after = None
 
     def d(name, **kw):
         return (metric(after, name, **kw) or 0) - (metric(before, name, **kw) or 0)
+    # the counters of a call may land just after its response: allow a moment
+    deadline = time.time() + 3
+    while True:
+        after = gitaly.metrics()
+        if (d("grpc_server_handled_total", **lab) >= 3
+                and d("grpc_server_handled_total", **hl) >= 1) or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert d("grpc_server_started_total", **lab) == 3
     assert d("grpc_server_handled_total", grpc_code="OK", **lab) == 3
     assert d("grpc_server_handling_seconds_count", **lab) == 3
@@ -201,8 +211,6 @@ def test_grpc_server_metrics(gitaly, ch):
     assert d("grpc_server_msg_received_total", **lab) == 3
     assert d("grpc_server_msg_sent_total", **lab) == 3
     assert metric(after, "grpc_server_handling_seconds_sum", **lab) >= 0
-    hl = dict(grpc_service="gitaly.RepositoryService", grpc_method="HasLocalBranches",
-              grpc_type="unary")
     assert d("grpc_server_handled_total", grpc_code="NotFound", **hl) == 1
     # the standard buckets are there
     les = {l["le"] for n, l, v in after if n == "grpc_server_handling_seconds_bucket"

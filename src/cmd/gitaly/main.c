@@ -370,7 +370,7 @@ static int serve(const char *config_path)
 		goto out;
 	}
 	configure_logging(&st.cfg);
-	if (config_validate(&st.cfg, &err) < 0) {
+	if (config_validate(&st.cfg, &err) < 0 || config_absolutize_dirs(&st.cfg, &err) < 0) {
 		fprintf(stderr, "load config: config_path \"%s\": invalid config: %s\n", config_path,
 			err.message);
 		goto out;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -33,6 +34,7 @@
 #include "rpc/status.h"
 
 static volatile int g_saw_cancel;
+static int h_bidi_body(struct rpc_call *call, struct error *err);
 static char g_peer[64];
 static char g_cid[64];
 static char g_md[64];
@@ -67,8 +69,42 @@ static int h_unary(struct rpc_call *call, struct error *err)
 	return rpc_call_send(call, &resp.base, err);
 }
 
+struct poller {
+	struct rpc_call *call;
+	volatile int stop;
+	long polls;
+};
+
+/* A helper thread polling for cancellation while the handler streams. */
+static void *poller_main(void *p)
+{
+	struct poller *pl = p;
+	while (!pl->stop) {
+		if (rpc_call_cancelled(pl->call))
+			break;
+		pl->polls++;
+	}
+	return NULL;
+}
+
+static long g_polls;
+
 /* Bidi: answers every message with seconds * 2, then ends. */
 static int h_bidi(struct rpc_call *call, struct error *err)
+{
+	struct poller pl = { call, 0, 0 };
+	pthread_t th;
+	int ret;
+
+	pthread_create(&th, NULL, poller_main, &pl);
+	ret = h_bidi_body(call, err);
+	pl.stop = 1;
+	pthread_join(th, NULL);
+	g_polls = pl.polls;
+	return ret;
+}
+
+static int h_bidi_body(struct rpc_call *call, struct error *err)
 {
 	const ProtobufCMessage *first = rpc_call_request(call);
 	Google__Protobuf__Timestamp resp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -92,6 +128,14 @@ static int h_bidi(struct rpc_call *call, struct error *err)
 	}
 }
 
+static int h_repo(struct rpc_call *call, struct error *err)
+{
+	Gitaly__RepositoryExistsResponse resp = GITALY__REPOSITORY_EXISTS_RESPONSE__INIT;
+	const Gitaly__RepositoryExistsRequest *req = (const void *)rpc_call_request(call);
+	resp.exists = req->repository && !strcmp(req->repository->relative_path, "a/b");
+	return rpc_call_send(call, &resp.base, err);
+}
+
 static const struct rpc_method test_methods[] = {
 	{ "Unary", RPC_UNARY, &google__protobuf__timestamp__descriptor,
 	  &google__protobuf__timestamp__descriptor, h_unary, RPC_OP_ACCESSOR, RPC_SCOPE_STORAGE },
@@ -99,10 +143,13 @@ static const struct rpc_method test_methods[] = {
 	  &google__protobuf__timestamp__descriptor, h_bidi, RPC_OP_ACCESSOR, RPC_SCOPE_STORAGE },
 	{ "Missing", RPC_UNARY, &google__protobuf__timestamp__descriptor,
 	  &google__protobuf__timestamp__descriptor, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_STORAGE },
+	{ "Repo", RPC_UNARY, &gitaly__repository_exists_request__descriptor,
+	  &gitaly__repository_exists_response__descriptor, h_repo, RPC_OP_ACCESSOR,
+	  RPC_SCOPE_REPOSITORY },
 };
 
 static const struct rpc_service test_service = {
-	.name = "test.Test", .methods = test_methods, .n_methods = 3,
+	.name = "test.Test", .methods = test_methods, .n_methods = 4,
 };
 
 struct fixture {
@@ -452,6 +499,50 @@ static void test_oversized_and_malformed(void **state)
 	result_release(&r);
 }
 
+/* RepositoryExistsRequest{repository{storage_name "default", relative_path path}}. */
+static size_t repo_request(uint8_t *out, const char *path, size_t path_len)
+{
+	size_t n = 0;
+	out[n++] = 0x0a;
+	out[n++] = (uint8_t)(2 + 7 + 2 + path_len);
+	out[n++] = 0x12;
+	out[n++] = 7;
+	memcpy(out + n, "default", 7);
+	n += 7;
+	out[n++] = 0x1a;
+	out[n++] = (uint8_t)path_len;
+	memcpy(out + n, path, path_len);
+	return n + path_len;
+}
+
+static void test_string_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct result r;
+	uint8_t buf[64];
+
+	unary_raw(f, "/test.Test/Repo", buf, repo_request(buf, "a/b", 3), NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	assert_int_equal(r.resp_len, 2); /* exists = true */
+	result_release(&r);
+	/* A NUL inside a string would truncate it in C: refused. */
+	unary_raw(f, "/test.Test/Repo", buf, repo_request(buf, "a/b\0/../x", 8), NULL, 5000, 0,
+		  &r);
+	assert_int_equal(r.code, GRPC_STATUS_INVALID_ARGUMENT);
+	assert_string_equal(r.message, "field gitaly.Repository.relative_path contains a NUL byte");
+	result_release(&r);
+	/* Invalid UTF-8 in a proto3 string, as protobuf-go refuses it. */
+	unary_raw(f, "/test.Test/Repo", buf, repo_request(buf, "a/\xff", 3), NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_INTERNAL);
+	assert_non_null(strstr(r.message, "contains invalid UTF-8"));
+	result_release(&r);
+	/* Valid multi-byte UTF-8 passes. */
+	unary_raw(f, "/test.Test/Repo", buf, repo_request(buf, "\xc3\xa9t\xc3\xa9", 5), NULL,
+		  5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	result_release(&r);
+}
+
 static void test_bidi(void **state)
 {
 	struct fixture *f = *state;
@@ -511,6 +602,8 @@ static void test_bidi(void **state)
 	assert_int_equal(grpc_call_start_batch(c, ops, 2, &tag, NULL), GRPC_CALL_OK);
 	wait_tag(f->cq, &tag);
 	assert_int_equal(code, GRPC_STATUS_OK);
+	/* A helper thread polled rpc_call_cancelled throughout without stealing events. */
+	assert_true(g_polls > 0);
 	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&init_md);
 	grpc_metadata_array_destroy(&trail_md);
@@ -647,6 +740,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_details, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_and_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bidi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_string_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_with_call_in_flight, setup, teardown),
 	};

@@ -1,0 +1,310 @@
+/*
+ * Single reference lookups of RefService: FindDefaultBranchName,
+ * RefExists and FindBranch. All three are answered in-process from the
+ * cached libgit2 handle (no git spawn), with git's semantics: HEAD read as
+ * `git symbolic-ref`, existence as `git show-ref --verify`, and a branch
+ * lookup as upstream's for-each-ref pattern match (so "a" is ambiguous
+ * when only "a/b" exists).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/banned.h"
+#include "errors.pb-c.h"
+#include "ref.pb-c.h"
+#include "service/gitcommit.h"
+#include "service/ref_internal.h"
+
+#define MAX_NAME ((size_t)64 * 1024)
+
+static const char *git_errmsg(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
+/* The target of the symbolic HEAD (malloc'd), as `git symbolic-ref HEAD`. */
+static int head_reference(git_repository *repo, char **out, struct error *err)
+{
+	git_reference *head = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = git_reference_lookup(&head, repo, "HEAD");
+	if (rc < 0 || git_reference_type(head) != GIT_REFERENCE_SYMBOLIC) {
+		git_reference_free(head);
+		return error_set(err, STATUS_INTERNAL, "exit status 128");
+	}
+	*out = strdup(git_reference_symbolic_target(head));
+	git_reference_free(head);
+	if (!*out)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	return 0;
+}
+
+/* rev-parse --verify of a full ref name: whether it resolves. */
+static int ref_resolves(git_repository *repo, const char *name)
+{
+	git_oid oid;
+
+	return git_reference_name_to_id(&oid, repo, name) == 0;
+}
+
+/* The smallest refs/heads/ name (for-each-ref's first), or NULL. */
+static char *first_branch(git_repository *repo)
+{
+	git_reference_iterator *it = NULL;
+	const char *name;
+	char *best = NULL;
+
+	if (git_reference_iterator_glob_new(&it, repo, "refs/heads/*") < 0)
+		return NULL;
+	while (git_reference_next_name(&name, it) == 0) {
+		if (!best || strcmp(name, best) < 0) {
+			free(best);
+			best = strdup(name);
+		}
+	}
+	git_reference_iterator_free(it);
+	return best;
+}
+
+int ref_default_branch(git_repository *repo, int head_only, char **out, struct error *err)
+{
+	char *head = NULL, *chosen = NULL;
+
+	*out = NULL;
+	if (head_reference(repo, &head, err) < 0)
+		return -1;
+	if (head_only) {
+		*out = head;
+		return 0;
+	}
+	/* GitLab relies on this order: HEAD, then main, then master, then the
+	 * first branch by name. */
+	{
+		const char *candidates[] = { head, "refs/heads/main", "refs/heads/master" };
+
+		for (size_t i = 0; i < 3 && !chosen; i++)
+			if (ref_resolves(repo, candidates[i]))
+				chosen = strdup(candidates[i]);
+	}
+	if (!chosen)
+		chosen = first_branch(repo);
+	free(head);
+	*out = chosen;
+	return 0;
+}
+
+int ref_find_default_branch_name_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__FindDefaultBranchNameRequest *req =
+		(const Gitaly__FindDefaultBranchNameRequest *)rpc_call_request(call);
+	Gitaly__FindDefaultBranchNameResponse resp = GITALY__FIND_DEFAULT_BRANCH_NAME_RESPONSE__INIT;
+	struct ref_ctx ctx;
+	git_repository *repo;
+	char *chosen = NULL;
+	int ret = -1;
+
+	if (ref_ctx_init(&ctx, call, req->repository, err) < 0 || ref_ctx_repo(&ctx, &repo, err) < 0)
+		goto out;
+	if (ref_default_branch(repo, req->head_only, &chosen, err) < 0) {
+		error_prefix(err, req->head_only ? "head reference" : "get default branch");
+		goto out;
+	}
+	if (chosen) {
+		resp.name.data = (uint8_t *)chosen;
+		resp.name.len = strlen(chosen);
+	}
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	free(chosen);
+	ref_ctx_release(&ctx);
+	return ret;
+}
+
+int ref_exists_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__RefExistsRequest *req = (const Gitaly__RefExistsRequest *)rpc_call_request(call);
+	Gitaly__RefExistsResponse resp = GITALY__REF_EXISTS_RESPONSE__INIT;
+	struct ref_ctx ctx;
+	git_repository *repo;
+	git_oid oid;
+	char *name = NULL;
+	int ret = -1, rc;
+
+	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
+		goto out;
+	if (req->ref.len < 5 || memcmp(req->ref.data, "refs/", 5) != 0) {
+		error_set(err, STATUS_INVALID_ARGUMENT, "invalid refname");
+		goto out;
+	}
+	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+		goto out;
+	/* A NUL inside cannot name a ref; git would never see it either. */
+	if (!service_has_nul(req->ref.data, req->ref.len)) {
+		name = strndup((const char *)req->ref.data, req->ref.len);
+		if (!name) {
+			error_set(err, STATUS_INTERNAL, "out of memory");
+			goto out;
+		}
+		rc = git_reference_name_to_id(&oid, repo, name);
+		if (rc == 0) {
+			git_odb *odb = NULL;
+
+			/* show-ref --verify dies on a ref to a missing object. */
+			if (git_repository_odb(&odb, repo) == 0 && !git_odb_exists(odb, &oid)) {
+				git_odb_free(odb);
+				error_set(err, STATUS_INTERNAL, "exit status 128");
+				goto out;
+			}
+			git_odb_free(odb);
+			resp.value = 1;
+		} else if (rc != GIT_ENOTFOUND && rc != GIT_EINVALIDSPEC) {
+			error_set(err, STATUS_INTERNAL, "%s", git_errmsg());
+			goto out;
+		}
+	}
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	free(name);
+	ref_ctx_release(&ctx);
+	return ret;
+}
+
+/* Glob characters make for-each-ref match patterns, not names. */
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[\\") != NULL;
+}
+
+struct first_line {
+	char *name;
+};
+
+static int take_first(void *arg, char *line, size_t len, struct error *err)
+{
+	struct first_line *f = arg;
+
+	(void)err;
+	f->name = strndup(line, len);
+	return 1;
+}
+
+/*
+ * Upstream's GetReference: the first ref for-each-ref lists for the
+ * pattern. *found is the first match (malloc'd) or NULL.
+ */
+static int first_matching_ref(struct ref_ctx *ctx, git_repository *repo, const char *refname,
+			      char **found, struct error *err)
+{
+	git_reference_iterator *it = NULL;
+	struct strbuf glob = STRBUF_INIT;
+	const char *name;
+	git_oid oid;
+	int ret = -1;
+
+	*found = NULL;
+	if (has_glob(refname)) {
+		struct git_cmd *cmd = ref_ctx_git(ctx, "for-each-ref");
+		struct first_line f = { NULL };
+
+		git_cmd_flag(cmd, "--format=%(refname)");
+		git_cmd_flag(cmd, "--count=1");
+		git_cmd_arg(cmd, refname);
+		if (ref_run_lines(cmd, take_first, &f, NULL, err) < 0)
+			goto out;
+		*found = f.name;
+		ret = 0;
+		goto out;
+	}
+	if (git_reference_name_to_id(&oid, repo, refname) == 0) {
+		*found = strdup(refname);
+		ret = *found ? 0 : error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	/* Not there itself: any ref beneath it matches the pattern too. */
+	if (strbuf_adds(&glob, refname) < 0 || strbuf_adds(&glob, "/*") < 0) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (git_reference_iterator_glob_new(&it, repo, glob.buf) < 0) {
+		ret = 0;
+		goto out;
+	}
+	while (git_reference_next_name(&name, it) == 0) {
+		if (!*found || strcmp(name, *found) < 0) {
+			free(*found);
+			*found = strdup(name);
+		}
+	}
+	ret = 0;
+out:
+	git_reference_iterator_free(it);
+	strbuf_release(&glob);
+	return ret;
+}
+
+int ref_find_branch_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__FindBranchRequest *req = (const Gitaly__FindBranchRequest *)rpc_call_request(call);
+	Gitaly__FindBranchResponse resp = GITALY__FIND_BRANCH_RESPONSE__INIT;
+	Gitaly__Branch branch = GITALY__BRANCH__INIT;
+	struct ref_ctx ctx;
+	struct strbuf refname = STRBUF_INIT;
+	git_repository *repo;
+	git_oid oid;
+	char *found = NULL;
+	int ret = -1;
+
+	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
+		goto out;
+	if (req->name.len == 0) {
+		error_set(err, STATUS_INVALID_ARGUMENT, "Branch name cannot be empty");
+		goto out;
+	}
+	if (req->name.len > MAX_NAME || service_has_nul(req->name.data, req->name.len)) {
+		/* No such branch can exist. */
+		ret = rpc_call_send(call, &resp.base, err);
+		goto out;
+	}
+	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+		goto out;
+	if (strbuf_adds(&refname, "refs/heads/") < 0 ||
+	    strbuf_add(&refname, req->name.data, req->name.len) < 0) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (first_matching_ref(&ctx, repo, refname.buf, &found, err) < 0)
+		goto out;
+	if (!found) {
+		ret = rpc_call_send(call, &resp.base, err);
+		goto out;
+	}
+	if (strcmp(found, refname.buf) != 0) {
+		struct strbuf msg = STRBUF_INIT;
+
+		strbuf_adds(&msg, "target reference is ambiguous: reference is ambiguous: conflicts with ");
+		service_go_quote(&msg, found, strlen(found));
+		error_set(err, STATUS_INVALID_ARGUMENT, "%s", msg.buf);
+		strbuf_release(&msg);
+		goto out;
+	}
+	if (git_reference_name_to_id(&oid, repo, found) < 0) {
+		ret = rpc_call_send(call, &resp.base, err);
+		goto out;
+	}
+	if (gitcommit_read(repo, &oid, &branch.target_commit, err) < 0)
+		goto out;
+	branch.name.data = req->name.data;
+	branch.name.len = req->name.len;
+	resp.branch = &branch;
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	gitcommit_free(branch.target_commit);
+	free(found);
+	strbuf_release(&refname);
+	ref_ctx_release(&ctx);
+	return ret;
+}
