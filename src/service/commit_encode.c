@@ -1,23 +1,16 @@
 /*
- * gitaly.GitCommit from commits read in-process. The raw object bytes are
- * parsed the way upstream's cat-file parser reads them (so odd commits —
- * missing dates, overflowing timestamps, non-UTF-8 messages, unknown
- * headers — come out identical), revisions resolve through libgit2's
- * revparse like "<rev>^{commit}" in cat-file, and trailers come from git
- * itself. This is a private encoder: the shared one (gitcommit.h, branch
- * refs) should replace it once it lands.
+ * Commits read in-process for CommitService: revisions resolve through
+ * libgit2's revparse like "<rev>^{commit}" in cat-file, a missing object or
+ * a non-commit is "not found" (not an error), the raw object is encoded by
+ * the shared gitcommit parser, trailers come from git itself, and the
+ * commit-list responses share one sender.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "git/command.h"
-#include "google/protobuf/timestamp.pb-c.h"
 #include "service/commit_internal.h"
-
-/* Upstream's bounds on commit dates and its fallback for bad ones. */
-#define MAX_UNIX_COMMIT_DATE ((int64_t)1 << 53)
-#define FALLBACK_DATE ((int64_t)9223371974719179006LL)
+#include "service/gitcommit.h"
 
 /* Trailer limits of upstream's trailer parser. */
 #define MAX_TRAILERS 64
@@ -40,197 +33,14 @@ static void bin_set(ProtobufCBinaryData *b, const char *s, size_t len)
 	b->len = len;
 }
 
-static char *xstrndup(const char *s, size_t len)
+void commit_gitcommit_free(Gitaly__GitCommit *c)
 {
-	char *p = xcalloc(len + 1, 1);
-
-	memcpy(p, s, len);
-	return p;
-}
-
-/* Go's strconv.ParseInt(s, 10, 64) acceptance. */
-static int parse_i64(const char *s, size_t len, int64_t *out)
-{
-	char buf[32];
-	char *end;
-	long long v;
-
-	if (len == 0 || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (buf[0] == ' ' || buf[0] == '\t')
-		return -1;
-	errno = 0;
-	v = strtoll(buf, &end, 10);
-	if (errno || *end || end == buf)
-		return -1;
-	*out = v;
-	return 0;
+	gitcommit_free(c);
 }
 
 static int is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* "Name <email> 1234 +0100" with upstream's tolerance for broken lines. */
-static Gitaly__CommitAuthor *parse_author(const char *s, size_t len)
-{
-	Gitaly__CommitAuthor *a = xcalloc(1, sizeof(*a));
-	const char *lt = memchr(s, '<', len), *gt, *p, *end = s + len;
-	const char *fields[3];
-	size_t flen[3], nf = 0;
-	size_t nlen;
-	int64_t sec;
-
-	gitaly__commit_author__init(a);
-	nlen = lt ? (size_t)(lt - s) : len;
-	if (nlen && s[nlen - 1] == ' ')
-		nlen--;
-	bin_set(&a->name, s, nlen);
-	if (!lt)
-		return a;
-	gt = memchr(lt + 1, '>', (size_t)(end - lt - 1));
-	if (!gt)
-		return a;
-	bin_set(&a->email, lt + 1, (size_t)(gt - lt - 1));
-	for (p = gt + 1; p < end;) {
-		const char *q;
-
-		while (p < end && is_space(*p))
-			p++;
-		if (p == end)
-			break;
-		for (q = p; q < end && !is_space(*q); q++)
-			;
-		if (nf < 3) {
-			fields[nf] = p;
-			flen[nf] = (size_t)(q - p);
-		}
-		nf++;
-		p = q;
-	}
-	if (nf < 1)
-		return a;
-	if (parse_i64(fields[0], flen[0], &sec) < 0 || sec > MAX_UNIX_COMMIT_DATE || sec < 0)
-		sec = FALLBACK_DATE;
-	a->date = xcalloc(1, sizeof(*a->date));
-	google__protobuf__timestamp__init(a->date);
-	a->date->seconds = sec;
-	if (nf == 2)
-		bin_set(&a->timezone, fields[1], flen[1]);
-	return a;
-}
-
-static Gitaly__SignatureType signature_type(const char *v, size_t len)
-{
-	static const struct {
-		const char *line;
-		Gitaly__SignatureType type;
-	} kinds[] = {
-		{ "-----BEGIN SIGNED MESSAGE-----", GITALY__SIGNATURE_TYPE__X509 },
-		{ "-----BEGIN PGP MESSAGE-----", GITALY__SIGNATURE_TYPE__PGP },
-		{ "-----BEGIN PGP SIGNATURE-----", GITALY__SIGNATURE_TYPE__PGP },
-		{ "-----BEGIN SSH SIGNATURE-----", GITALY__SIGNATURE_TYPE__SSH },
-	};
-
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strlen(kinds[i].line) == len && !memcmp(kinds[i].line, v, len))
-			return kinds[i].type;
-	return GITALY__SIGNATURE_TYPE__NONE;
-}
-
-static void add_parent(Gitaly__GitCommit *c, const char *v, size_t len)
-{
-	char **ids = realloc(c->parent_ids, (c->n_parent_ids + 1) * sizeof(*ids));
-
-	if (!ids)
-		abort();
-	c->parent_ids = ids;
-	ids[c->n_parent_ids++] = xstrndup(v, len);
-}
-
-int commit_gitcommit_parse(const char *oid_hex, const char *data, size_t len,
-			   Gitaly__GitCommit **out, struct error *err)
-{
-	Gitaly__GitCommit *c = xcalloc(1, sizeof(*c));
-	const char *p = data, *end = data + len;
-	int body_started = 0;
-
-	(void)err;
-	gitaly__git_commit__init(c);
-	c->id = xstrndup(oid_hex, strlen(oid_hex));
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *lend = nl ? nl : end, *sp;
-		size_t llen = (size_t)(lend - p);
-		const char *line = p;
-
-		p = nl ? nl + 1 : end;
-		if (llen == 0 && nl) {
-			body_started = 1;
-			break;
-		}
-		if (llen == 0 || line[0] == ' ')
-			continue;
-		sp = memchr(line, ' ', llen);
-		if (!sp)
-			continue;
-		{
-			size_t klen = (size_t)(sp - line);
-			const char *v = sp + 1;
-			size_t vlen = (size_t)(lend - v);
-
-#define KEY(k) (klen == sizeof(k) - 1 && !memcmp(line, k, klen))
-			if (KEY("parent")) {
-				add_parent(c, v, vlen);
-			} else if (KEY("author")) {
-				if (c->author)
-					gitaly__commit_author__free_unpacked(c->author, NULL);
-				c->author = parse_author(v, vlen);
-			} else if (KEY("committer")) {
-				if (c->committer)
-					gitaly__commit_author__free_unpacked(c->committer, NULL);
-				c->committer = parse_author(v, vlen);
-			} else if (KEY("gpgsig") || KEY("gpgsig-sha256")) {
-				c->signature_type = signature_type(v, vlen);
-			} else if (KEY("tree")) {
-				if (c->tree_id != protobuf_c_empty_string)
-					free(c->tree_id);
-				c->tree_id = xstrndup(v, vlen);
-			} else if (KEY("encoding")) {
-				if (c->encoding != protobuf_c_empty_string)
-					free(c->encoding);
-				c->encoding = xstrndup(v, vlen);
-			}
-#undef KEY
-		}
-	}
-	if (body_started && p < end) {
-		size_t blen = (size_t)(end - p), slen;
-		const char *snl = memchr(p, '\n', blen);
-
-		slen = snl ? (size_t)(snl - p) : blen;
-		while (slen && (p[slen - 1] == '\r' || p[slen - 1] == '\n'))
-			slen--;
-		bin_set(&c->subject, p, slen);
-		c->body_size = (int64_t)blen;
-		bin_set(&c->body, p, blen > COMMIT_MAX_BODY ? COMMIT_MAX_BODY : blen);
-	}
-	*out = c;
-	return 0;
-}
-
-/* Frees what commit_gitcommit_parse and commit_add_trailers allocated: the
- * layout is exactly what protobuf-c's free_unpacked walks with the default
- * (malloc) allocator, except default-valued strings, which we never leave
- * pointing at protobuf-c's static empty string. */
-void commit_gitcommit_free(Gitaly__GitCommit *c)
-{
-	if (!c)
-		return;
-	gitaly__git_commit__free_unpacked(c, NULL);
 }
 
 int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit **out,
@@ -259,7 +69,7 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
 		goto out;
 	}
 	git_oid_tostr(hex, sizeof(hex), oid);
-	if (commit_gitcommit_parse(hex, git_odb_object_data(obj), git_odb_object_size(obj), out, err) < 0)
+	if (gitcommit_parse(hex, git_odb_object_data(obj), git_odb_object_size(obj), out, err) < 0)
 		goto out;
 	ret = 1;
 out:

@@ -3,8 +3,8 @@
  * handler files. A request's repository is located (locator, quarantine
  * environment) before anything else is validated, then opened in-process
  * through the libgit2 handle cache. Commits are encoded into gitaly.GitCommit
- * from their raw object bytes exactly as upstream's cat-file parser reads
- * them, and list answers go out through upstream's 1 MiB item chunker.
+ * by the shared encoder (service/gitcommit.h) from their raw object bytes,
+ * and list answers go out through upstream's 1 MiB item chunker.
  */
 #ifndef SERVICE_COMMIT_INTERNAL_H
 #define SERVICE_COMMIT_INTERNAL_H
@@ -40,16 +40,7 @@ void commit_repo_release(struct commit_repo *r);
 /* A git command for the repository, with its quarantine environment. */
 struct git_cmd *commit_repo_git(struct commit_repo *r, const char *subcommand);
 
-/*
- * Private GitCommit encoder (the shared gitcommit.h of branch refs was not
- * available when this was written; replace by it once merged). Parses a raw
- * commit object as upstream's catfile parser does: header fields, author
- * and committer with upstream's fallbacks, signature type from gpgsig,
- * subject, body truncated to COMMIT_MAX_BODY with body_size the full size.
- * *out is heap-allocated; free with commit_gitcommit_free.
- */
-int commit_gitcommit_parse(const char *oid_hex, const char *data, size_t len,
-			   Gitaly__GitCommit **out, struct error *err);
+/* Frees a GitCommit from the readers below (gitcommit_free). */
 void commit_gitcommit_free(Gitaly__GitCommit *c);
 
 /*
