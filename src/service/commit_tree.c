@@ -429,6 +429,54 @@ static int base64_decode(const char *s, struct strbuf *out)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s[i] (as Go decodes it), 0 if invalid. */
+static size_t utf8_seq(const char *s, size_t len, size_t i, uint32_t *cpo)
+{
+	unsigned char c = (unsigned char)s[i];
+	size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+	uint32_t cp = need == 4 ? c & 7 : need == 3 ? c & 15 : c & 31;
+
+	if (c < 0x80) {
+		*cpo = c;
+		return 1;
+	}
+	if (!need || i + need > len || c >= 0xf5 || c == 0xc0 || c == 0xc1)
+		return 0;
+	for (size_t k = 1; k < need; k++) {
+		unsigned char cc = (unsigned char)s[i + k];
+
+		if ((cc & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (cc & 63);
+	}
+	if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	*cpo = cp;
+	return need;
+}
+
+/* s with invalid UTF-8 bytes replaced by U+FFFD, as a token round trip
+ * through Go's JSON sees a path. */
+static char *utf8_lossy(const char *s, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_seq(s, len, i, &cp);
+
+		if (n) {
+			strbuf_add(&sb, s + i, n);
+			i += n;
+		} else {
+			strbuf_adds(&sb, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	return sb.buf ? strbuf_detach(&sb, NULL) : xstrdup_len("", 0);
+}
+
 /* json.Marshal of a string as Go writes it (HTML-safe escapes, invalid
  * UTF-8 as U+FFFD). */
 static void go_json_string(struct strbuf *sb, const char *s, size_t len)
@@ -456,21 +504,10 @@ static void go_json_string(struct strbuf *sb, const char *s, size_t len)
 			continue;
 		}
 		{
-			size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-			uint32_t cp = need == 4 ? c & 7 : need == 3 ? c & 15 : c & 31;
-			int ok = need && i + need <= len && c < 0xf5 && c != 0xc0 && c != 0xc1;
+			uint32_t cp;
+			size_t need = utf8_seq(s, len, i, &cp);
 
-			for (size_t k = 1; ok && k < need; k++) {
-				unsigned char cc = (unsigned char)s[i + k];
-
-				if ((cc & 0xc0) != 0x80)
-					ok = 0;
-				cp = (cp << 6) | (cc & 63);
-			}
-			if (ok && ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-				   (need == 4 && (cp < 0x10000 || cp > 0x10ffff))))
-				ok = 0;
-			if (!ok) {
+			if (!need) {
 				strbuf_adds(sb, "\\ufffd");
 				i++;
 			} else if (cp == 0x2028 || cp == 0x2029) {
@@ -738,8 +775,19 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 			for (size_t i = 0; i < entries.n; i++) {
 				const Gitaly__TreeEntry *e = entries.v[i];
 
-				if (by_path ? (e->path.len == strlen(start) && !memcmp(e->path.data, start, e->path.len))
-					    : !strcmp(e->oid, start)) {
+				int match;
+
+				if (by_path) {
+					/* Beyond upstream: a non-UTF-8 path survives its own
+					 * token (Go's JSON turned its bad bytes into U+FFFD). */
+					char *lossy = utf8_lossy((const char *)e->path.data, e->path.len);
+
+					match = !strcmp(lossy, start);
+					free(lossy);
+				} else {
+					match = !strcmp(e->oid, start);
+				}
+				if (match) {
 					idx = (long)i + 1;
 					break;
 				}
