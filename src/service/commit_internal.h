@@ -103,6 +103,29 @@ char *commit_quote(const char *s, size_t len);
 /* NUL-terminated copy of request bytes (NUL bytes are refused by the runtime). */
 char *commit_bytes_dup(const ProtobufCBinaryData *b);
 
+/*
+ * Runs cmd, feeding each stdout record (split at delim, which is removed)
+ * to fn; fn returns 1 to stop early, -1 to fail. A failing git is an
+ * Internal error naming what and its stderr, unless ignore_exit (upstream
+ * ignores git log failures: unknown revisions list nothing). Frees cmd.
+ */
+int commit_run_lines(struct git_cmd *cmd, const char *what, int delim, int ignore_exit,
+		     int (*fn)(void *ctx, char *line, size_t len, struct error *err), void *ctx,
+		     struct error *err);
+
+/* Go's time.Time.String() of a UTC timestamp (git's date parser reads it). */
+void commit_go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len);
+
+/*
+ * Upstream's GetDefaultBranch: HEAD's target when it resolves, else
+ * refs/heads/main, refs/heads/master, else the first branch by name.
+ * *out is malloc'd, "" when the repository has no branch.
+ */
+int commit_default_branch(git_repository *repo, char **out, struct error *err);
+
+/* Go's path.Clean; malloc'd. */
+char *commit_path_clean(const char *s);
+
 /* Handlers. */
 int commit_find_rpc(struct rpc_call *call, struct error *err);
 int commit_list_by_oid_rpc(struct rpc_call *call, struct error *err);
@@ -118,5 +141,10 @@ int commit_check_objects_exist_rpc(struct rpc_call *call, struct error *err);
 int commit_messages_rpc(struct rpc_call *call, struct error *err);
 int commit_last_for_path_rpc(struct rpc_call *call, struct error *err);
 int commit_list_files_rpc(struct rpc_call *call, struct error *err);
+int commit_find_all_rpc(struct rpc_call *call, struct error *err);
+int commit_by_message_rpc(struct rpc_call *call, struct error *err);
+int commit_find_commits_rpc(struct rpc_call *call, struct error *err);
+int commit_stats_rpc(struct rpc_call *call, struct error *err);
+int commit_raw_blame_rpc(struct rpc_call *call, struct error *err);
 
 #endif

@@ -24,8 +24,7 @@ static void free_commit_item(void *item)
 	commit_gitcommit_free(item);
 }
 
-/* Go's time.Time.String() of a UTC time, which git's date parser reads. */
-static void go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len)
+void commit_go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len)
 {
 	time_t t = (time_t)ts->seconds;
 	struct tm tm;
@@ -37,12 +36,7 @@ static void go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
 }
 
-/*
- * Runs cmd, feeding each stdout line (without newline) to fn; fn returns 1
- * to stop early. Fails with the git exit status and stderr when git fails
- * (unless stopped early).
- */
-static int run_lines(struct git_cmd *cmd, const char *what,
+int commit_run_lines(struct git_cmd *cmd, const char *what, int delim, int ignore_exit,
 		     int (*fn)(void *ctx, char *line, size_t len, struct error *err), void *ctx,
 		     struct error *err)
 {
@@ -67,8 +61,8 @@ static int run_lines(struct git_cmd *cmd, const char *what,
 		error_set(err, STATUS_INTERNAL, "fdopen failed");
 		goto wait;
 	}
-	while (!stop && (n = getline(&line, &cap, f)) > 0) {
-		if (line[n - 1] == '\n')
+	while (!stop && (n = getdelim(&line, &cap, delim, f)) > 0) {
+		if (line[n - 1] == delim)
 			line[--n] = '\0';
 		stop = fn(ctx, line, (size_t)n, err);
 		if (stop < 0)
@@ -92,7 +86,7 @@ wait:
 	git_cmd_wait(pid, &res);
 	if (stop < 0 || error_is_set(err))
 		goto out;
-	if (!stop && res.exit_code != 0) {
+	if (!stop && !ignore_exit && res.exit_code != 0) {
 		char *q = commit_quote(ebuf, (size_t)elen);
 
 		error_set(err, STATUS_INTERNAL, "iterating objects: %s pipeline command: exit status %d, stderr: %s",
@@ -193,12 +187,12 @@ int commit_list_rpc(struct rpc_call *call, struct error *err)
 	if (req->first_parent)
 		git_cmd_flag(cmd, "--first-parent");
 	if (req->before) {
-		go_time(req->before, buf, sizeof(buf));
+		commit_go_time(req->before, buf, sizeof(buf));
 		snprintf(flag, sizeof(flag), "--before=%s", buf);
 		git_cmd_flag(cmd, flag);
 	}
 	if (req->after) {
-		go_time(req->after, buf, sizeof(buf));
+		commit_go_time(req->after, buf, sizeof(buf));
 		snprintf(flag, sizeof(flag), "--after=%s", buf);
 		git_cmd_flag(cmd, flag);
 	}
@@ -229,7 +223,7 @@ int commit_list_rpc(struct rpc_call *call, struct error *err)
 		st.token = req->pagination_params->page_token;
 		st.waiting = st.token && *st.token;
 	}
-	ret = run_lines(cmd, "rev-list", list_line, &st, err);
+	ret = commit_run_lines(cmd, "rev-list", '\n', 0, list_line, &st, err);
 	cmd = NULL;
 	if (ret == 0)
 		ret = commit_chunker_flush(&st.ch, err);
@@ -269,7 +263,7 @@ int commit_list_all_rpc(struct rpc_call *call, struct error *err)
 		st.token = req->pagination_params->page_token;
 		st.waiting = st.token && *st.token;
 	}
-	ret = run_lines(cmd, "cat-file", list_line, &st, err);
+	ret = commit_run_lines(cmd, "cat-file", '\n', 0, list_line, &st, err);
 	if (ret == 0)
 		ret = commit_chunker_flush(&st.ch, err);
 out:
@@ -277,9 +271,6 @@ out:
 	commit_repo_release(&r);
 	return ret;
 }
-
-/* filepath.IsLocal for the paths LastCommitForPath accepts. */
-char *commit_path_clean(const char *s);
 
 int commit_last_for_path_rpc(struct rpc_call *call, struct error *err)
 {

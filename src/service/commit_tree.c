@@ -31,7 +31,6 @@ static char *xstrdup_len(const char *s, size_t len)
 }
 
 /* Go's path.Clean. */
-char *commit_path_clean(const char *s);
 char *commit_path_clean(const char *s)
 {
 	size_t n = strlen(s), w = 0, r = 0, dotdot = 0;

@@ -1010,6 +1010,250 @@ static void test_check_objects_exist(void **state)
 	error_release(&err);
 }
 
+static void test_log_queries(void **state)
+{
+	Gitaly__FindAllCommitsRequest fa = GITALY__FIND_ALL_COMMITS_REQUEST__INIT;
+	Gitaly__CommitsByMessageRequest bm = GITALY__COMMITS_BY_MESSAGE_REQUEST__INIT;
+	Gitaly__FindCommitsRequest fc = GITALY__FIND_COMMITS_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	ProtobufCBinaryData paths[1] = { BIN("renamed.txt") };
+	ProtobufCBinaryData refpat[1] = { BIN("refs/heads/") };
+	char *got;
+	int ret;
+
+	(void)state;
+	fa.repository = &repo_msg;
+	got = list_commits(&call, "FindAllCommits", &fa, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("log --pretty=%%H --branches"));
+	free(got);
+	fa.revision = BIN("x1");
+	fa.max_count = 5;
+	fa.skip = 2;
+	fa.order = GITALY__FIND_ALL_COMMITS_REQUEST__ORDER__TOPO;
+	got = list_commits(&call, "FindAllCommits", &fa, &err, &ret);
+	assert_string_equal(got, git("log --pretty=%%H --max-count=5 --skip=2 --topo-order x1"));
+	free(got);
+	fa.revision = BIN("nope");
+	got = list_commits(&call, "FindAllCommits", &fa, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, "");
+	free(got);
+
+	bm.repository = &repo_msg;
+	bm.query = "C000";
+	bm.limit = 4;
+	bm.offset = 1;
+	got = list_commits(&call, "CommitsByMessage", &bm, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("log --pretty=%%H --grep=C000 -i --skip=1 --max-count=4 main"));
+	assert_int_equal(strlen(got), 4 * 41 - 1);
+	free(got);
+	bm.query = "";
+	got = list_commits(&call, "CommitsByMessage", &bm, &err, &ret);
+	assert_string_equal(err.message, "empty Query");
+	free(got);
+
+	/* FindCommits: --follow through the rename, with offset done by hand. */
+	fc.repository = &repo_msg;
+	fc.revision = BIN("main");
+	fc.limit = 10;
+	fc.paths = paths;
+	fc.n_paths = 1;
+	fc.follow = 1;
+	got = list_commits(&call, "FindCommits", &fc, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("log --format=%%H --max-count=10 --follow main -- renamed.txt"));
+	assert_int_equal(strlen(got), 2 * 41 - 1); /* the rename and the original add */
+	free(got);
+	fc.offset = 1;
+	got = list_commits(&call, "FindCommits", &fc, &err, &ret);
+	assert_string_equal(got, git("log --format=%%H --max-count=10 --follow main -- renamed.txt | tail -n +2"));
+	free(got);
+	fc.offset = 0;
+	fc.follow = 0;
+	fc.n_paths = 0;
+	fc.limit = 3;
+	fc.trailers = 1;
+	fc.include_shortstat = 1;
+	fc.include_referenced_by = refpat;
+	fc.n_include_referenced_by = 1;
+	fc.revision = BIN("side");
+	got = list_commits(&call, "FindCommits", &fc, &err, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, git("log --format=%%H --max-count=3 side"));
+	{
+		Gitaly__FindCommitsResponse *r = (void *)call.sent[0];
+		Gitaly__GitCommit *c = r->commits[0];
+		int files, ins, del;
+
+		assert_int_equal(c->n_referenced_by, 1);
+		assert_memory_equal(c->referenced_by[0].data, "refs/heads/side", 15);
+		assert_non_null(c->short_stats);
+		assert_int_equal(sscanf(git("show --shortstat --format= side"), " %d %*s %*s %d", &files, &ins) == 2, 1);
+		assert_int_equal(c->short_stats->additions, ins);
+		(void)del;
+		assert_int_equal(c->short_stats->changed_files, files);
+		/* The third one ("tree with oddities") carries a trailer. */
+		assert_int_equal(r->commits[0]->n_trailers, 0);
+		c = r->commits[2];
+		assert_int_equal(c->n_trailers, 1);
+		assert_memory_equal(c->trailers[0]->key.data, "Signed-off-by", 13);
+	}
+	free(got);
+	/* Commit with a trailer, found by its subject. */
+	fc.revision = BIN("main");
+	fc.include_shortstat = 0;
+	fc.n_include_referenced_by = 0;
+	fc.limit = 1;
+	fc.paths = paths;
+	fc.n_paths = 0;
+	fc.skip_merges = 1;
+	fc.author = BIN("T");
+	got = list_commits(&call, "FindCommits", &fc, &err, &ret);
+	assert_string_equal(got, git("log --format=%%H --max-count=1 --no-merges --author=T main"));
+	free(got);
+	{
+		ProtobufCBinaryData empty[1] = { BIN("") };
+
+		fc.paths = empty;
+		fc.n_paths = 1;
+		got = list_commits(&call, "FindCommits", &fc, &err, &ret);
+		assert_int_equal(ret, -1);
+		assert_string_equal(err.message, "path is empty string");
+		free(got);
+	}
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static void test_files_messages_stats_blame(void **state)
+{
+	Gitaly__ListFilesRequest lf = GITALY__LIST_FILES_REQUEST__INIT;
+	Gitaly__GetCommitMessagesRequest gm = GITALY__GET_COMMIT_MESSAGES_REQUEST__INIT;
+	Gitaly__CommitStatsRequest cs = GITALY__COMMIT_STATS_REQUEST__INIT;
+	Gitaly__RawBlameRequest rb = GITALY__RAW_BLAME_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char *buf = malloc(OUT_CAP), *want = malloc(OUT_CAP);
+	size_t len = 0, want_len;
+	char *ids[2];
+
+	(void)state;
+	lf.repository = &repo_msg;
+	assert_int_equal(invoke("ListFiles", &lf, &call, &err), 0);
+	for (size_t i = 0; i < call.n_sent; i++) {
+		Gitaly__ListFilesResponse *r = (void *)call.sent[i];
+
+		for (size_t k = 0; k < r->n_paths; k++) {
+			memcpy(buf + len, r->paths[k].data, r->paths[k].len);
+			len += r->paths[k].len;
+			buf[len++] = '\0';
+		}
+	}
+	shx(want, &want_len, "git -C %s -c core.quotePath=false ls-tree -z -r --full-tree --full-name --format='%%(objecttype) %%(path)' main | "
+			     "tr '\\0' '\\n' | sed -n 's/^blob //p' | tr '\\n' '\\0'", repo_path);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(buf, want, len);
+	lf.revision = BIN("nope");
+	assert_int_equal(invoke("ListFiles", &lf, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	assert_int_equal(((Gitaly__ListFilesResponse *)call.sent[0])->n_paths, 0);
+
+	ids[0] = strdup(git("rev-parse main~1"));
+	ids[1] = strdup(git("rev-parse side"));
+	gm.repository = &repo_msg;
+	gm.commit_ids = ids;
+	gm.n_commit_ids = 2;
+	assert_int_equal(invoke("GetCommitMessages", &gm, &call, &err), 0);
+	{
+		size_t at = 0;
+
+		for (int k = 0; k < 2; k++) {
+			Gitaly__GetCommitMessagesResponse *h = (void *)call.sent[at++];
+
+			assert_string_equal(h->commit_id, ids[k]);
+			len = 0;
+			while (at < call.n_sent && !*((Gitaly__GetCommitMessagesResponse *)call.sent[at])->commit_id) {
+				Gitaly__GetCommitMessagesResponse *m = (void *)call.sent[at++];
+
+				memcpy(buf + len, m->message.data, m->message.len);
+				len += m->message.len;
+			}
+			shx(want, &want_len, "git -C %s cat-file commit %s | sed '1,/^$/d'", repo_path, ids[k]);
+			assert_int_equal(len, want_len);
+			assert_memory_equal(buf, want, len);
+		}
+		assert_true(len > 0);
+	}
+	free(ids[0]);
+	ids[0] = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+	assert_int_equal(invoke("GetCommitMessages", &gm, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	free(ids[1]);
+
+	cs.repository = &repo_msg;
+	{
+		const char *revs[] = { "main~3", ":/tree with oddities", "main~2" };
+
+		for (int k = 0; k < 3; k++) {
+			Gitaly__CommitStatsResponse *r;
+			int a = 0, d = 0;
+			char *oid = strdup(git("rev-parse '%s'", revs[k]));
+
+			cs.revision = BIN(oid);
+			assert_int_equal(invoke("CommitStats", &cs, &call, &err), 0);
+			r = (void *)call.sent[0];
+			assert_string_equal(r->oid, oid);
+			sscanf(git("diff --numstat %s^ %s | awk '$1 != \"-\" {a+=$1; d+=$2} END {print a+0, d+0}'", oid, oid), "%d %d", &a, &d);
+			assert_int_equal(r->additions, a);
+			assert_int_equal(r->deletions, d);
+			free(oid);
+		}
+	}
+	cs.revision = BIN("nope");
+	assert_int_equal(invoke("CommitStats", &cs, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+
+	rb.repository = &repo_msg;
+	rb.revision = BIN("main");
+	rb.path = BIN("deep/file.txt");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), 0);
+	len = 0;
+	for (size_t i = 0; i < call.n_sent; i++) {
+		Gitaly__RawBlameResponse *r = (void *)call.sent[i];
+
+		memcpy(buf + len, r->data.data, r->data.len);
+		len += r->data.len;
+	}
+	shx(want, &want_len, "git -C %s blame -p main -- deep/file.txt", repo_path);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(buf, want, len);
+	rb.range = BIN("1,1");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), 0);
+	rb.range = BIN("5,9");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "range is outside of the file length");
+	assert_string_equal(err.details[0].type_url, "type.googleapis.com/gitaly.RawBlameError");
+	rb.range = BIN("1-2");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), -1);
+	assert_string_equal(err.message, "invalid Range");
+	rb.range = BIN("");
+	rb.path = BIN("nope");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	assert_string_equal(err.message, "path not found in revision");
+	rb.path = BIN("../x");
+	assert_int_equal(invoke("RawBlame", &rb, &call, &err), -1);
+	assert_string_equal(err.message, "path escapes repository root");
+	free(buf);
+	free(want);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1024,6 +1268,8 @@ int main(void)
 		cmocka_unit_test(test_list_all_commits),
 		cmocka_unit_test(test_last_commit_for_path),
 		cmocka_unit_test(test_check_objects_exist),
+		cmocka_unit_test(test_log_queries),
+		cmocka_unit_test(test_files_messages_stats_blame),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
