@@ -126,6 +126,14 @@ int commit_default_branch(git_repository *repo, char **out, struct error *err);
 /* Go's path.Clean; malloc'd. */
 char *commit_path_clean(const char *s);
 
+/*
+ * The last commit touching path from rev (`git log --max-count=1`), *out
+ * NULL when none. literal sets GIT_LITERAL_PATHSPECS. A failing git is
+ * Internal "logging last commit for path: exit status N".
+ */
+int commit_last_commit(struct commit_repo *r, const char *rev, const char *path, int literal,
+		       Gitaly__GitCommit **out, struct error *err);
+
 /* Handlers. */
 int commit_find_rpc(struct rpc_call *call, struct error *err);
 int commit_list_by_oid_rpc(struct rpc_call *call, struct error *err);
@@ -146,5 +154,8 @@ int commit_by_message_rpc(struct rpc_call *call, struct error *err);
 int commit_find_commits_rpc(struct rpc_call *call, struct error *err);
 int commit_stats_rpc(struct rpc_call *call, struct error *err);
 int commit_raw_blame_rpc(struct rpc_call *call, struct error *err);
+int commit_last_for_tree_rpc(struct rpc_call *call, struct error *err);
+int commit_signatures_rpc(struct rpc_call *call, struct error *err);
+int commit_filter_signed_rpc(struct rpc_call *call, struct error *err);
 
 #endif

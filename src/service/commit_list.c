@@ -272,20 +272,61 @@ out:
 	return ret;
 }
 
+int commit_last_commit(struct commit_repo *r, const char *rev, const char *path, int literal,
+		       Gitaly__GitCommit **out, struct error *err)
+{
+	struct git_cmd *cmd = commit_repo_git(r, "log");
+	struct git_result res;
+	struct strbuf buf;
+	int ret = -1;
+
+	*out = NULL;
+	strbuf_init(&buf, 4096);
+	git_cmd_flag(cmd, "--format=%H");
+	git_cmd_flag(cmd, "--max-count=1");
+	git_cmd_arg(cmd, rev);
+	git_cmd_path(cmd, path);
+	if (literal)
+		git_cmd_setenv(cmd, "GIT_LITERAL_PATHSPECS", "1");
+	if (git_cmd_run(cmd, NULL, 0, &buf, NULL, &res, err) < 0) {
+		err->code = STATUS_INTERNAL;
+		goto out;
+	}
+	if (res.exit_code != 0) {
+		error_set(err, STATUS_INTERNAL, "logging last commit for path: exit status %d", res.exit_code);
+		goto out;
+	}
+	if (buf.len) {
+		git_oid oid;
+
+		if (buf.buf[buf.len - 1] != '\n' || memchr(buf.buf, '\n', buf.len) != buf.buf + buf.len - 1) {
+			error_set(err, STATUS_INTERNAL, "expected object ID terminated by newline");
+			goto out;
+		}
+		buf.buf[--buf.len] = '\0';
+		if (git_oid_fromstr(&oid, buf.buf) < 0) {
+			error_set(err, STATUS_INTERNAL, "invalid object ID %s", buf.buf);
+			goto out;
+		}
+		if (commit_read_oid(r->git, &oid, out, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	strbuf_release(&buf);
+	return ret;
+}
+
 int commit_last_for_path_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__LastCommitForPathRequest *req =
 		(const Gitaly__LastCommitForPathRequest *)rpc_call_request(call);
 	Gitaly__LastCommitForPathResponse resp = GITALY__LAST_COMMIT_FOR_PATH_RESPONSE__INIT;
 	struct commit_repo r;
-	struct git_cmd *cmd;
-	struct git_result res;
-	struct strbuf out;
 	Gitaly__GitCommit *c = NULL;
 	char *rev = NULL, *path = NULL;
 	int ret = -1;
 
-	strbuf_init(&out, 4096);
 	if (commit_repo_locate(call, req->repository, &r, err) < 0)
 		goto out;
 	if (revision_validate((const char *)req->revision.data, req->revision.len, 0, err) < 0)
@@ -310,43 +351,14 @@ int commit_last_for_path_rpc(struct rpc_call *call, struct error *err)
 	if (commit_repo_open(&r, err) < 0)
 		goto out;
 	rev = commit_bytes_dup(&req->revision);
-	cmd = commit_repo_git(&r, "log");
-	git_cmd_flag(cmd, "--format=%H");
-	git_cmd_flag(cmd, "--max-count=1");
-	git_cmd_arg(cmd, rev);
-	git_cmd_path(cmd, path);
-	if (req->literal_pathspec || (req->global_options && req->global_options->literal_pathspecs))
-		git_cmd_setenv(cmd, "GIT_LITERAL_PATHSPECS", "1");
-	if (git_cmd_run(cmd, NULL, 0, &out, NULL, &res, err) < 0) {
-		err->code = STATUS_INTERNAL;
+	if (commit_last_commit(&r, rev, path,
+			       req->literal_pathspec || (req->global_options && req->global_options->literal_pathspecs),
+			       &c, err) < 0)
 		goto out;
-	}
-	if (res.exit_code != 0) {
-		error_set(err, STATUS_INTERNAL, "logging last commit for path: exit status %d", res.exit_code);
-		goto out;
-	}
-	if (out.len) {
-		git_oid oid;
-		int found;
-
-		if (out.buf[out.len - 1] != '\n' || memchr(out.buf, '\n', out.len) != out.buf + out.len - 1) {
-			error_set(err, STATUS_INTERNAL, "expected object ID terminated by newline");
-			goto out;
-		}
-		out.buf[--out.len] = '\0';
-		if (git_oid_fromstr(&oid, out.buf) < 0) {
-			error_set(err, STATUS_INTERNAL, "invalid object ID %s", out.buf);
-			goto out;
-		}
-		found = commit_read_oid(r.git, &oid, &c, err);
-		if (found < 0)
-			goto out;
-	}
 	resp.commit = c;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
 	commit_gitcommit_free(c);
-	strbuf_release(&out);
 	free(rev);
 	free(path);
 	commit_repo_release(&r);

@@ -1254,6 +1254,142 @@ static void test_files_messages_stats_blame(void **state)
 	error_release(&err);
 }
 
+static void test_last_commits_for_tree(void **state)
+{
+	Gitaly__ListLastCommitsForTreeRequest req = GITALY__LIST_LAST_COMMITS_FOR_TREE_REQUEST__INIT;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char got[8192] = "", want[8192] = "";
+	size_t n = 0;
+
+	(void)state;
+	req.repository = &repo_msg;
+	req.revision = "main";
+	req.limit = 100;
+	assert_int_equal(invoke("ListLastCommitsForTree", &req, &call, &err), 0);
+	/* Batches of ten. */
+	assert_int_equal(call.n_sent, 1);
+	assert_int_equal(((Gitaly__ListLastCommitsForTreeResponse *)call.sent[0])->n_commits, 9);
+	for (size_t i = 0; i < call.n_sent; i++) {
+		Gitaly__ListLastCommitsForTreeResponse *r = (void *)call.sent[i];
+
+		for (size_t k = 0; k < r->n_commits; k++, n++) {
+			char line[512];
+
+			snprintf(line, sizeof(line), "%.*s %s\n", (int)r->commits[k]->path_bytes.len,
+				 (char *)r->commits[k]->path_bytes.data, r->commits[k]->commit->id);
+			cat(got, sizeof(got), line);
+		}
+	}
+	/* Trees first, then blobs, then the submodule; each with git log's answer. */
+	{
+		char *names = strdup(git("-c core.quotePath=false ls-tree --format='%%(objecttype) %%(path)' main | "
+					 "sort -s -k1,1 -t' ' | sed 's/^tree /1 /; s/^blob /2 /; s/^commit /3 /' | sort -s -n -k1,1 | cut -d' ' -f2-"));
+		char *save = NULL;
+
+		for (char *p = strtok_r(names, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+			char line[512];
+
+			snprintf(line, sizeof(line), "%s %s\n", p, git("log -1 --format=%%H main -- '%s'", p));
+			cat(want, sizeof(want), line);
+		}
+		free(names);
+	}
+	assert_string_equal(got, want);
+	assert_int_equal(n, 9);
+	req.offset = 9;
+	req.limit = 5;
+	req.path = BIN("a/");
+	assert_int_equal(invoke("ListLastCommitsForTree", &req, &call, &err), 0);
+	assert_int_equal(call.n_sent, 0); /* one entry under a/: offset past it */
+	req.offset = 0;
+	assert_int_equal(invoke("ListLastCommitsForTree", &req, &call, &err), 0);
+	assert_int_equal(((Gitaly__ListLastCommitsForTreeResponse *)call.sent[0])->n_commits, 1);
+	assert_memory_equal(((Gitaly__ListLastCommitsForTreeResponse *)call.sent[0])->commits[0]->path_bytes.data, "a/b", 3);
+	req.offset = -1;
+	assert_int_equal(invoke("ListLastCommitsForTree", &req, &call, &err), -1);
+	assert_string_equal(err.message, "offset negative");
+	req.offset = 0;
+	req.revision = "nope";
+	assert_int_equal(invoke("ListLastCommitsForTree", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
+static void test_signatures(void **state)
+{
+	Gitaly__GetCommitSignaturesRequest req = GITALY__GET_COMMIT_SIGNATURES_REQUEST__INIT;
+	Gitaly__FilterShasWithSignaturesRequest f1 = GITALY__FILTER_SHAS_WITH_SIGNATURES_REQUEST__INIT;
+	Gitaly__FilterShasWithSignaturesRequest f2 = GITALY__FILTER_SHAS_WITH_SIGNATURES_REQUEST__INIT;
+	ProtobufCMessage *queue[1] = { &f2.base };
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	char *signed_oid, *plain, *ids[3];
+	ProtobufCBinaryData shas1[2], shas2[1];
+	Gitaly__GetCommitSignaturesResponse *h;
+
+	(void)state;
+	signed_oid = strdup(git("cat-file commit main | LC_ALL=C awk '!d && /^$/ {print \"gpgsig -----BEGIN SSH SIGNATURE-----\"; "
+				"print \" line1\"; print \" -----END SSH SIGNATURE-----\"; d=1} {print}' | "
+				"git -C %s hash-object -t commit -w --stdin", repo_path));
+	assert_int_equal(strlen(signed_oid), 40);
+	plain = strdup(git("rev-parse main"));
+	ids[0] = signed_oid;
+	ids[1] = plain;
+	ids[2] = "0000000000000000000000000000000000000001";
+	req.repository = &repo_msg;
+	req.commit_ids = ids;
+	req.n_commit_ids = 3;
+	assert_int_equal(invoke("GetCommitSignatures", &req, &call, &err), 0);
+	assert_int_equal(call.n_sent, 2);
+	h = (void *)call.sent[0];
+	assert_string_equal(h->commit_id, signed_oid);
+	assert_int_equal(h->signature.len, strlen("-----BEGIN SSH SIGNATURE-----\nline1\n-----END SSH SIGNATURE-----"));
+	assert_memory_equal(h->signature.data, "-----BEGIN SSH SIGNATURE-----\nline1\n-----END SSH SIGNATURE-----", h->signature.len);
+	assert_int_equal(h->signer, GITALY__GET_COMMIT_SIGNATURES_RESPONSE__SIGNER__SIGNER_USER);
+	{
+		/* The signed text is the object without its signature: main's bytes. */
+		char *want = malloc(OUT_CAP);
+		size_t want_len;
+		Gitaly__GetCommitSignaturesResponse *t = (void *)call.sent[1];
+
+		shx(want, &want_len, "git -C %s cat-file commit main", repo_path);
+		assert_int_equal(t->signed_text.len, want_len);
+		assert_memory_equal(t->signed_text.data, want, want_len);
+		free(want);
+	}
+	ids[1] = "abc";
+	assert_int_equal(invoke("GetCommitSignatures", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "invalid object ID: \"abc\", expected length 40, got 3");
+	req.n_commit_ids = 0;
+	assert_int_equal(invoke("GetCommitSignatures", &req, &call, &err), -1);
+	assert_string_equal(err.message, "empty CommitIds");
+
+	shas1[0] = BIN(plain);
+	shas1[1] = BIN(signed_oid);
+	shas2[0] = BIN(signed_oid);
+	f1.repository = &repo_msg;
+	f1.shas = shas1;
+	f1.n_shas = 2;
+	f2.shas = shas2;
+	f2.n_shas = 1;
+	recv_queue = queue;
+	recv_n = 1;
+	recv_pos = 0;
+	assert_int_equal(invoke("FilterShasWithSignatures", &f1, &call, &err), 0);
+	assert_int_equal(call.n_sent, 2);
+	assert_int_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[0])->n_shas, 1);
+	assert_memory_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[0])->shas[0].data, signed_oid, 40);
+	assert_int_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[1])->n_shas, 1);
+	recv_n = 0;
+	free(signed_oid);
+	free(plain);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1270,6 +1406,8 @@ int main(void)
 		cmocka_unit_test(test_check_objects_exist),
 		cmocka_unit_test(test_log_queries),
 		cmocka_unit_test(test_files_messages_stats_blame),
+		cmocka_unit_test(test_last_commits_for_tree),
+		cmocka_unit_test(test_signatures),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
