@@ -30,7 +30,7 @@ static const struct rpc_method commit_methods[] = {
 	M("CommitStats", RPC_UNARY, commit_stats_request, commit_stats_response, commit_stats_rpc),
 	M("FindAllCommits", RPC_SERVER_STREAM, find_all_commits_request, find_all_commits_response, commit_find_all_rpc),
 	M("FindCommits", RPC_SERVER_STREAM, find_commits_request, find_commits_response, commit_find_commits_rpc),
-	M("CommitLanguages", RPC_UNARY, commit_languages_request, commit_languages_response, NULL),
+	M("CommitLanguages", RPC_UNARY, commit_languages_request, commit_languages_response, commit_languages_rpc),
 	M("RawBlame", RPC_SERVER_STREAM, raw_blame_request, raw_blame_response, commit_raw_blame_rpc),
 	M("LastCommitForPath", RPC_UNARY, last_commit_for_path_request, last_commit_for_path_response, commit_last_for_path_rpc),
 	M("ListLastCommitsForTree", RPC_SERVER_STREAM, list_last_commits_for_tree_request, list_last_commits_for_tree_response, commit_last_for_tree_rpc),

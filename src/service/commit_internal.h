@@ -157,5 +157,6 @@ int commit_raw_blame_rpc(struct rpc_call *call, struct error *err);
 int commit_last_for_tree_rpc(struct rpc_call *call, struct error *err);
 int commit_signatures_rpc(struct rpc_call *call, struct error *err);
 int commit_filter_signed_rpc(struct rpc_call *call, struct error *err);
+int commit_languages_rpc(struct rpc_call *call, struct error *err);
 
 #endif

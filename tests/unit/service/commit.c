@@ -1390,6 +1390,55 @@ static void test_signatures(void **state)
 	error_release(&err);
 }
 
+static void test_languages(void **state)
+{
+	Gitaly__CommitLanguagesRequest req = GITALY__COMMIT_LANGUAGES_REQUEST__INIT;
+	Gitaly__CommitLanguagesResponse *r;
+	struct rpc_call call = { 0 };
+	struct error err = ERROR_INIT;
+	Gitaly__Repository lrepo = GITALY__REPOSITORY__INIT;
+
+	(void)state;
+	assert_int_equal(shx(NULL, NULL,
+			     "set -e; w=%s/langwork; " GITC " init -q $w; cd $w;"
+			     "printf 'package main\\n' > main.go; head -c 1000 /dev/zero | tr '\\0' x > lib.c;"
+			     "head -c 300 /dev/zero | tr '\\0' y > style.css; echo '# readme' > README.md;"
+			     "mkdir -p vendor docs keep; head -c 5000 /dev/zero | tr '\\0' z > vendor/big.js;"
+			     "echo 'package docs' > docs/a.go; printf 'a\\000b' > blob.c; echo '{}' > data.json;"
+			     "head -c 200 /dev/zero | tr '\\0' r > gen.rb; head -c 70 /dev/zero | tr '\\0' s > special.txt;"
+			     "head -c 50 /dev/zero | tr '\\0' k > keep/k.py; mkdir -p vendor/mine; head -c 40 /dev/zero | tr '\\0' m > vendor/mine/m.py;"
+			     "printf 'gen.rb linguist-generated\\nspecial.txt linguist-language=Ruby\\nvendor/mine/* -linguist-vendored\\n' > .gitattributes;"
+			     GITC " add -A; " GITC " commit -qm langs; git clone -q --bare $w %s/lang.git",
+			     tmp, storage_path),
+			 0);
+	lrepo.storage_name = "default";
+	lrepo.relative_path = "lang.git";
+	req.repository = &lrepo;
+	assert_int_equal(invoke("CommitLanguages", &req, &call, &err), 0);
+	r = (void *)call.sent[0];
+	/* C 1000, CSS 300, Python 90 (keep/ + un-vendored vendor/mine), Ruby 70
+	 * (special.txt by attribute; gen.rb is generated), Go 13; README,
+	 * vendor/, docs/, binary blob.c and JSON data do not count. */
+	assert_int_equal(r->n_languages, 5);
+	assert_string_equal(r->languages[0]->name, "C");
+	assert_int_equal(r->languages[0]->bytes, 1000);
+	assert_string_equal(r->languages[0]->color, "#555555");
+	assert_string_equal(r->languages[1]->name, "CSS");
+	assert_int_equal(r->languages[1]->bytes, 300);
+	assert_string_equal(r->languages[2]->name, "Python");
+	assert_int_equal(r->languages[2]->bytes, 90);
+	assert_string_equal(r->languages[3]->name, "Ruby");
+	assert_int_equal(r->languages[3]->bytes, 70);
+	assert_string_equal(r->languages[4]->name, "Go");
+	assert_int_equal(r->languages[4]->bytes, 13);
+	assert_true(r->languages[0]->share > 67.88f && r->languages[0]->share < 67.90f);
+	req.revision = BIN("nope");
+	assert_int_equal(invoke("CommitLanguages", &req, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	fake_call_reset(&call);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1408,6 +1457,7 @@ int main(void)
 		cmocka_unit_test(test_files_messages_stats_blame),
 		cmocka_unit_test(test_last_commits_for_tree),
 		cmocka_unit_test(test_signatures),
+		cmocka_unit_test(test_languages),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
