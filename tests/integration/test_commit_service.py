@@ -282,3 +282,81 @@ def test_list_all_commits_sees_quarantine(stub, repo, gitaly):
     assert not stub.FindCommit(cp.FindCommitRequest(repository=msg, revision=q.encode())).HasField("commit")
     every = set(sh(path, "rev-list", "--all").decode().split())
     assert set(ids(stub.ListAllCommits(cp.ListAllCommitsRequest(repository=msg)))) >= every
+
+
+def test_log_queries_match_git(stub, repo):
+    msg, path, oids = repo
+    got = [c.id for r in stub.FindCommits(cp.FindCommitsRequest(
+        repository=msg, revision=b"main", limit=20, offset=3, skip_merges=True)) for c in r.commits]
+    assert got == sh(path, "log", "--format=%H", "--skip=3", "--max-count=20", "--no-merges", "main").decode().split()
+    got = [c.id for r in stub.FindCommits(cp.FindCommitsRequest(
+        repository=msg, revision=b"main", limit=5, paths=[b"side"])) for c in r.commits]
+    assert got == sh(path, "log", "--format=%H", "--max-count=5", "main", "--", "side").decode().split()
+    got = [c.id for r in stub.CommitsByMessage(cp.CommitsByMessageRequest(
+        repository=msg, revision=b"main", query="STEP 1", limit=7)) for c in r.commits]
+    assert got == sh(path, "log", "--pretty=%H", "--grep=STEP 1", "-i", "--max-count=7", "main").decode().split()
+    got = ids(stub.FindAllCommits(cp.FindAllCommitsRequest(repository=msg, max_count=30)))
+    assert got == sh(path, "log", "--pretty=%H", "--max-count=30", "--branches").decode().split()
+
+
+def test_files_blame_stats_messages(stub, repo):
+    msg, path, oids = repo
+    paths = [p for r in stub.ListFiles(cp.ListFilesRequest(repository=msg, revision=b"main")) for p in r.paths]
+    want = [l.split(b" ", 1)[1] for l in sh(path, "-c", "core.quotePath=false", "ls-tree", "-z", "-r",
+                                               "--format=%(objecttype) %(path)", "main").split(b"\0")
+            if l.startswith(b"blob ")]
+    assert paths == want
+    data = b"".join(r.data for r in stub.RawBlame(cp.RawBlameRequest(repository=msg, revision=b"main", path=b"top.txt")))
+    assert data == sh(path, "blame", "-p", "main", "--", "top.txt")
+    err = rpc_error(lambda: list(stub.RawBlame(cp.RawBlameRequest(
+        repository=msg, revision=b"main", path=b"top.txt", range=b"3,4"))))
+    assert_code(err, INVALID, "range is outside of the file length")
+    r = stub.CommitStats(cp.CommitStatsRequest(repository=msg, revision=oids["side"].encode()))
+    assert r.oid == oids["side"]
+    a = d = 0
+    for line in sh(path, "diff", "--numstat", oids["side"] + "^", oids["side"]).decode().splitlines():
+        x, y, _ = line.split("\t", 2)
+        if x != "-":
+            a, d = a + int(x), d + int(y)
+    assert (r.additions, r.deletions) == (a, d)
+    resps = list(stub.GetCommitMessages(cp.GetCommitMessagesRequest(repository=msg, commit_ids=[oids["linear"]])))
+    assert resps[0].commit_id == oids["linear"]
+    assert b"".join(r.message for r in resps[1:]) == sh(path, "cat-file", "commit", oids["linear"]).split(b"\n\n", 1)[1]
+
+
+def test_last_commits_for_tree(stub, repo):
+    msg, path, oids = repo
+    resps = list(stub.ListLastCommitsForTree(cp.ListLastCommitsForTreeRequest(
+        repository=msg, revision="main", path=b"", limit=25)))
+    got = [(c.path_bytes, c.commit.id) for r in resps for c in r.commits]
+    assert all(len(r.commits) <= 10 for r in resps)
+    rows = ls_tree(path, "main")
+    # Trees first, then blobs, then submodules, each group in tree order.
+    rank = {"tree": 0, "blob": 1, "commit": 2}
+    assert [p for p, _ in got] == [n for _, t, _, n in sorted(rows, key=lambda row: rank[row[1]])]
+    for p, cid in got:
+        assert cid == sh(path, "log", "-1", "--format=%H", "main", "--", p).decode().strip()
+
+
+def test_signatures_and_languages(stub, repo):
+    msg, path, oids = repo
+    raw = sh(path, "cat-file", "commit", oids["side"])
+    head, body = raw.split(b"\n\n", 1)
+    signed = head + b"\ngpgsig -----BEGIN PGP SIGNATURE-----\n abc\n -----END PGP SIGNATURE-----\n\n" + body
+    soid = sh(path, "hash-object", "-t", "commit", "-w", "--stdin", input=signed).decode().strip()
+    resps = list(stub.GetCommitSignatures(cp.GetCommitSignaturesRequest(repository=msg, commit_ids=[soid, oids["side"]])))
+    assert resps[0].commit_id == soid
+    assert resps[0].signature == b"-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----"
+    assert b"".join(r.signed_text for r in resps[1:]) == raw
+
+    def reqs():
+        yield cp.FilterShasWithSignaturesRequest(repository=msg, shas=[oids["side"].encode(), soid.encode()])
+        yield cp.FilterShasWithSignaturesRequest(shas=[oids["main"].encode()])
+
+    got = [list(r.shas) for r in stub.FilterShasWithSignatures(reqs())]
+    assert got == [[soid.encode()], []]
+    c = stub.FindCommit(cp.FindCommitRequest(repository=msg, revision=soid.encode())).commit
+    assert c.signature_type == shared_pb2.PGP
+    # Only the binary and odd files: no detectable language but nothing breaks.
+    r = stub.CommitLanguages(cp.CommitLanguagesRequest(repository=msg, revision=b"main"))
+    assert [l.name for l in r.languages] == []
