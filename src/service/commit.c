@@ -149,6 +149,13 @@ void commit_chunker_release(struct commit_chunker *ch)
 	ch->alloc = 0;
 }
 
+const char *commit_git_error(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
 char *commit_quote(const char *s, size_t len)
 {
 	struct strbuf sb = STRBUF_INIT;

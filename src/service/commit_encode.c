@@ -52,7 +52,7 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
 	int rc, ret = -1;
 
 	if (git_repository_odb(&odb, repo) < 0) {
-		error_set(err, STATUS_INTERNAL, "opening object database: %s", git_error_last()->message);
+		error_set(err, STATUS_INTERNAL, "opening object database: %s", commit_git_error());
 		goto out;
 	}
 	rc = git_odb_read(&obj, odb, oid);
@@ -61,7 +61,7 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
 		goto out;
 	}
 	if (rc < 0) {
-		error_set(err, STATUS_INTERNAL, "reading object: %s", git_error_last()->message);
+		error_set(err, STATUS_INTERNAL, "reading object: %s", commit_git_error());
 		goto out;
 	}
 	if (git_odb_object_type(obj) != GIT_OBJECT_COMMIT) {
@@ -97,7 +97,7 @@ int commit_resolve(git_repository *repo, const char *rev, git_object **out, stru
 		if (git_error_last() && git_error_last()->klass == GIT_ERROR_INVALID)
 			return 0;
 		return error_set(err, STATUS_INTERNAL, "resolving revision: %s",
-				 git_error_last() ? git_error_last()->message : "unknown error");
+				 commit_git_error());
 	}
 }
 

@@ -111,7 +111,7 @@ int commit_list_files_rpc(struct rpc_call *call, struct error *err)
 
 		if (git_tree_walk((git_tree *)tree, GIT_TREEWALK_PRE, files_cb, &w) < 0) {
 			if (!w.failed)
-				error_set(err, STATUS_INTERNAL, "listing files: %s", git_error_last()->message);
+				error_set(err, STATUS_INTERNAL, "listing files: %s", commit_git_error());
 			goto out;
 		}
 	}

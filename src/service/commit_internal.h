@@ -134,6 +134,9 @@ char *commit_path_clean(const char *s);
 int commit_last_commit(struct commit_repo *r, const char *rev, const char *path, int literal,
 		       Gitaly__GitCommit **out, struct error *err);
 
+/* libgit2's last error message on this thread, never NULL. */
+const char *commit_git_error(void);
+
 /* Handlers. */
 int commit_find_rpc(struct rpc_call *call, struct error *err);
 int commit_list_by_oid_rpc(struct rpc_call *call, struct error *err);

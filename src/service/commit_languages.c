@@ -322,7 +322,7 @@ int commit_languages_rpc(struct rpc_call *call, struct error *err)
 	git_oid_cpy(&w.opts.attr_commit_id, git_object_id(commit));
 	if (git_tree_walk(tree, GIT_TREEWALK_PRE, lang_cb, &w) < 0) {
 		if (!w.failed)
-			error_set(err, STATUS_INTERNAL, "language stats: %s", git_error_last()->message);
+			error_set(err, STATUS_INTERNAL, "language stats: %s", commit_git_error());
 		goto out;
 	}
 	qsort(w.t, w.n, sizeof(*w.t), by_share);

@@ -268,7 +268,7 @@ static int send_tree_entry_blob(struct rpc_call *call, git_repository *repo,
 		goto out;
 	}
 	if (git_odb_read(&obj, odb, &oid) < 0) {
-		error_set(err, STATUS_INTERNAL, "reading blob: %s", git_error_last()->message);
+		error_set(err, STATUS_INTERNAL, "reading blob: %s", commit_git_error());
 		goto out;
 	}
 	for (int64_t off = 0; off < len;) {
@@ -752,7 +752,7 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 		}
 		if (git_tree_walk((const git_tree *)obj, GIT_TREEWALK_PRE, walk_cb, &w) < 0) {
-			error_set(err, STATUS_INTERNAL, "listing tree entries: %s", git_error_last()->message);
+			error_set(err, STATUS_INTERNAL, "listing tree entries: %s", commit_git_error());
 			goto out;
 		}
 	} else if (tree_entries(r.git, rev, path, &entries, err) < 0) {
