@@ -94,26 +94,6 @@ static const char *git(const char *fmt, ...)
 	return out_buf;
 }
 
-/* Further client messages of a bidi call (the fake runtime has none). */
-static ProtobufCMessage **recv_queue;
-static size_t recv_n, recv_pos;
-
-int rpc_call_recv(struct rpc_call *call, ProtobufCMessage **out, struct error *err)
-{
-	(void)call;
-	(void)err;
-	if (recv_pos == recv_n)
-		return 0;
-	*out = recv_queue[recv_pos++];
-	return 1;
-}
-
-void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
-{
-	(void)call;
-	(void)msg; /* owned by the test */
-}
-
 static const struct rpc_method *method(const char *name)
 {
 	for (size_t i = 0; i < svc->n_methods; i++)
@@ -127,8 +107,14 @@ static int invoke(const char *name, const void *req, struct rpc_call *call, stru
 {
 	const struct rpc_method *m = method(name);
 
+	ProtobufCMessage **queue = call->recv_queue;
+	size_t queued = call->recv_n;
+
 	fake_call_reset(call);
 	memset(call, 0, sizeof(*call));
+	/* Keep the client messages a test queued for this call. */
+	call->recv_queue = queue;
+	call->recv_n = queued;
 	error_release(err);
 	call->request = req;
 	call->data = svc->data;
@@ -988,9 +974,8 @@ static void test_check_objects_exist(void **state)
 	req.n_revisions = 3;
 	req2.revisions = revs2;
 	req2.n_revisions = 2;
-	recv_queue = queue;
-	recv_n = 1;
-	recv_pos = 0;
+	call.recv_queue = queue;
+	call.recv_n = 1;
 	assert_int_equal(invoke("CheckObjectsExist", &req, &call, &err), 0);
 	assert_int_equal(call.n_sent, 1);
 	r = (void *)call.sent[0];
@@ -1002,7 +987,6 @@ static void test_check_objects_exist(void **state)
 	assert_false(r->revisions[4]->exists);
 	assert_memory_equal(r->revisions[4]->name.data, "main:nope", 9);
 	revs[0] = BIN("-x");
-	recv_n = 0;
 	assert_int_equal(invoke("CheckObjectsExist", &req, &call, &err), -1);
 	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
 	assert_string_equal(err.message, "invalid revision: revision can't start with '-'");
@@ -1375,15 +1359,13 @@ static void test_signatures(void **state)
 	f1.n_shas = 2;
 	f2.shas = shas2;
 	f2.n_shas = 1;
-	recv_queue = queue;
-	recv_n = 1;
-	recv_pos = 0;
+	call.recv_queue = queue;
+	call.recv_n = 1;
 	assert_int_equal(invoke("FilterShasWithSignatures", &f1, &call, &err), 0);
 	assert_int_equal(call.n_sent, 2);
 	assert_int_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[0])->n_shas, 1);
 	assert_memory_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[0])->shas[0].data, signed_oid, 40);
 	assert_int_equal(((Gitaly__FilterShasWithSignaturesResponse *)call.sent[1])->n_shas, 1);
-	recv_n = 0;
 	free(signed_oid);
 	free(plain);
 	fake_call_reset(&call);
