@@ -8,10 +8,11 @@
 #include "service/blob.h"
 #include "service/commit.h"
 #include "service/diff.h"
+#include "service/hook.h"
 #include "service/ref.h"
 #include "service/service_internal.h"
 
-enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COMMIT, SVC_COUNT };
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COMMIT, SVC_HOOK, SVC_COUNT };
 
 const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 {
@@ -26,6 +27,7 @@ const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 	services[SVC_DIFF] = *diff_service(deps);
 	services[SVC_REF] = *ref_service(deps);
 	services[SVC_COMMIT] = *commit_service(deps);
+	services[SVC_HOOK] = *hook_service(deps);
 	*n = SVC_COUNT;
 	return services;
 }
