@@ -376,6 +376,10 @@ static int backend_writestream(git_odb_stream **out, git_odb_backend *backend,
 {
 	struct loose_backend *be = (struct loose_backend *)backend;
 
+	/* The stream points at the inner backend, and libgit2 finishing it asks
+	 * stream->backend->odb whether the object exists already: without an odb
+	 * that check fails and the object is silently not written. */
+	be->inner->odb = backend->odb;
 	return be->inner->writestream(out, be->inner, size, type);
 }
 

@@ -270,7 +270,12 @@ static int install_odb(git_repository *repo, const char *object_dir, const char 
 	int ret = -1;
 
 	if (!object_dir) {
-		if (asprintf(&objects, "%s/objects", git_repository_commondir(repo)) < 0) {
+		const char *common = git_repository_commondir(repo);
+		size_t n = strlen(common);
+
+		while (n > 1 && common[n - 1] == '/')
+			n--; /* commondir ends with a slash */
+		if (asprintf(&objects, "%.*s/objects", (int)n, common) < 0) {
 			objects = NULL;
 			error_set(err, STATUS_INTERNAL, "out of memory");
 			goto out;

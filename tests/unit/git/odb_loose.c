@@ -340,6 +340,44 @@ static void test_foreach_and_new_objects_seen(void **state)
 	free(p);
 }
 
+/* Writes are delegated to libgit2's loose backend; git reads what it wrote. */
+static void test_write_delegated(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *repo = NULL;
+	git_odb *odb = NULL;
+	git_odb_stream *ws = NULL;
+	git_oid oid, oid2;
+	char h1[GIT_OID_HEXSZ + 1], h2[GIT_OID_HEXSZ + 1];
+	size_t n;
+	unsigned char *got;
+	char *p = path_of("r.git");
+
+	(void)state;
+	assert_int_equal(repo_cache_get(p, NULL, NULL, &repo, &err), 0);
+	assert_int_equal(git_repository_odb(&odb, repo), 0);
+	assert_int_equal(git_odb_write(&oid, odb, "written\n", 8, GIT_OBJECT_BLOB), 0);
+	assert_int_equal(git_odb_open_wstream(&ws, odb, 9, GIT_OBJECT_BLOB), 0);
+	assert_int_equal(git_odb_stream_write(ws, "streamed\n", 9), 0);
+	assert_int_equal(git_odb_stream_finalize_write(&oid2, ws), 0);
+	git_odb_stream_free(ws);
+	git_odb_free(odb);
+	repo_cache_put(repo);
+	git_oid_tostr(h1, sizeof(h1), &oid);
+	git_oid_tostr(h2, sizeof(h2), &oid2);
+	sh("git --git-dir=r.git cat-file blob %s > w1 && git --git-dir=r.git cat-file blob %s > w2",
+	   h1, h2);
+	got = slurp("w1", &n);
+	assert_int_equal(n, 8);
+	assert_memory_equal(got, "written\n", 8);
+	free(got);
+	got = slurp("w2", &n);
+	assert_int_equal(n, 9);
+	assert_memory_equal(got, "streamed\n", 9);
+	free(got);
+	free(p);
+}
+
 /* The bug itself: half a loose blob, then half a loose commit. */
 static void test_truncated_half(void **state)
 {
@@ -566,6 +604,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_good_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_and_new_objects_seen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_delegated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_half, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_every_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_large_blob_cuts, setup, teardown),
