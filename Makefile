@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 V        ?= 0
 
 CC       ?= gcc
-PKGS     := grpc libprotobuf-c libgit2 jansson libmicrohttpd openssl
+PKGS     := grpc libprotobuf-c libgit2 jansson libmicrohttpd openssl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

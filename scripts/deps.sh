@@ -3,7 +3,7 @@
 # are missing, with a single apt-get call.
 set -e
 PKGS="gcc make pkg-config git libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
-protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgit2-dev libssl-dev
+protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgit2-dev zlib1g-dev libssl-dev
 libjansson-dev libmicrohttpd-dev libpq-dev libcmocka-dev python3-grpcio
 python3-protobuf python3-pytest openssl ca-certificates procps
 golang-go golang-github-hashicorp-yamux-dev"

@@ -12,7 +12,9 @@
  * misses, so a cached handle sees pushes and repacks. What it cannot notice
  * is the repository directory being replaced (removed and recreated at the
  * same path): reuse therefore checks the device and inode of the repository
- * and objects directories recorded at open time.
+ * and objects directories recorded at open time. Every handle reads objects
+ * through our own object database (git/odb_loose.c): libgit2 1.5's loose
+ * reader never returns on a truncated loose object.
  */
 #include "git/repo_cache.h"
 
@@ -27,6 +29,7 @@
 #include <git2/sys/repository.h>
 
 #include "base/metrics.h"
+#include "git/odb_loose.h"
 
 /* Idle handles older than this are closed (upstream's cat-file TTL). */
 #define REPO_CACHE_TTL_MS 10000
@@ -254,41 +257,40 @@ static int libgit2_error(struct error *err, const char *what, const char *path)
 			 ge && ge->message ? ge->message : "unknown libgit2 error");
 }
 
-/* Replaces the handle's object database with object_dir plus the alternates. */
-static int set_quarantine_odb(git_repository *repo, const char *object_dir,
-			      const char *alternates, struct error *err)
+/*
+ * Gives the handle our object database (src/git/odb_loose.c) in place of
+ * libgit2's, whose loose reader hangs on truncated files: the repository's
+ * objects directory, or the quarantine object_dir plus its alternates.
+ */
+static int install_odb(git_repository *repo, const char *object_dir, const char *alternates,
+		       struct error *err)
 {
 	git_odb *odb = NULL;
-	char *alts = NULL, *cursor, *part;
+	char *objects = NULL;
 	int ret = -1;
 
-	if (git_odb_open(&odb, object_dir) < 0) {
-		libgit2_error(err, "opening object directory", object_dir);
-		goto out;
-	}
-	if (alternates && *alternates) {
-		alts = strdup(alternates);
-		if (!alts) {
+	if (!object_dir) {
+		const char *common = git_repository_commondir(repo);
+		size_t n = strlen(common);
+
+		while (n > 1 && common[n - 1] == '/')
+			n--; /* commondir ends with a slash */
+		if (asprintf(&objects, "%.*s/objects", (int)n, common) < 0) {
+			objects = NULL;
 			error_set(err, STATUS_INTERNAL, "out of memory");
 			goto out;
 		}
-		cursor = alts;
-		while ((part = strsep(&cursor, ":"))) {
-			if (!*part)
-				continue;
-			if (git_odb_add_disk_alternate(odb, part) < 0) {
-				libgit2_error(err, "adding alternate object directory", part);
-				goto out;
-			}
-		}
+		alternates = NULL;
 	}
+	if (odb_loose_open(&odb, object_dir ? object_dir : objects, alternates, err) < 0)
+		goto out;
 	if (git_repository_set_odb(repo, odb) < 0) {
-		libgit2_error(err, "setting object database of", object_dir);
+		libgit2_error(err, "setting object database of", object_dir ? object_dir : objects);
 		goto out;
 	}
 	ret = 0;
 out:
-	free(alts);
+	free(objects);
 	git_odb_free(odb);
 	return ret;
 }
@@ -324,7 +326,7 @@ static int entry_open(const char *repo_path, const char *object_dir, const char 
 		libgit2_error(err, "opening repository", repo_path);
 		goto out;
 	}
-	if (e->object_dir && set_quarantine_odb(e->repo, e->object_dir, e->alternates, err) < 0)
+	if (install_odb(e->repo, e->object_dir, e->alternates, err) < 0)
 		goto out;
 	*out = e;
 	e = NULL;
