@@ -223,6 +223,7 @@ static const struct subcommand_desc subcommands[] = {
 	{ "blame", SC_NO_END_OF_OPTIONS, NULL },
 	{ "bundle", SC_PACK, NULL },
 	{ "cat-file", 0, NULL },
+	{ "check-attr", SC_NO_END_OF_OPTIONS, NULL },
 	{ "check-ref-format", SC_NO_END_OF_OPTIONS, NULL },
 	{ "checkout", SC_NO_END_OF_OPTIONS, NULL },
 	{ "clone", SC_PACK | SC_FETCH_FSCK | SC_NO_REDIRECTS, clone_config },

@@ -105,4 +105,47 @@ int repository_get_config_rpc(struct rpc_call *call, struct error *err);
 int repository_set_full_path_rpc(struct rpc_call *call, struct error *err);
 int repository_full_path_rpc(struct rpc_call *call, struct error *err);
 
+/* --- Repository reads (fsck, sizes, attributes, search, ...) --- */
+
+/* `git fsck --no-progress --no-dangling`: out gets git's stdout and stderr
+ * (in that order) when git fails, and stays empty for a sound repository. */
+int repo_fsck(const char *repo_path, const struct service_git_env *genv, struct strbuf *out,
+	      struct error *err);
+
+/* `git rev-list --disk-usage --objects --stdin` fed revs (newline-separated).
+ * NotFound "revision not found" for an unknown revision, Unknown
+ * "rev-list failed with error code N" for other failures. */
+int repo_objects_size(const char *repo_path, const struct service_git_env *genv,
+		      const char *revs, size_t len, uint64_t *size, struct error *err);
+
+/* One specified attribute of a path (path borrowed from the caller). */
+struct repo_attr {
+	const char *path;
+	char *attribute;
+	char *value;
+};
+
+/* git check-attr of attrs for paths as of rev, without the "unspecified"
+ * ones, in path-then-attribute order. *out is freed with repo_attrs_free. */
+int repo_check_attr(const char *repo_path, const struct service_git_env *genv, const char *rev,
+		    const char *const *attrs, size_t n_attrs, const char *const *paths,
+		    size_t n_paths, struct repo_attr **out, size_t *n_out, struct error *err);
+void repo_attrs_free(struct repo_attr *list, size_t n);
+
+/* SearchFiles* request checks after the locator: "no query given",
+ * "no ref given", "invalid ref argument" (InvalidArgument). */
+struct Gitaly__Repository;
+int repo_search_validate(const struct Gitaly__Repository *repo, const char *query,
+			 const ProtobufCBinaryData *ref, struct error *err);
+
+/* Streams git grep output read from fd as SearchFilesByContent responses. */
+int repo_grep_stream(struct rpc_call *call, int fd, struct error *err);
+
+int repository_fsck_rpc(struct rpc_call *call, struct error *err);
+int repository_objects_size_rpc(struct rpc_call *call, struct error *err);
+int repository_get_file_attributes_rpc(struct rpc_call *call, struct error *err);
+int repository_get_info_attributes_rpc(struct rpc_call *call, struct error *err);
+int repository_search_files_by_name_rpc(struct rpc_call *call, struct error *err);
+int repository_search_files_by_content_rpc(struct rpc_call *call, struct error *err);
+
 #endif

@@ -1,0 +1,524 @@
+/*
+ * RepositoryService read RPCs driven through a fake call context against
+ * repositories generated here, each answer compared with the git CLI:
+ * Fsck (git fsck), ObjectsSize (rev-list --disk-usage), GetFileAttributes
+ * (check-attr in a work tree), GetInfoAttributes (the file's bytes),
+ * SearchFilesByName (ls-tree), SearchFilesByContent (git grep), plus the
+ * bad-input answers (dash revisions, missing repository, empty fields).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "repository.pb-c.h"
+#include "service/repository_internal.h"
+#include "service/service.h"
+#include "service/util.h"
+#include "fake_call.h"
+
+#define OUT_CAP 65536
+
+static char tmp[] = "/tmp/svc-reads-XXXXXX";
+static char storage_path[128];
+static struct locator_storage storages[1];
+static struct locator loc;
+static struct config cfg;
+static struct config_storage cfg_storages[1];
+static struct service_deps deps;
+static const struct rpc_service *repo_svc;
+
+static int sh(char *out, const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int pipefd[2], status = -1;
+	pid_t pid;
+	size_t len = 0;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		char buf[4096];
+		ssize_t n = read(pipefd[0], buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		if (out && len + (size_t)n < OUT_CAP) {
+			memcpy(out + len, buf, (size_t)n);
+			len += (size_t)n;
+		}
+	}
+	if (out) {
+		out[len] = '\0';
+		while (len && out[len - 1] == '\n')
+			out[--len] = '\0';
+	}
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	free(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define GITC "git -c user.name=T -c user.email=t@example.com -c init.defaultBranch=main"
+
+
+static const struct rpc_method *method(const char *name)
+{
+	for (size_t i = 0; i < repo_svc->n_methods; i++)
+		if (!strcmp(repo_svc->methods[i].name, name))
+			return &repo_svc->methods[i];
+	fail_msg("no method %s", name);
+	return NULL;
+}
+
+/* Runs a handler; returns its result with err filled. */
+static int invoke(const char *name, const ProtobufCMessage *req, struct rpc_call *call,
+		  struct error *err)
+{
+	const struct rpc_method *m = method(name);
+
+	memset(call, 0, sizeof(*call));
+	call->request = req;
+	call->data = repo_svc->data;
+	assert_non_null(m->handler);
+	return m->handler(call, err);
+}
+
+static int group_setup(void **state)
+{
+	size_t n = 0;
+	const struct rpc_service *all;
+
+	(void)state;
+	if (!mkdtemp(tmp))
+		return -1;
+	snprintf(storage_path, sizeof(storage_path), "%s/storage", tmp);
+	if (mkdir(storage_path, 0755) < 0)
+		return -1;
+	storages[0].name = "default";
+	storages[0].path = storage_path;
+	loc.storages = storages;
+	loc.n_storages = 1;
+	cfg_storages[0].name = "default";
+	cfg_storages[0].path = storage_path;
+	cfg.storages = cfg_storages;
+	cfg.n_storages = 1;
+	deps.cfg = &cfg;
+	deps.locator = &loc;
+	all = services_all(&deps, &n);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(all[i].name, "gitaly.RepositoryService"))
+			repo_svc = &all[i];
+	return repo_svc ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return service_remove_all(tmp);
+}
+
+/* The shared fixture: a work tree with attributes, text, binary and nested
+ * files, cloned bare into the storage as reads.git. */
+static void make_reads_repo(void)
+{
+	assert_int_equal(sh(NULL,
+			    "set -e; w=%s/rw; rm -rf $w %s/reads.git; " GITC " init -q $w; cd $w;"
+			    "printf '*.txt diff=foo\\n*.bin -diff binary\\nsub/deep/* eol=lf\\n' > .gitattributes;"
+			    "mkdir -p sub/deep; printf 'alpha\\nbeta\\ngamma\\ndelta\\nepsilon\\nzeta\\neta\\ntheta\\niota\\nkappa\\nNeedle here\\nlambda\\n' > a.txt;"
+			    "printf 'one\\nneedle two\\nthree\\r\\n' > sub/x.md; echo deep > sub/deep/y.c;"
+			    "printf 'needle\\0binary' > blob.bin;"
+			    GITC " add .; " GITC " commit -qm first;"
+			    "echo more >> a.txt; " GITC " commit -qam second;"
+			    "git clone -q --bare $w %s/reads.git",
+			    tmp, storage_path, storage_path),
+			 0);
+}
+
+static Gitaly__Repository reads_repo = { .base = PROTOBUF_C_MESSAGE_INIT(&gitaly__repository__descriptor),
+					 .storage_name = "default", .relative_path = "reads.git" };
+
+static void expect_error(int rc, struct error *err, int code, const char *msg)
+{
+	assert_int_equal(rc, -1);
+	assert_int_equal(err->code, code);
+	assert_string_equal(err->message, msg);
+	error_release(err);
+}
+
+static void test_fsck(void **state)
+{
+	Gitaly__FsckRequest req = GITALY__FSCK_REQUEST__INIT;
+	Gitaly__Repository missing = reads_repo;
+	Gitaly__FsckResponse *resp;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	static char want[OUT_CAP];
+	char obj[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	assert_int_equal(invoke("Fsck", &req.base, &call, &err), 0);
+	resp = (Gitaly__FsckResponse *)call.sent[0];
+	assert_int_equal(resp->error.len, 0);
+	fake_call_reset(&call);
+
+	/* Break the repository: remove the loose blob of sub/deep/y.c. */
+	assert_int_equal(sh(NULL, "rm -rf %s/broken.git && git init -q --bare %s/broken.git && "
+				  "git -C %s/rw push -q %s/broken.git main",
+			    storage_path, storage_path, tmp, storage_path), 0);
+	assert_int_equal(sh(obj, "git --git-dir=%s/broken.git rev-parse main:sub/deep/y.c", storage_path), 0);
+	/* Pushed objects stay loose (below transfer.unpackLimit): remove one. */
+	assert_int_equal(sh(NULL, "o=%s; rm %s/broken.git/objects/$(echo $o | cut -c1-2)/$(echo $o | cut -c3-)",
+			    obj, storage_path), 0);
+	sh(want, "cd %s/broken.git && git fsck --no-progress --no-dangling >/tmp/fsck-o-$$ 2>/tmp/fsck-e-$$; "
+		 "cat /tmp/fsck-o-$$ /tmp/fsck-e-$$; rm -f /tmp/fsck-o-$$ /tmp/fsck-e-$$", storage_path);
+	assert_non_null(strstr(want, obj));
+	missing.relative_path = "broken.git";
+	req.repository = &missing;
+	assert_int_equal(invoke("Fsck", &req.base, &call, &err), 0);
+	resp = (Gitaly__FsckResponse *)call.sent[0];
+	assert_true(resp->error.len > 0);
+	{
+		size_t n = resp->error.len;
+
+		while (n && resp->error.data[n - 1] == '\n')
+			n--;
+		assert_int_equal(n, strlen(want));
+		assert_memory_equal(resp->error.data, want, n);
+	}
+	fake_call_reset(&call);
+
+	missing.relative_path = "nope.git";
+	assert_int_equal(invoke("Fsck", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	error_release(&err);
+}
+
+static void test_objects_size(void **state)
+{
+	Gitaly__ObjectsSizeRequest req = GITALY__OBJECTS_SIZE_REQUEST__INIT;
+	ProtobufCBinaryData revs[2];
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char want[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	revs[0].data = (uint8_t *)"main~1";
+	revs[0].len = 6;
+	req.revisions = revs;
+	req.n_revisions = 1;
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git rev-list --disk-usage --objects main~1",
+			    storage_path), 0);
+	if (invoke("ObjectsSize", &req.base, &call, &err) < 0) fail_msg("%s", err.message);
+	assert_int_equal(((Gitaly__ObjectsSizeResponse *)call.sent[0])->size, strtoull(want, NULL, 10));
+	fake_call_reset(&call);
+
+	/* Two revisions (upstream allows pseudo revisions too, but git before
+	 * 2.42 refuses options in --stdin mode). */
+	revs[1].data = (uint8_t *)"main";
+	revs[1].len = 4;
+	req.n_revisions = 2;
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git rev-list --disk-usage --objects main~1 main",
+			    storage_path), 0);
+	if (invoke("ObjectsSize", &req.base, &call, &err) < 0) fail_msg("%s", err.message);
+	assert_int_equal(((Gitaly__ObjectsSizeResponse *)call.sent[0])->size, strtoull(want, NULL, 10));
+	assert_true(strtoull(want, NULL, 10) > 0);
+	fake_call_reset(&call);
+
+	revs[1].data = (uint8_t *)"-main";
+	expect_error(invoke("ObjectsSize", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "validating revision: revision can't start with '-'");
+	revs[1].data = (uint8_t *)"nopes";
+	expect_error(invoke("ObjectsSize", &req.base, &call, &err), &err, STATUS_NOT_FOUND,
+		     "revision not found");
+	req.n_revisions = 0;
+	expect_error(invoke("ObjectsSize", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "no revisions specified");
+	req.repository = NULL;
+	expect_error(invoke("ObjectsSize", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "repository not set");
+}
+
+static void test_file_attributes(void **state)
+{
+	Gitaly__GetFileAttributesRequest req = GITALY__GET_FILE_ATTRIBUTES_REQUEST__INIT;
+	Gitaly__GetFileAttributesResponse *resp;
+	char *attrs[] = { "diff", "eol", "binary" };
+	char *paths[] = { "a.txt", "sub/x.md", "c.bin", "none", "sub/deep/y.c" };
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char want[OUT_CAP], got[OUT_CAP];
+	size_t len = 0;
+	struct stat st;
+	char info[256];
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	req.revision.data = (uint8_t *)"main";
+	req.revision.len = 4;
+	req.attributes = attrs;
+	req.n_attributes = 3;
+	req.paths = paths;
+	req.n_paths = 5;
+	if (invoke("GetFileAttributes", &req.base, &call, &err) < 0) fail_msg("%s", err.message);
+	resp = (Gitaly__GetFileAttributesResponse *)call.sent[0];
+	got[0] = '\0';
+	for (size_t i = 0; i < resp->n_attribute_infos; i++)
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s: %s: %s\n",
+					resp->attribute_infos[i]->path,
+					resp->attribute_infos[i]->attribute,
+					resp->attribute_infos[i]->value);
+	while (len && got[len - 1] == '\n')
+		got[--len] = '\0';
+	/* The same question asked of git in the work tree, unspecified dropped. */
+	assert_int_equal(sh(want, "cd %s/rw && git check-attr diff eol binary -- a.txt sub/x.md c.bin none sub/deep/y.c"
+				  " | grep -v ': unspecified$'", tmp), 0);
+	assert_string_equal(got, want);
+	assert_int_equal(resp->n_attribute_infos, 4);
+	fake_call_reset(&call);
+
+	/* The older revision has the same attributes file; a bad one fails. */
+	req.revision.data = (uint8_t *)"-main";
+	req.revision.len = 5;
+	assert_int_equal(invoke("GetFileAttributes", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_UNKNOWN);
+	error_release(&err);
+
+	req.n_attributes = 0;
+	expect_error(invoke("GetFileAttributes", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "attributes are required");
+	req.n_paths = 0;
+	expect_error(invoke("GetFileAttributes", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "file paths are required");
+	req.revision.len = 0;
+	expect_error(invoke("GetFileAttributes", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "revision is required");
+	/* Nothing written into the repository. */
+	snprintf(info, sizeof(info), "%s/reads.git/index", storage_path);
+	assert_int_equal(stat(info, &st), -1);
+}
+
+static void test_info_attributes(void **state)
+{
+	Gitaly__GetInfoAttributesRequest req = GITALY__GET_INFO_ATTRIBUTES_REQUEST__INIT;
+	Gitaly__Repository missing = reads_repo;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	size_t total = 0;
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	assert_int_equal(sh(NULL, "rm -f %s/reads.git/info/attributes", storage_path), 0);
+	assert_int_equal(invoke("GetInfoAttributes", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	assert_int_equal(((Gitaly__GetInfoAttributesResponse *)call.sent[0])->attributes.len, 0);
+	fake_call_reset(&call);
+
+	/* 300 KiB: three chunks, bytes unchanged. */
+	assert_int_equal(sh(NULL, "mkdir -p %s/reads.git/info && head -c 307200 /dev/urandom > %s/reads.git/info/attributes",
+			    storage_path, storage_path), 0);
+	assert_int_equal(invoke("GetInfoAttributes", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 3);
+	{
+		FILE *f;
+		char fn[256];
+		uint8_t *want = malloc(307200);
+
+		snprintf(fn, sizeof(fn), "%s/reads.git/info/attributes", storage_path);
+		f = fopen(fn, "rb");
+		assert_non_null(f);
+		assert_int_equal(fread(want, 1, 307200, f), 307200);
+		fclose(f);
+		for (size_t i = 0; i < call.n_sent; i++) {
+			Gitaly__GetInfoAttributesResponse *r = (Gitaly__GetInfoAttributesResponse *)call.sent[i];
+
+			assert_true(r->attributes.len <= SERVICE_CHUNK_SIZE);
+			assert_memory_equal(r->attributes.data, want + total, r->attributes.len);
+			total += r->attributes.len;
+		}
+		free(want);
+	}
+	assert_int_equal(total, 307200);
+	fake_call_reset(&call);
+
+	missing.relative_path = "nope.git";
+	req.repository = &missing;
+	assert_int_equal(invoke("GetInfoAttributes", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	error_release(&err);
+}
+
+/* Joins the files of a SearchFilesByName answer with newlines. */
+static void names_of(struct rpc_call *call, char *out)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t m = 0; m < call->n_sent; m++) {
+		Gitaly__SearchFilesByNameResponse *r = (Gitaly__SearchFilesByNameResponse *)call->sent[m];
+
+		for (size_t i = 0; i < r->n_files; i++)
+			len += (size_t)snprintf(out + len, OUT_CAP - len, "%s%.*s", len ? "\n" : "",
+						(int)r->files[i].len, (const char *)r->files[i].data);
+	}
+}
+
+static void test_search_by_name(void **state)
+{
+	Gitaly__SearchFilesByNameRequest req = GITALY__SEARCH_FILES_BY_NAME_REQUEST__INIT;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char want[OUT_CAP], got[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	req.query = ".";
+	req.ref.data = (uint8_t *)"main";
+	req.ref.len = 4;
+	assert_int_equal(invoke("SearchFilesByName", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	names_of(&call, got);
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git ls-tree --full-tree --name-only -r main", storage_path), 0);
+	assert_string_equal(got, want);
+	fake_call_reset(&call);
+
+	req.query = "sub";
+	assert_int_equal(invoke("SearchFilesByName", &req.base, &call, &err), 0);
+	names_of(&call, got);
+	assert_string_equal(got, "sub/deep/y.c\nsub/x.md");
+	fake_call_reset(&call);
+
+	/* Filter, offset and limit apply in that order. */
+	req.query = ".";
+	req.filter = "\\.(txt|md|c)$";
+	assert_int_equal(invoke("SearchFilesByName", &req.base, &call, &err), 0);
+	names_of(&call, got);
+	assert_string_equal(got, "a.txt\nsub/deep/y.c\nsub/x.md");
+	fake_call_reset(&call);
+	req.offset = 1;
+	req.limit = 1;
+	assert_int_equal(invoke("SearchFilesByName", &req.base, &call, &err), 0);
+	names_of(&call, got);
+	assert_string_equal(got, "sub/deep/y.c");
+	fake_call_reset(&call);
+
+	/* Unknown ref: an empty answer, as upstream. */
+	req.ref.data = (uint8_t *)"nope";
+	assert_int_equal(invoke("SearchFilesByName", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 1);
+	assert_int_equal(((Gitaly__SearchFilesByNameResponse *)call.sent[0])->n_files, 0);
+	fake_call_reset(&call);
+
+	req.filter = "(";
+	expect_error(invoke("SearchFilesByName", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "filter did not compile: Unmatched ( or \\(");
+	req.ref.data = (uint8_t *)"-main";
+	req.ref.len = 5;
+	expect_error(invoke("SearchFilesByName", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid ref argument");
+	req.ref.len = 0;
+	expect_error(invoke("SearchFilesByName", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "no ref given");
+	req.query = "";
+	expect_error(invoke("SearchFilesByName", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "no query given");
+}
+
+static void test_search_by_content(void **state)
+{
+	Gitaly__SearchFilesByContentRequest req = GITALY__SEARCH_FILES_BY_CONTENT_REQUEST__INIT;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	static char want[OUT_CAP], got[OUT_CAP];
+	size_t len = 0;
+
+	(void)state;
+	make_reads_repo();
+	req.repository = &reads_repo;
+	req.query = "needle";
+	req.ref.data = (uint8_t *)"main";
+	req.ref.len = 4;
+	assert_int_equal(invoke("SearchFilesByContent", &req.base, &call, &err), 0);
+	/* Two matches (the binary file is skipped), each data then end_of_match. */
+	assert_int_equal(call.n_sent, 4);
+	for (size_t i = 0; i < call.n_sent; i++) {
+		Gitaly__SearchFilesByContentResponse *r = (Gitaly__SearchFilesByContentResponse *)call.sent[i];
+
+		assert_int_equal(r->end_of_match, i % 2 == 1);
+		if (r->end_of_match) {
+			assert_int_equal(r->match_data.len, 0);
+			len += (size_t)snprintf(got + len, sizeof(got) - len, "--\n");
+		} else {
+			memcpy(got + len, r->match_data.data, r->match_data.len);
+			len += r->match_data.len;
+		}
+	}
+	for (size_t i = 0; i < len; i++)
+		if (got[i] == '\0')
+			got[i] = '@';
+	while (len && got[len - 1] == '\n')
+		len--;
+	got[len] = '\0';
+	/* git grep's own output, CRs at line ends dropped, "--" after each block. */
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git grep --ignore-case -I --line-number --null "
+				  "--before-context=2 --after-context=2 --perl-regexp -e needle main | tr -d '\\r' | tr '\\0' @; echo --",
+			    storage_path), 0);
+	assert_string_equal(got, want);
+	assert_non_null(strstr(got, "main:a.txt@11@Needle here"));
+	assert_non_null(strstr(got, "main:sub/x.md@2@needle two"));
+	fake_call_reset(&call);
+
+	req.query = "no-such-text-anywhere";
+	assert_int_equal(invoke("SearchFilesByContent", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 0);
+
+	req.ref.data = (uint8_t *)"--output=/tmp/x";
+	req.ref.len = strlen("--output=/tmp/x");
+	expect_error(invoke("SearchFilesByContent", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "invalid ref argument");
+	req.repository = NULL;
+	expect_error(invoke("SearchFilesByContent", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "repository not set");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fsck),
+		cmocka_unit_test(test_objects_size),
+		cmocka_unit_test(test_file_attributes),
+		cmocka_unit_test(test_info_attributes),
+		cmocka_unit_test(test_search_by_name),
+		cmocka_unit_test(test_search_by_content),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
