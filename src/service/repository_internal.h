@@ -148,4 +148,27 @@ int repository_get_info_attributes_rpc(struct rpc_call *call, struct error *err)
 int repository_search_files_by_name_rpc(struct rpc_call *call, struct error *err);
 int repository_search_files_by_content_rpc(struct rpc_call *call, struct error *err);
 
+/* Runs cmd (freed) feeding it in (NULL: no stdin), sending its stdout to
+ * send in chunks of at most SERVICE_CHUNK_SIZE and keeping its stderr in
+ * errbuf (up to its cap). Returns 0 once git's output ended (check
+ * res->exit_code), -1 when it could not start or a send failed (git killed). */
+struct git_cmd;
+struct git_result;
+int repo_stream_git(struct rpc_call *call, struct git_cmd *cmd, const void *in, size_t in_len,
+		    int (*send)(struct rpc_call *, const uint8_t *, size_t, void *, struct error *),
+		    void *ctx, struct strbuf *errbuf,
+		    struct git_result *res, struct error *err);
+
+/* `git bundle create - --all`, or with patterns (newline-terminated
+ * rev-list arguments) `--ignore-missing --stdin`, streamed to send.
+ * FailedPrecondition "create bundle: refusing to create empty bundle";
+ * Internal "create bundle: exit status N: stderr: "..."" otherwise. */
+int repo_create_bundle(struct rpc_call *call, const char *repo_path,
+		       const struct service_git_env *genv, const char *patterns, size_t len,
+		       int (*send)(struct rpc_call *, const uint8_t *, size_t, void *, struct error *),
+		       struct error *err);
+
+int repository_create_bundle_rpc(struct rpc_call *call, struct error *err);
+int repository_create_bundle_from_ref_list_rpc(struct rpc_call *call, struct error *err);
+
 #endif

@@ -509,6 +509,106 @@ static void test_search_by_content(void **state)
 		     STATUS_INVALID_ARGUMENT, "repository not set");
 }
 
+/* Writes the data of every sent message (CreateBundle* / GetArchive /
+ * GetSnapshot responses all keep their bytes in field 1) to file. */
+static void save_stream(struct rpc_call *call, const char *file)
+{
+	FILE *f = fopen(file, "wb");
+
+	assert_non_null(f);
+	for (size_t i = 0; i < call->n_sent; i++) {
+		/* All these responses are { bytes data = 1; }. */
+		Gitaly__CreateBundleResponse *r = (Gitaly__CreateBundleResponse *)call->sent[i];
+
+		assert_true(r->data.len > 0 && r->data.len <= SERVICE_CHUNK_SIZE);
+		assert_int_equal(fwrite(r->data.data, 1, r->data.len, f), r->data.len);
+	}
+	fclose(f);
+}
+
+static void test_create_bundle(void **state)
+{
+	Gitaly__CreateBundleRequest req = GITALY__CREATE_BUNDLE_REQUEST__INIT;
+	Gitaly__Repository empty = reads_repo;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char file[256], want[OUT_CAP], got[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	assert_int_equal(sh(NULL, "git --git-dir=%s/reads.git tag v1 main~1 && "
+				  "git --git-dir=%s/reads.git update-ref refs/keep-around/x main~1",
+			    storage_path, storage_path), 0);
+	req.repository = &reads_repo;
+	assert_int_equal(invoke("CreateBundle", &req.base, &call, &err), 0);
+	assert_true(call.n_sent >= 1);
+	snprintf(file, sizeof(file), "%s/all.bundle", tmp);
+	save_stream(&call, file);
+	fake_call_reset(&call);
+	assert_int_equal(sh(NULL, "git --git-dir=%s/reads.git bundle verify -q %s", storage_path, file), 0);
+	assert_int_equal(sh(got, "git bundle list-heads %s | grep -v ' HEAD$' | sort", file), 0);
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git for-each-ref --format='%%(objectname) %%(refname)' | sort",
+			    storage_path), 0);
+	assert_string_equal(got, want);
+	/* Unbundling into an empty repository gives every object back. */
+	assert_int_equal(sh(NULL, "rm -rf %s/un.git && git init -q --bare --initial-branch=main %s/un.git && "
+				  "git --git-dir=%s/un.git fetch -q %s 'refs/*:refs/*' && "
+				  "git --git-dir=%s/un.git fsck --no-progress",
+			    tmp, tmp, tmp, file, tmp), 0);
+
+	assert_int_equal(sh(NULL, "rm -rf %s/empty.git && git init -q --bare %s/empty.git",
+			    storage_path, storage_path), 0);
+	empty.relative_path = "empty.git";
+	req.repository = &empty;
+	expect_error(invoke("CreateBundle", &req.base, &call, &err), &err, STATUS_FAILED_PRECONDITION,
+		     "create bundle: refusing to create empty bundle");
+	/* Like upstream, git's bundle header may already have been streamed. */
+	assert_true(call.n_sent <= 1);
+	fake_call_reset(&call);
+	empty.relative_path = "../escape.git";
+	expect_error(invoke("CreateBundle", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "relative path escapes root directory");
+}
+
+static void test_create_bundle_from_ref_list(void **state)
+{
+	Gitaly__CreateBundleFromRefListRequest req = GITALY__CREATE_BUNDLE_FROM_REF_LIST_REQUEST__INIT;
+	ProtobufCBinaryData pats[3];
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char file[256], want[OUT_CAP], got[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	assert_int_equal(sh(NULL, "git --git-dir=%s/reads.git branch other main~1", storage_path), 0);
+	pats[0].data = (uint8_t *)"refs/heads/other";
+	pats[0].len = strlen("refs/heads/other");
+	pats[1].data = (uint8_t *)"refs/heads/missing";
+	pats[1].len = strlen("refs/heads/missing");
+	pats[2].data = (uint8_t *)"^refs/heads/other~1";
+	pats[2].len = strlen("^refs/heads/other~1");
+	req.repository = &reads_repo;
+	req.patterns = pats;
+	req.n_patterns = 2;
+	assert_int_equal(invoke("CreateBundleFromRefList", &req.base, &call, &err), 0);
+	snprintf(file, sizeof(file), "%s/some.bundle", tmp);
+	save_stream(&call, file);
+	fake_call_reset(&call);
+	assert_int_equal(sh(NULL, "git --git-dir=%s/reads.git bundle verify -q %s", storage_path, file), 0);
+	assert_int_equal(sh(got, "git bundle list-heads %s", file), 0);
+	assert_int_equal(sh(want, "git --git-dir=%s/reads.git show-ref refs/heads/other", storage_path), 0);
+	assert_string_equal(got, want);
+
+	/* Nothing matching: the empty bundle is refused. */
+	req.patterns = pats + 1;
+	req.n_patterns = 1;
+	expect_error(invoke("CreateBundleFromRefList", &req.base, &call, &err), &err,
+		     STATUS_FAILED_PRECONDITION, "create bundle: refusing to create empty bundle");
+	req.repository = NULL;
+	expect_error(invoke("CreateBundleFromRefList", &req.base, &call, &err), &err,
+		     STATUS_INVALID_ARGUMENT, "repository not set");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +618,8 @@ int main(void)
 		cmocka_unit_test(test_info_attributes),
 		cmocka_unit_test(test_search_by_name),
 		cmocka_unit_test(test_search_by_content),
+		cmocka_unit_test(test_create_bundle),
+		cmocka_unit_test(test_create_bundle_from_ref_list),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
