@@ -38,7 +38,7 @@ static const struct rpc_method repository_methods[] = {
 	M("CalculateChecksum", RPC_UNARY, calculate_checksum_request, calculate_checksum_response, repository_checksum_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("GetSnapshot", RPC_SERVER_STREAM, get_snapshot_request, get_snapshot_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("CreateRepositoryFromSnapshot", RPC_UNARY, create_repository_from_snapshot_request, create_repository_from_snapshot_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
-	M("GetRawChanges", RPC_SERVER_STREAM, get_raw_changes_request, get_raw_changes_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
+	M("GetRawChanges", RPC_SERVER_STREAM, get_raw_changes_request, get_raw_changes_response, repository_get_raw_changes_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("SearchFilesByContent", RPC_SERVER_STREAM, search_files_by_content_request, search_files_by_content_response, repository_search_files_by_content_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("SearchFilesByName", RPC_SERVER_STREAM, search_files_by_name_request, search_files_by_name_response, repository_search_files_by_name_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("RestoreCustomHooks", RPC_CLIENT_STREAM, restore_custom_hooks_request, restore_custom_hooks_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),

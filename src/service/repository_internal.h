@@ -171,4 +171,12 @@ int repo_create_bundle(struct rpc_call *call, const char *repo_path,
 int repository_create_bundle_rpc(struct rpc_call *call, struct error *err);
 int repository_create_bundle_from_ref_list_rpc(struct rpc_call *call, struct error *err);
 
+/* GetRawChanges after validation: `git diff --raw -z from to` (zero oid
+ * from: the empty tree; zero oid to: nothing), blobs resolved with
+ * cat-file, sent in messages below 1 MiB. */
+int repo_raw_changes(struct rpc_call *call, const char *repo_path,
+		     const struct service_git_env *genv, const char *from, const char *to,
+		     struct error *err);
+int repository_get_raw_changes_rpc(struct rpc_call *call, struct error *err);
+
 #endif

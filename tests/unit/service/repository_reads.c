@@ -609,6 +609,96 @@ static void test_create_bundle_from_ref_list(void **state)
 		     STATUS_INVALID_ARGUMENT, "repository not set");
 }
 
+static void raw_changes_of(struct rpc_call *call, char *out)
+{
+	static const char ops[] = "?ACDMRT";
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t m = 0; m < call->n_sent; m++) {
+		Gitaly__GetRawChangesResponse *r = (Gitaly__GetRawChangesResponse *)call->sent[m];
+
+		for (size_t i = 0; i < r->n_raw_changes; i++) {
+			Gitaly__GetRawChangesResponse__RawChange *c = r->raw_changes[i];
+
+			len += (size_t)snprintf(out + len, OUT_CAP - len,
+						"%s%c %06o %06o %s %lld %.*s|%.*s", len ? "\n" : "",
+						ops[c->operation], (unsigned)c->old_mode,
+						(unsigned)c->new_mode, c->blob_id, (long long)c->size,
+						(int)c->old_path_bytes.len, (const char *)c->old_path_bytes.data,
+						(int)c->new_path_bytes.len, (const char *)c->new_path_bytes.data);
+		}
+	}
+}
+
+/* The same list from `git diff --raw --no-abbrev` and `git cat-file -s`. */
+static void raw_changes_want(const char *from, const char *to, char *out)
+{
+	assert_int_equal(sh(out,
+			    "cd %s/reads.git && git diff --raw --no-abbrev %s %s | "
+			    "while IFS=\"$(printf '\\t')\" read -r meta p1 p2; do set -- $meta;"
+			    " sm=${1#:}; dm=$2; st=$(echo $5 | cut -c1);"
+			    " if [ $4 = 0000000000000000000000000000000000000000 ]; then b=$3; m=$sm; else b=$4; m=$dm; fi;"
+			    " if [ $m = 160000 ]; then b=; sz=0; else sz=$(git cat-file -s $b); fi;"
+			    " case $st in A) o=; n=$p1;; D) o=$p1; n=;; R|C) o=$p1; n=$p2;; *) o=$p1; n=$p1;; esac;"
+			    " echo \"$st $sm $dm $b $sz $o|$n\"; done",
+			    storage_path, from, to),
+			 0);
+}
+
+static void test_raw_changes(void **state)
+{
+	Gitaly__GetRawChangesRequest req = GITALY__GET_RAW_CHANGES_REQUEST__INIT;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char want[OUT_CAP], got[OUT_CAP], from[64], to[64];
+
+	(void)state;
+	make_reads_repo();
+	/* A third commit: modify, delete, rename, mode change, submodule. */
+	assert_int_equal(sh(NULL, "set -e; cd %s/rw; echo changed > a.txt; git rm -q blob.bin;"
+				  "git mv sub/x.md sub/renamed.md; chmod +x sub/deep/y.c; git add a.txt sub/deep/y.c;"
+				  "git update-index --add --cacheinfo 160000,%s,vendor/mod;"
+				  GITC " commit -qm third; git push -q %s/reads.git main",
+			    tmp, "1111111111111111111111111111111111111111", storage_path), 0);
+	assert_int_equal(sh(from, "git --git-dir=%s/reads.git rev-parse main~1", storage_path), 0);
+	assert_int_equal(sh(to, "git --git-dir=%s/reads.git rev-parse main", storage_path), 0);
+	req.repository = &reads_repo;
+	req.from_revision = from;
+	req.to_revision = to;
+	assert_int_equal(invoke("GetRawChanges", &req.base, &call, &err), 0);
+	raw_changes_of(&call, got);
+	fake_call_reset(&call);
+	raw_changes_want(from, to, want);
+	assert_string_equal(got, want);
+	assert_non_null(strstr(got, "R 100644 100644"));
+	if (!strstr(got, "A 000000 160000  0 |vendor/mod")) fail_msg("%s", got);
+
+	/* Zero from: everything as added against the empty tree. */
+	req.from_revision = "0000000000000000000000000000000000000000";
+	assert_int_equal(invoke("GetRawChanges", &req.base, &call, &err), 0);
+	raw_changes_of(&call, got);
+	fake_call_reset(&call);
+	raw_changes_want("4b825dc642cb6eb9a060e54bf8d69288fbee4904", to, want);
+	assert_string_equal(got, want);
+
+	/* Zero to: nothing at all. */
+	req.from_revision = from;
+	req.to_revision = "0000000000000000000000000000000000000000";
+	assert_int_equal(invoke("GetRawChanges", &req.base, &call, &err), 0);
+	assert_int_equal(call.n_sent, 0);
+
+	req.to_revision = "-x";
+	expect_error(invoke("GetRawChanges", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid 'to' revision: \"-x\"");
+	req.from_revision = "nope";
+	expect_error(invoke("GetRawChanges", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid 'from' revision: \"nope\"");
+	req.from_revision = "";
+	expect_error(invoke("GetRawChanges", &req.base, &call, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid 'from' revision: \"\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_search_by_content),
 		cmocka_unit_test(test_create_bundle),
 		cmocka_unit_test(test_create_bundle_from_ref_list),
+		cmocka_unit_test(test_raw_changes),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
