@@ -20,7 +20,7 @@ static const struct rpc_method repository_methods[] = {
 	M("ApplyGitattributes", RPC_UNARY, apply_gitattributes_request, apply_gitattributes_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("FetchRemote", RPC_UNARY, fetch_remote_request, fetch_remote_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("CreateRepository", RPC_UNARY, create_repository_request, create_repository_response, repository_create_rpc, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
-	M("GetArchive", RPC_SERVER_STREAM, get_archive_request, get_archive_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
+	M("GetArchive", RPC_SERVER_STREAM, get_archive_request, get_archive_response, repository_get_archive_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("HasLocalBranches", RPC_UNARY, has_local_branches_request, has_local_branches_response, repository_has_local_branches_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("FetchSourceBranch", RPC_UNARY, fetch_source_branch_request, fetch_source_branch_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("Fsck", RPC_UNARY, fsck_request, fsck_response, repository_fsck_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),

@@ -179,4 +179,10 @@ int repo_raw_changes(struct rpc_call *call, const char *repo_path,
 		     struct error *err);
 int repository_get_raw_changes_rpc(struct rpc_call *call, struct error *err);
 
+/* Upstream's ValidateRelativePath: rel joined to root and cleaned must stay
+ * inside root; *out is the cleaned relative path ("." for root itself).
+ * InvalidArgument "relative path escapes root directory". */
+int repo_archive_relative_path(const char *root, const char *rel, char **out, struct error *err);
+int repository_get_archive_rpc(struct rpc_call *call, struct error *err);
+
 #endif

@@ -699,6 +699,104 @@ static void test_raw_changes(void **state)
 		     "invalid 'from' revision: \"\"");
 }
 
+static int run_archive(Gitaly__GetArchiveRequest *req, const char *file, struct error *err)
+{
+	struct rpc_call call;
+	int rc = invoke("GetArchive", &req->base, &call, err);
+
+	if (rc == 0)
+		save_stream(&call, file);
+	fake_call_reset(&call);
+	return rc;
+}
+
+/* Lists every file under dir with its content hash, as git sees the tree. */
+#define TREE_LIST "find . -type f | sed 's|^\\./||' | sort | while read f; do echo \"$f $(git hash-object \"$f\")\"; done"
+
+static void test_archive(void **state)
+{
+	Gitaly__GetArchiveRequest req = GITALY__GET_ARCHIVE_REQUEST__INIT;
+	ProtobufCBinaryData ex[1];
+	struct error err = ERROR_INIT;
+	char file[256], want[OUT_CAP], got[OUT_CAP];
+	static const struct { int format; const char *unpack, *git_format; } formats[] = {
+		{ GITALY__GET_ARCHIVE_REQUEST__FORMAT__TAR, "tar xf", "tar" },
+		{ GITALY__GET_ARCHIVE_REQUEST__FORMAT__TAR_GZ, "tar xzf", "tar.gz" },
+		{ GITALY__GET_ARCHIVE_REQUEST__FORMAT__TAR_BZ2, "tar xjf", "tar.bz2" },
+		{ GITALY__GET_ARCHIVE_REQUEST__FORMAT__ZIP, "unzip -q", "zip" },
+	};
+
+	(void)state;
+	make_reads_repo();
+	snprintf(file, sizeof(file), "%s/out.archive", tmp);
+	req.repository = &reads_repo;
+	req.commit_id = "main";
+	req.prefix = "proj-main";
+	/* The whole tree, every format: unpacked files match ls-tree / the blobs. */
+	assert_int_equal(sh(want, "cd %s/rw && git ls-tree -r --format='%%(path) %%(objectname)' main | sort", tmp), 0);
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		req.format = formats[i].format;
+		assert_int_equal(run_archive(&req, file, &err), 0);
+		assert_int_equal(sh(got, "rm -rf %s/x && mkdir %s/x && cd %s/x && %s %s && cd proj-main && " TREE_LIST,
+				    tmp, tmp, tmp, formats[i].unpack, file), 0);
+		assert_string_equal(got, want);
+	}
+	/* tar.gz is byte for byte `git archive | gzip -c -n`. */
+	req.format = GITALY__GET_ARCHIVE_REQUEST__FORMAT__TAR_GZ;
+	assert_int_equal(run_archive(&req, file, &err), 0);
+	assert_int_equal(sh(NULL, "cd %s/reads.git && git archive --format=tar --prefix=proj-main/ main | gzip -c -n | cmp - %s",
+			    storage_path, file), 0);
+
+	/* A path with an exclude. */
+	req.format = GITALY__GET_ARCHIVE_REQUEST__FORMAT__TAR;
+	req.path.data = (uint8_t *)"sub/";
+	req.path.len = 4;
+	ex[0].data = (uint8_t *)"sub/deep";
+	ex[0].len = 8;
+	req.exclude = ex;
+	req.n_exclude = 1;
+	assert_int_equal(run_archive(&req, file, &err), 0);
+	assert_int_equal(sh(got, "tar tf %s | sort", file), 0);
+	assert_string_equal(got, "proj-main/\nproj-main/sub/\nproj-main/sub/x.md");
+	/* Elided: the path's contents sit right under the prefix. */
+	req.elide_path = 1;
+	assert_int_equal(run_archive(&req, file, &err), 0);
+	assert_int_equal(sh(got, "tar tf %s | sort", file), 0);
+	assert_string_equal(got, "proj-main/\nproj-main/x.md");
+	req.elide_path = 0;
+
+	/* Bad input, each refused before git archive runs. */
+	ex[0].data = (uint8_t *)"nope";
+	ex[0].len = 4;
+	expect_error(run_archive(&req, file, &err), &err, STATUS_FAILED_PRECONDITION,
+		     "exclude[0] doesn't exist");
+	req.elide_path = 1;
+	ex[0].data = (uint8_t *)"a.txt";
+	ex[0].len = 5;
+	expect_error(run_archive(&req, file, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid exclude: \"a.txt\" is not a subdirectory of \"sub\"");
+	req.elide_path = 0;
+	req.n_exclude = 0;
+	req.path.data = (uint8_t *)"missing";
+	req.path.len = 7;
+	expect_error(run_archive(&req, file, &err), &err, STATUS_FAILED_PRECONDITION,
+		     "path doesn't exist");
+	req.path.data = (uint8_t *)"../../etc";
+	req.path.len = 9;
+	expect_error(run_archive(&req, file, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "relative path escapes root directory");
+	req.path.len = 0;
+	req.format = 9;
+	expect_error(run_archive(&req, file, &err), &err, STATUS_INVALID_ARGUMENT, "invalid format");
+	req.format = 0;
+	req.commit_id = "--output=/tmp/pwned";
+	expect_error(run_archive(&req, file, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid commitId: revision can't start with '-'");
+	req.commit_id = "";
+	expect_error(run_archive(&req, file, &err), &err, STATUS_INVALID_ARGUMENT,
+		     "invalid commitId: empty revision");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -711,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_create_bundle),
 		cmocka_unit_test(test_create_bundle_from_ref_list),
 		cmocka_unit_test(test_raw_changes),
+		cmocka_unit_test(test_archive),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
