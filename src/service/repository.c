@@ -36,7 +36,7 @@ static const struct rpc_method repository_methods[] = {
 	M("FindLicense", RPC_UNARY, find_license_request, find_license_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("GetInfoAttributes", RPC_SERVER_STREAM, get_info_attributes_request, get_info_attributes_response, repository_get_info_attributes_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("CalculateChecksum", RPC_UNARY, calculate_checksum_request, calculate_checksum_response, repository_checksum_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
-	M("GetSnapshot", RPC_SERVER_STREAM, get_snapshot_request, get_snapshot_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
+	M("GetSnapshot", RPC_SERVER_STREAM, get_snapshot_request, get_snapshot_response, repository_get_snapshot_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("CreateRepositoryFromSnapshot", RPC_UNARY, create_repository_from_snapshot_request, create_repository_from_snapshot_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("GetRawChanges", RPC_SERVER_STREAM, get_raw_changes_request, get_raw_changes_response, repository_get_raw_changes_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("SearchFilesByContent", RPC_SERVER_STREAM, search_files_by_content_request, search_files_by_content_response, repository_search_files_by_content_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),

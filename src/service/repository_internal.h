@@ -185,4 +185,6 @@ int repository_get_raw_changes_rpc(struct rpc_call *call, struct error *err);
 int repo_archive_relative_path(const char *root, const char *rel, char **out, struct error *err);
 int repository_get_archive_rpc(struct rpc_call *call, struct error *err);
 
+int repository_get_snapshot_rpc(struct rpc_call *call, struct error *err);
+
 #endif

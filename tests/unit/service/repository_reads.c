@@ -797,6 +797,73 @@ static void test_archive(void **state)
 		     "invalid commitId: empty revision");
 }
 
+static void snapshot_to(Gitaly__Repository *repo, const char *file)
+{
+	Gitaly__GetSnapshotRequest req = GITALY__GET_SNAPSHOT_REQUEST__INIT;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+
+	req.repository = repo;
+	if (invoke("GetSnapshot", &req.base, &call, &err) < 0)
+		fail_msg("GetSnapshot: %s", err.message);
+	save_stream(&call, file);
+	fake_call_reset(&call);
+}
+
+#define SNAP_FILES                                                                              \
+	"{ for f in HEAD packed-refs shallow; do test -f $f && echo $f; done; "                \
+	"find refs branches 2>/dev/null; find objects -type f | "                               \
+	"grep -E '^objects/[0-9a-f]{2}/[0-9a-f]{38}$|^objects/pack/pack-[0-9a-f]{40}\\.(pack|idx)$'; } | sort"
+
+static void test_snapshot(void **state)
+{
+	Gitaly__GetSnapshotRequest req = GITALY__GET_SNAPSHOT_REQUEST__INIT;
+	Gitaly__Repository pooled = reads_repo;
+	struct rpc_call call;
+	struct error err = ERROR_INIT;
+	char file[256], want[OUT_CAP], got[OUT_CAP];
+
+	(void)state;
+	make_reads_repo();
+	/* A loose object, a loose ref, a nested ref directory, junk to skip. */
+	assert_int_equal(sh(NULL, "set -e; cd %s/reads.git; echo loose | git hash-object -w --stdin >/dev/null;"
+				  "git update-ref refs/heads/deep/er/branch main~1; mkdir -p custom_hooks;"
+				  "echo x > custom_hooks/pre-receive; echo junk > objects/pack/garbage.pack;"
+				  "ln -s HEAD refs/heads/symlinked",
+			    storage_path), 0);
+	snprintf(file, sizeof(file), "%s/snap.tar", tmp);
+	snapshot_to(&reads_repo, file);
+	assert_int_equal(sh(want, "cd %s/reads.git && " SNAP_FILES " | grep -v symlinked", storage_path), 0);
+	assert_int_equal(sh(got, "tar tf %s | sed 's|/$||' | sort", file), 0);
+	assert_string_equal(got, want);
+	assert_null(strstr(got, "config"));
+	/* Unpacked, with a fresh config, it is the same repository. */
+	assert_int_equal(sh(NULL, "set -e; rm -rf %s/restored.git; mkdir %s/restored.git; cd %s/restored.git;"
+				  "tar xmf %s; git init -q --bare .; git fsck --no-progress --no-dangling;"
+				  "test \"$(git for-each-ref)\" = \"$(git --git-dir=%s/reads.git for-each-ref)\";"
+				  "for f in $(find . -type f -path './objects/*'); do cmp $f %s/reads.git/$f; done",
+			    tmp, tmp, tmp, file, storage_path, storage_path), 0);
+
+	/* Objects of an alternate inside the storage come along as local ones. */
+	assert_int_equal(sh(NULL, "set -e; rm -rf %s/pooled.git; git init -q --bare %s/pooled.git;"
+				  "echo ../../reads.git/objects > %s/pooled.git/objects/info/alternates;"
+				  "git --git-dir=%s/pooled.git update-ref refs/heads/main $(git --git-dir=%s/reads.git rev-parse main)",
+			    storage_path, storage_path, storage_path, storage_path, storage_path), 0);
+	pooled.relative_path = "pooled.git";
+	snapshot_to(&pooled, file);
+	assert_int_equal(sh(NULL, "set -e; rm -rf %s/restored2.git; mkdir %s/restored2.git; cd %s/restored2.git;"
+				  "tar xmf %s; git init -q --bare .; test ! -e objects/info/alternates;"
+				  "git rev-list --objects --all >/dev/null; git fsck --no-progress --no-dangling",
+			    tmp, tmp, tmp, file), 0);
+
+	pooled.relative_path = "nope.git";
+	req.repository = &pooled;
+	assert_int_equal(invoke("GetSnapshot", &req.base, &call, &err), -1);
+	assert_int_equal(err.code, STATUS_NOT_FOUND);
+	assert_int_equal(call.n_sent, 0);
+	error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -810,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_create_bundle_from_ref_list),
 		cmocka_unit_test(test_raw_changes),
 		cmocka_unit_test(test_archive),
+		cmocka_unit_test(test_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
