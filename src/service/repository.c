@@ -33,7 +33,7 @@ static const struct rpc_method repository_methods[] = {
 	M("FetchBundle", RPC_CLIENT_STREAM, fetch_bundle_request, fetch_bundle_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("CreateRepositoryFromBundle", RPC_CLIENT_STREAM, create_repository_from_bundle_request, create_repository_from_bundle_response, NULL, RPC_OP_MUTATOR, RPC_SCOPE_REPOSITORY),
 	M("GetConfig", RPC_SERVER_STREAM, get_config_request, get_config_response, repository_get_config_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
-	M("FindLicense", RPC_UNARY, find_license_request, find_license_response, NULL, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
+	M("FindLicense", RPC_UNARY, find_license_request, find_license_response, repository_find_license_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("GetInfoAttributes", RPC_SERVER_STREAM, get_info_attributes_request, get_info_attributes_response, repository_get_info_attributes_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("CalculateChecksum", RPC_UNARY, calculate_checksum_request, calculate_checksum_response, repository_checksum_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),
 	M("GetSnapshot", RPC_SERVER_STREAM, get_snapshot_request, get_snapshot_response, repository_get_snapshot_rpc, RPC_OP_ACCESSOR, RPC_SCOPE_REPOSITORY),

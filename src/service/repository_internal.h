@@ -187,4 +187,19 @@ int repository_get_archive_rpc(struct rpc_call *call, struct error *err);
 
 int repository_get_snapshot_rpc(struct rpc_call *call, struct error *err);
 
+/* FindLicense's answer; strings are static except path (malloc'd). All
+ * NULL when there is no HEAD or no license file. */
+struct repo_license {
+	const char *short_name, *name, *url, *nickname;
+	char *path;
+};
+
+/* Detects the license of HEAD's top-level files (see repository_license.c
+ * for exactly what is recognised). */
+int repo_find_license(const char *repo_path, const struct service_git_env *genv,
+		      struct repo_license *out, struct error *err);
+/* Whether a file name looks like a license file to go-license-detector. */
+int repo_license_file_name(const char *name);
+int repository_find_license_rpc(struct rpc_call *call, struct error *err);
+
 #endif

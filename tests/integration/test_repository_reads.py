@@ -279,3 +279,21 @@ def test_get_snapshot(stub, repo, tmp_path):
     git("init", "-q", "--bare", restored)
     git("-C", restored, "fsck", "--no-progress", "--no-dangling")
     assert git("-C", restored, "for-each-ref") == git("-C", repo["path"], "for-each-ref")
+
+
+def test_find_license(gitaly, stub):
+    rel = "group/licensed.git"
+    path = gitaly.path(rel)
+    make_repo(path)
+    assert stub.FindLicense(rp.FindLicenseRequest(repository=gitaly.repo(rel)),
+                            timeout=10) == rp.FindLicenseResponse()
+    with open("/usr/share/common-licenses/GPL-3", "rb") as f:
+        gpl = f.read()
+    commit(path, {"COPYING": gpl, "README.md": b"hi\n"}, "c", ref="refs/heads/main")
+    resp = stub.FindLicense(rp.FindLicenseRequest(repository=gitaly.repo(rel)), timeout=10)
+    assert (resp.license_short_name, resp.license_name, resp.license_nickname,
+            resp.license_path) == ("gpl-3.0", "GNU General Public License v3.0 only",
+                                   "GNU GPLv3", "COPYING")
+    err = rpc_error(stub.FindLicense, rp.FindLicenseRequest(
+        repository=gitaly.repo("../escape.git")), timeout=10)
+    assert_code(err, INVALID)

@@ -864,6 +864,104 @@ static void test_snapshot(void **state)
 	error_release(&err);
 }
 
+/* lic.git with one commit holding name (content copied from src, or text). */
+static void license_repo(const char *name, const char *src, const char *text)
+{
+	assert_int_equal(sh(NULL, "set -e; w=%s/lw; rm -rf $w %s/lic.git; " GITC " init -q $w; cd $w;"
+				  "if [ -n '%s' ]; then cp '%s' '%s'; else printf '%%s' '%s' > '%s'; fi;"
+				  "echo readme > README.md; " GITC " add .; " GITC " commit -qm l;"
+				  "git clone -q --bare $w %s/lic.git",
+			    tmp, storage_path, src, src, name, text, name, storage_path),
+			 0);
+}
+
+static Gitaly__FindLicenseResponse *find_license(struct rpc_call *call)
+{
+	Gitaly__FindLicenseRequest req = GITALY__FIND_LICENSE_REQUEST__INIT;
+	static Gitaly__Repository lic = { .base = PROTOBUF_C_MESSAGE_INIT(&gitaly__repository__descriptor),
+					  .storage_name = "default", .relative_path = "lic.git" };
+	struct error err = ERROR_INIT;
+
+	req.repository = &lic;
+	if (invoke("FindLicense", &req.base, call, &err) < 0)
+		fail_msg("FindLicense: %s", err.message);
+	assert_int_equal(call->n_sent, 1);
+	return (Gitaly__FindLicenseResponse *)call->sent[0];
+}
+
+static const char mit_text[] =
+	"MIT License\n\nCopyright (c) 2023 Someone\n\nPermission is hereby granted, free of charge, to any person obtaining a copy\n"
+	"of this software and associated documentation files (the \"Software\"), to deal\nin the Software without restriction, "
+	"including without limitation the rights\nto use, copy, modify, merge, publish, distribute, sublicense, and/or sell\n"
+	"copies of the Software.\n\nThe above copyright notice and this permission notice shall be included in all\n"
+	"copies or substantial portions of the Software.\n\nTHE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND.\n";
+
+static void test_find_license(void **state)
+{
+	static const struct { const char *file, *name, *want, *full, *nick; } cases[] = {
+		{ "/usr/share/common-licenses/Apache-2.0", "LICENSE", "apache-2.0", "Apache License 2.0", "" },
+		{ "/usr/share/common-licenses/GPL-2", "COPYING", "gpl-2.0", "GNU General Public License v2.0 only", "GNU GPLv2" },
+		{ "/usr/share/common-licenses/GPL-3", "LICENSE.txt", "gpl-3.0", "GNU General Public License v3.0 only", "GNU GPLv3" },
+		{ "/usr/share/common-licenses/LGPL-2.1", "COPYING.LESSER", "lgpl-2.1", "GNU Lesser General Public License v2.1 only", "GNU LGPLv2.1" },
+		{ "/usr/share/common-licenses/LGPL-3", "LICENSE", "lgpl-3.0", "GNU Lesser General Public License v3.0 only", "GNU LGPLv3" },
+		{ "/usr/share/common-licenses/MPL-2.0", "LICENSE.md", "mpl-2.0", "Mozilla Public License 2.0", "" },
+		{ "/usr/share/common-licenses/BSD", "license", "bsd-3-clause", "BSD 3-Clause \"New\" or \"Revised\" License", "" },
+		{ "/usr/share/common-licenses/CC0-1.0", "LICENSE", "cc0-1.0", "Creative Commons Zero v1.0 Universal", "" },
+	};
+	struct rpc_call call;
+	Gitaly__FindLicenseResponse *r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (access(cases[i].file, R_OK) != 0)
+			continue;
+		license_repo(cases[i].name, cases[i].file, "");
+		r = find_license(&call);
+		assert_string_equal(r->license_short_name, cases[i].want);
+		assert_string_equal(r->license_name, cases[i].full);
+		assert_string_equal(r->license_nickname, cases[i].nick);
+		assert_string_equal(r->license_path, cases[i].name);
+		fake_call_reset(&call);
+	}
+	license_repo("LICENSE", "", mit_text);
+	r = find_license(&call);
+	assert_string_equal(r->license_short_name, "mit");
+	assert_string_equal(r->license_name, "MIT License");
+	assert_string_equal(r->license_url, "https://opensource.org/licenses/MIT");
+	assert_string_equal(r->license_path, "LICENSE");
+	fake_call_reset(&call);
+
+	/* A license file nobody recognises: "other". */
+	license_repo("LICENSE-custom", "", "You may do as you please, mostly.\n");
+	r = find_license(&call);
+	assert_string_equal(r->license_short_name, "other");
+	assert_string_equal(r->license_name, "Other");
+	assert_string_equal(r->license_nickname, "LICENSE");
+	assert_string_equal(r->license_path, "LICENSE-custom");
+	fake_call_reset(&call);
+
+	/* No license file at all, and no HEAD: empty answers. */
+	license_repo("main.c", "", "int main(void) { return 0; }\n");
+	r = find_license(&call);
+	assert_string_equal(r->license_short_name, "");
+	assert_string_equal(r->license_path, "");
+	fake_call_reset(&call);
+	assert_int_equal(sh(NULL, "rm -rf %s/lic.git && git init -q --bare %s/lic.git", storage_path, storage_path), 0);
+	r = find_license(&call);
+	assert_string_equal(r->license_short_name, "");
+	fake_call_reset(&call);
+
+	/* The file-name rule. */
+	assert_true(repo_license_file_name("LICENSE"));
+	assert_true(repo_license_file_name("licence.md"));
+	assert_true(repo_license_file_name("COPYING"));
+	assert_true(repo_license_file_name("MIT-LICENSE.txt"));
+	assert_true(repo_license_file_name("gpl-3.0.txt"));
+	assert_false(repo_license_file_name("README.md"));
+	assert_true(repo_license_file_name("licenses_helper.go"));
+	assert_false(repo_license_file_name("submit.c"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,6 +976,7 @@ int main(void)
 		cmocka_unit_test(test_raw_changes),
 		cmocka_unit_test(test_archive),
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_find_license),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
