@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fsutil.h"
 #include "config/config_internal.h"
 
 static const double default_buckets[] = { 0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 10.0, 30.0, 60.0, 300.0, 1500.0 };
@@ -46,7 +47,7 @@ static char *path_join(const char *dir, const char *name)
 	} else {
 		memcpy(tmp, name, nl + 1);
 	}
-	res = config_clean_path(tmp);
+	res = fsutil_path_clean(tmp);
 	free(tmp);
 	return res;
 }
@@ -146,7 +147,7 @@ int config_apply_defaults(struct config *cfg, struct error *err)
 		cfg->adaptive_limiting.memory_threshold = 0.9;
 
 	for (size_t i = 0; i < cfg->n_storages; i++) {
-		char *p = config_clean_path(cfg->storages[i].path ? cfg->storages[i].path : "");
+		char *p = fsutil_path_clean(cfg->storages[i].path ? cfg->storages[i].path : "");
 		if (!p)
 			goto oom;
 		free(cfg->storages[i].path);
@@ -182,7 +183,7 @@ int config_absolutize_dirs(struct config *cfg, struct error *err)
 		if (is_empty(d))
 			continue;
 		if (d[0] == '/') {
-			abs = config_clean_path(d);
+			abs = fsutil_path_clean(d);
 		} else {
 			char *cwd = getcwd(NULL, 0);
 			if (!cwd)

@@ -86,8 +86,6 @@ int config_go_quote(struct strbuf *sb, const char *s, size_t len);
 /* Appends a float formatted like Go's %v. */
 int config_go_float(struct strbuf *sb, double v);
 
-/* Lexically cleans a path like Go's filepath.Clean; returns a new string. */
-char *config_clean_path(const char *path);
 
 /* Frees what one schema-described struct owns (strings, arrays). */
 void config_release_elem(const struct cschema *s, char *base);

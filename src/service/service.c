@@ -6,11 +6,12 @@
 
 #include "service/analysis.h"
 #include "service/blob.h"
+#include "service/commit.h"
 #include "service/diff.h"
 #include "service/ref.h"
 #include "service/service_internal.h"
 
-enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COUNT };
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COMMIT, SVC_COUNT };
 
 const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 {
@@ -24,6 +25,7 @@ const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 	services[SVC_ANALYSIS] = *analysis_service(deps);
 	services[SVC_DIFF] = *diff_service(deps);
 	services[SVC_REF] = *ref_service(deps);
+	services[SVC_COMMIT] = *commit_service(deps);
 	*n = SVC_COUNT;
 	return services;
 }

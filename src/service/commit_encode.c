@@ -1,0 +1,193 @@
+/*
+ * Commits read in-process for CommitService: revisions resolve through
+ * libgit2's revparse like "<rev>^{commit}" in cat-file, a missing object or
+ * a non-commit is "not found" (not an error), the raw object is encoded by
+ * the shared gitcommit parser, trailers come from git itself, and the
+ * commit-list responses share one sender.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "git/command.h"
+#include "service/commit_internal.h"
+#include "service/gitcommit.h"
+
+/* Trailer limits of upstream's trailer parser. */
+#define MAX_TRAILERS 64
+#define MAX_TRAILER_KEY 128
+#define MAX_TRAILER_VALUE 512
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+static void bin_set(ProtobufCBinaryData *b, const char *s, size_t len)
+{
+	b->data = xcalloc(len + 1, 1);
+	memcpy(b->data, s, len);
+	b->len = len;
+}
+
+void commit_gitcommit_free(Gitaly__GitCommit *c)
+{
+	gitcommit_free(c);
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit **out,
+		    struct error *err)
+{
+	git_odb *odb = NULL;
+	git_odb_object *obj = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+	int rc, ret = -1;
+
+	if (git_repository_odb(&odb, repo) < 0) {
+		error_set(err, STATUS_INTERNAL, "opening object database: %s", commit_git_error());
+		goto out;
+	}
+	rc = git_odb_read(&obj, odb, oid);
+	if (rc == GIT_ENOTFOUND) {
+		ret = 0;
+		goto out;
+	}
+	if (rc < 0) {
+		error_set(err, STATUS_INTERNAL, "reading object: %s", commit_git_error());
+		goto out;
+	}
+	if (git_odb_object_type(obj) != GIT_OBJECT_COMMIT) {
+		ret = 0;
+		goto out;
+	}
+	git_oid_tostr(hex, sizeof(hex), oid);
+	if (gitcommit_parse(hex, git_odb_object_data(obj), git_odb_object_size(obj), out, err) < 0)
+		goto out;
+	ret = 1;
+out:
+	git_odb_object_free(obj);
+	git_odb_free(odb);
+	return ret;
+}
+
+int commit_resolve(git_repository *repo, const char *rev, git_object **out, struct error *err)
+{
+	int rc = git_revparse_single(out, repo, rev);
+
+	if (rc == 0)
+		return 1;
+	*out = NULL;
+	switch (rc) {
+	case GIT_ENOTFOUND:
+	case GIT_EAMBIGUOUS:
+	case GIT_EINVALIDSPEC:
+	case GIT_EPEEL:
+	case GIT_EUNBORNBRANCH:
+		return 0;
+	default:
+		/* libgit2 reports some unparsable specs as generic errors. */
+		if (git_error_last() && git_error_last()->klass == GIT_ERROR_INVALID)
+			return 0;
+		return error_set(err, STATUS_INTERNAL, "resolving revision: %s",
+				 commit_git_error());
+	}
+}
+
+int commit_read_rev(git_repository *repo, const char *rev, Gitaly__GitCommit **out,
+		    struct error *err)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	int ret;
+
+	ret = commit_resolve(repo, rev, &obj, err);
+	if (ret <= 0)
+		goto out;
+	if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+		ret = 0;
+		goto out;
+	}
+	ret = commit_read_oid(repo, git_object_id(peeled), out, err);
+out:
+	git_object_free(peeled);
+	git_object_free(obj);
+	return ret;
+}
+
+int commit_add_trailers(struct commit_repo *r, Gitaly__GitCommit *c, struct error *err)
+{
+	struct git_cmd *cmd = commit_repo_git(r, "show");
+	struct strbuf buf;
+	struct git_result res;
+	const char *s, *end;
+	int ret = -1;
+
+	strbuf_init(&buf, 1 << 20);
+	git_cmd_flag(cmd, "--format=%(trailers:unfold,separator=%x00)");
+	git_cmd_flag(cmd, "--no-patch");
+	git_cmd_arg(cmd, c->id);
+	if (git_cmd_run(cmd, NULL, 0, &buf, NULL, &res, err) < 0)
+		goto out;
+	if (res.exit_code != 0) {
+		error_set(err, STATUS_INTERNAL, "git show: exit status %d", res.exit_code);
+		goto out;
+	}
+	/* One line of output: the NUL-separated trailers. */
+	s = buf.buf ? buf.buf : "";
+	end = memchr(s, '\n', buf.len);
+	if (!end)
+		end = s + buf.len;
+	while (s < end && c->n_trailers < MAX_TRAILERS) {
+		const char *e = memchr(s, '\0', (size_t)(end - s)), *colon;
+
+		if (!e)
+			e = end;
+		colon = memchr(s, ':', (size_t)(e - s));
+		if (colon && colon > s) {
+			const char *v = colon + 1, *ve = e;
+			Gitaly__CommitTrailer *t, **arr;
+
+			while (v < ve && is_space(*v))
+				v++;
+			while (ve > v && is_space(ve[-1]))
+				ve--;
+			if ((size_t)(colon - s) > MAX_TRAILER_KEY || (size_t)(ve - v) > MAX_TRAILER_VALUE)
+				break;
+			t = xcalloc(1, sizeof(*t));
+			gitaly__commit_trailer__init(t);
+			bin_set(&t->key, s, (size_t)(colon - s));
+			bin_set(&t->value, v, (size_t)(ve - v));
+			arr = realloc(c->trailers, (c->n_trailers + 1) * sizeof(*arr));
+			if (!arr)
+				abort();
+			c->trailers = arr;
+			arr[c->n_trailers++] = t;
+		}
+		s = e + 1;
+	}
+	ret = 0;
+out:
+	strbuf_release(&buf);
+	return ret;
+}
+
+int commit_send_commits(struct commit_chunker *ch, void **items, size_t n, struct error *err)
+{
+	/* Every "repeated GitCommit commits = 1" response has this layout. */
+	Gitaly__ListCommitsResponse resp;
+	const ProtobufCMessageDescriptor *desc = ch->ctx;
+
+	if (desc->sizeof_message != sizeof(resp))
+		return error_set(err, STATUS_INTERNAL, "unexpected response type");
+	protobuf_c_message_init(desc, &resp);
+	resp.n_commits = n;
+	resp.commits = (Gitaly__GitCommit **)items;
+	return rpc_call_send(ch->call, &resp.base, err);
+}

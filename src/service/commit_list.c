@@ -1,0 +1,458 @@
+/*
+ * Commit listings: ListCommits (git rev-list chooses the commits, so every
+ * walk option means exactly what git says; each commit is then read
+ * in-process), ListAllCommits (every commit object in the object database,
+ * quarantine included, as `git cat-file --batch-all-objects` sees them),
+ * both with upstream's page token (the last commit id seen) and limit;
+ * LastCommitForPath (git log) and CheckObjectsExist (a bidi stream of
+ * revisions resolved in-process).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "git/command.h"
+#include "git/revision.h"
+#include "service/commit_internal.h"
+
+#define STDERR_CAP 4096
+
+static void free_commit_item(void *item)
+{
+	commit_gitcommit_free(item);
+}
+
+void commit_go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len)
+{
+	time_t t = (time_t)ts->seconds;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm)) {
+		snprintf(buf, len, "@%lld", (long long)ts->seconds);
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+}
+
+int commit_run_lines(struct git_cmd *cmd, const char *what, int delim, int ignore_exit,
+		     int (*fn)(void *ctx, char *line, size_t len, struct error *err), void *ctx,
+		     struct error *err)
+{
+	int out_fd = -1, err_fd = -1, stop = 0, ret = -1;
+	pid_t pid;
+	FILE *f = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	struct git_result res;
+	char ebuf[STDERR_CAP];
+	ssize_t elen = 0;
+
+	if (git_cmd_start(cmd, NULL, &out_fd, &err_fd, &pid, err) < 0) {
+		err->code = STATUS_INTERNAL;
+		return -1;
+	}
+	f = fdopen(out_fd, "r");
+	if (!f) {
+		close(out_fd);
+		git_cmd_kill(pid);
+		error_set(err, STATUS_INTERNAL, "fdopen failed");
+		goto wait;
+	}
+	while (!stop && (n = getdelim(&line, &cap, delim, f)) > 0) {
+		if (line[n - 1] == delim)
+			line[--n] = '\0';
+		stop = fn(ctx, line, (size_t)n, err);
+		if (stop < 0)
+			break;
+	}
+	if (stop)
+		git_cmd_kill(pid);
+wait:
+	if (f)
+		fclose(f);
+	/* Stderr is small; read what there is after stdout closed. */
+	if (!stop) {
+		ssize_t k;
+
+		while (elen < (ssize_t)sizeof(ebuf) - 1 &&
+		       (k = read(err_fd, ebuf + elen, sizeof(ebuf) - 1 - (size_t)elen)) > 0)
+			elen += k;
+	}
+	ebuf[elen] = '\0';
+	close(err_fd);
+	git_cmd_wait(pid, &res);
+	if (stop < 0 || error_is_set(err))
+		goto out;
+	if (!stop && !ignore_exit && res.exit_code != 0) {
+		char *q = commit_quote(ebuf, (size_t)elen);
+
+		error_set(err, STATUS_INTERNAL, "iterating objects: %s pipeline command: exit status %d, stderr: %s",
+			  what, res.exit_code, q);
+		free(q);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(line);
+	return ret;
+}
+
+struct list_state {
+	struct commit_chunker ch;
+	git_repository *repo;
+	const char *token;   /* skip up to and including this id */
+	int waiting;
+	int commits_only;    /* cat-file lines: "<oid> <type> <size>" */
+	int32_t limit;
+	int32_t sent;
+};
+
+static int list_line(void *ctx, char *line, size_t len, struct error *err)
+{
+	struct list_state *st = ctx;
+	Gitaly__GitCommit *c = NULL;
+	git_oid oid;
+	char *sp = memchr(line, ' ', len);
+	int found;
+
+	if (sp)
+		*sp = '\0';
+	if (st->waiting) {
+		st->waiting = strcmp(line, st->token) != 0;
+		return 0;
+	}
+	if (st->commits_only && (!sp || strncmp(sp + 1, "commit ", 7)))
+		return 0;
+	if (st->limit > 0 && st->sent >= st->limit)
+		return 1;
+	if (git_oid_fromstr(&oid, line) < 0) {
+		error_set(err, STATUS_INTERNAL, "parsing object id %s", line);
+		return -1;
+	}
+	found = commit_read_oid(st->repo, &oid, &c, err);
+	if (found < 0)
+		return -1;
+	if (!found) {
+		error_set(err, STATUS_INTERNAL, "iterating objects: object not found: %s", line);
+		return -1;
+	}
+	st->sent++;
+	if (commit_chunker_add(&st->ch, c, protobuf_c_message_get_packed_size(&c->base), err) < 0)
+		return -1;
+	return 0;
+}
+
+int commit_list_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__ListCommitsRequest *req = (const Gitaly__ListCommitsRequest *)rpc_call_request(call);
+	struct list_state st = { 0 };
+	struct commit_repo r;
+	struct git_cmd *cmd = NULL;
+	char buf[128], flag[192];
+	char **patterns = NULL;
+	int ret = -1;
+
+	commit_chunker_init(&st.ch, call, commit_send_commits, free_commit_item,
+			    (void *)&gitaly__list_commits_response__descriptor);
+	if (commit_repo_locate(call, req->repository, &r, err) < 0)
+		goto out;
+	if (req->n_revisions == 0) {
+		error_set(err, STATUS_INVALID_ARGUMENT, "missing revisions");
+		goto out;
+	}
+	for (size_t i = 0; i < req->n_revisions; i++) {
+		if (revision_validate(req->revisions[i], strlen(req->revisions[i]), REVISION_ALLOW_PSEUDO, err) < 0) {
+			error_prefix(err, "invalid revision");
+			goto out;
+		}
+	}
+	if (commit_repo_open(&r, err) < 0)
+		goto out;
+	cmd = commit_repo_git(&r, "rev-list");
+	if (req->order == GITALY__LIST_COMMITS_REQUEST__ORDER__TOPO)
+		git_cmd_flag(cmd, "--topo-order");
+	else if (req->order == GITALY__LIST_COMMITS_REQUEST__ORDER__DATE)
+		git_cmd_flag(cmd, "--date-order");
+	if (req->reverse)
+		git_cmd_flag(cmd, "--reverse");
+	if (req->max_parents > 0) {
+		snprintf(flag, sizeof(flag), "--max-parents=%u", req->max_parents);
+		git_cmd_flag(cmd, flag);
+	}
+	if (req->disable_walk)
+		git_cmd_flag(cmd, "--no-walk");
+	if (req->first_parent)
+		git_cmd_flag(cmd, "--first-parent");
+	if (req->before) {
+		commit_go_time(req->before, buf, sizeof(buf));
+		snprintf(flag, sizeof(flag), "--before=%s", buf);
+		git_cmd_flag(cmd, flag);
+	}
+	if (req->after) {
+		commit_go_time(req->after, buf, sizeof(buf));
+		snprintf(flag, sizeof(flag), "--after=%s", buf);
+		git_cmd_flag(cmd, flag);
+	}
+	if (req->author.len) {
+		char *a = commit_bytes_dup(&req->author);
+
+		git_cmd_option(cmd, "--author", a);
+		free(a);
+	}
+	if (req->ignore_case)
+		git_cmd_flag(cmd, "--regexp-ignore-case");
+	patterns = calloc(req->n_commit_message_patterns + 1, sizeof(*patterns));
+	if (!patterns)
+		abort();
+	for (size_t i = 0; i < req->n_commit_message_patterns; i++) {
+		patterns[i] = commit_bytes_dup(&req->commit_message_patterns[i]);
+		git_cmd_option(cmd, "--grep", patterns[i]);
+	}
+	for (size_t i = 0; i < req->n_revisions; i++) {
+		if (git_pseudo_revision_valid(req->revisions[i]))
+			git_cmd_pseudo_arg(cmd, req->revisions[i]);
+		else
+			git_cmd_arg(cmd, req->revisions[i]);
+	}
+	st.repo = r.git;
+	if (req->pagination_params) {
+		st.limit = req->pagination_params->limit;
+		st.token = req->pagination_params->page_token;
+		st.waiting = st.token && *st.token;
+	}
+	ret = commit_run_lines(cmd, "rev-list", '\n', 0, list_line, &st, err);
+	cmd = NULL;
+	if (ret == 0)
+		ret = commit_chunker_flush(&st.ch, err);
+out:
+	git_cmd_free(cmd);
+	for (size_t i = 0; patterns && i < req->n_commit_message_patterns; i++)
+		free(patterns[i]);
+	free(patterns);
+	commit_chunker_release(&st.ch);
+	commit_repo_release(&r);
+	return ret;
+}
+
+int commit_list_all_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__ListAllCommitsRequest *req = (const Gitaly__ListAllCommitsRequest *)rpc_call_request(call);
+	struct list_state st = { 0 };
+	struct commit_repo r;
+	struct git_cmd *cmd;
+	int ret = -1;
+
+	commit_chunker_init(&st.ch, call, commit_send_commits, free_commit_item,
+			    (void *)&gitaly__list_all_commits_response__descriptor);
+	if (commit_repo_locate(call, req->repository, &r, err) < 0)
+		goto out;
+	if (commit_repo_open(&r, err) < 0)
+		goto out;
+	cmd = commit_repo_git(&r, "cat-file");
+	git_cmd_flag(cmd, "--batch-check");
+	git_cmd_flag(cmd, "--batch-all-objects");
+	git_cmd_flag(cmd, "--buffer");
+	git_cmd_flag(cmd, "--unordered");
+	st.repo = r.git;
+	st.commits_only = 1;
+	if (req->pagination_params) {
+		st.limit = req->pagination_params->limit;
+		st.token = req->pagination_params->page_token;
+		st.waiting = st.token && *st.token;
+	}
+	ret = commit_run_lines(cmd, "cat-file", '\n', 0, list_line, &st, err);
+	if (ret == 0)
+		ret = commit_chunker_flush(&st.ch, err);
+out:
+	commit_chunker_release(&st.ch);
+	commit_repo_release(&r);
+	return ret;
+}
+
+int commit_last_commit(struct commit_repo *r, const char *rev, const char *path, int literal,
+		       Gitaly__GitCommit **out, struct error *err)
+{
+	struct git_cmd *cmd = commit_repo_git(r, "log");
+	struct git_result res;
+	struct strbuf buf;
+	int ret = -1;
+
+	*out = NULL;
+	strbuf_init(&buf, 4096);
+	git_cmd_flag(cmd, "--format=%H");
+	git_cmd_flag(cmd, "--max-count=1");
+	git_cmd_arg(cmd, rev);
+	git_cmd_path(cmd, path);
+	if (literal)
+		git_cmd_setenv(cmd, "GIT_LITERAL_PATHSPECS", "1");
+	if (git_cmd_run(cmd, NULL, 0, &buf, NULL, &res, err) < 0) {
+		err->code = STATUS_INTERNAL;
+		goto out;
+	}
+	if (res.exit_code != 0) {
+		error_set(err, STATUS_INTERNAL, "logging last commit for path: exit status %d", res.exit_code);
+		goto out;
+	}
+	if (buf.len) {
+		git_oid oid;
+
+		if (buf.buf[buf.len - 1] != '\n' || memchr(buf.buf, '\n', buf.len) != buf.buf + buf.len - 1) {
+			error_set(err, STATUS_INTERNAL, "expected object ID terminated by newline");
+			goto out;
+		}
+		buf.buf[--buf.len] = '\0';
+		if (git_oid_fromstr(&oid, buf.buf) < 0) {
+			error_set(err, STATUS_INTERNAL, "invalid object ID %s", buf.buf);
+			goto out;
+		}
+		if (commit_read_oid(r->git, &oid, out, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	strbuf_release(&buf);
+	return ret;
+}
+
+int commit_last_for_path_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__LastCommitForPathRequest *req =
+		(const Gitaly__LastCommitForPathRequest *)rpc_call_request(call);
+	Gitaly__LastCommitForPathResponse resp = GITALY__LAST_COMMIT_FOR_PATH_RESPONSE__INIT;
+	struct commit_repo r;
+	Gitaly__GitCommit *c = NULL;
+	char *rev = NULL, *path = NULL;
+	int ret = -1;
+
+	if (commit_repo_locate(call, req->repository, &r, err) < 0)
+		goto out;
+	if (revision_validate((const char *)req->revision.data, req->revision.len, 0, err) < 0)
+		goto out;
+	path = commit_bytes_dup(&req->path);
+	if (!*path || !strcmp(path, "/")) {
+		free(path);
+		path = strdup(".");
+	} else if (path[0] == '/') {
+		error_set(err, STATUS_INVALID_ARGUMENT, "path is an absolute path");
+		goto out;
+	} else {
+		char *clean = commit_path_clean(path);
+		int escapes = !strcmp(clean, "..") || !strncmp(clean, "../", 3);
+
+		free(clean);
+		if (escapes) {
+			error_set(err, STATUS_INVALID_ARGUMENT, "path escapes repository");
+			goto out;
+		}
+	}
+	if (commit_repo_open(&r, err) < 0)
+		goto out;
+	rev = commit_bytes_dup(&req->revision);
+	if (commit_last_commit(&r, rev, path,
+			       req->literal_pathspec || (req->global_options && req->global_options->literal_pathspecs),
+			       &c, err) < 0)
+		goto out;
+	resp.commit = c;
+	ret = rpc_call_send(call, &resp.base, err);
+out:
+	commit_gitcommit_free(c);
+	free(rev);
+	free(path);
+	commit_repo_release(&r);
+	return ret;
+}
+
+static void free_existence(void *item)
+{
+	Gitaly__CheckObjectsExistResponse__RevisionExistence *e = item;
+
+	free(e->name.data);
+	free(e);
+}
+
+static int send_existence(struct commit_chunker *ch, void **items, size_t n, struct error *err)
+{
+	Gitaly__CheckObjectsExistResponse resp = GITALY__CHECK_OBJECTS_EXIST_RESPONSE__INIT;
+
+	resp.n_revisions = n;
+	resp.revisions = (Gitaly__CheckObjectsExistResponse__RevisionExistence **)items;
+	return rpc_call_send(ch->call, &resp.base, err);
+}
+
+int commit_check_objects_exist_rpc(struct rpc_call *call, struct error *err)
+{
+	const Gitaly__CheckObjectsExistRequest *req =
+		(const Gitaly__CheckObjectsExistRequest *)rpc_call_request(call);
+	struct commit_chunker ch;
+	struct commit_repo r = { 0 };
+	ProtobufCMessage *next = NULL;
+	int ret = -1;
+
+	commit_chunker_init(&ch, call, send_existence, free_existence, NULL);
+	if (!req) {
+		/* Upstream (and Praefect) return io.EOF itself here. */
+		error_set(err, STATUS_UNKNOWN, "EOF");
+		goto out;
+	}
+	if (commit_repo_locate(call, req->repository, &r, err) < 0)
+		goto out;
+	if (commit_repo_open(&r, err) < 0)
+		goto out;
+	for (;;) {
+		for (size_t i = 0; i < req->n_revisions; i++) {
+			if (revision_validate((const char *)req->revisions[i].data, req->revisions[i].len,
+					      REVISION_ALLOW_PATH, err) < 0) {
+				error_prefix(err, "invalid revision");
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < req->n_revisions; i++) {
+			Gitaly__CheckObjectsExistResponse__RevisionExistence *e = calloc(1, sizeof(*e));
+			git_object *obj = NULL;
+			char *rev = commit_bytes_dup(&req->revisions[i]);
+			int found = commit_resolve(r.git, rev, &obj, err);
+
+			free(rev);
+			git_object_free(obj);
+			if (!e)
+				abort();
+			gitaly__check_objects_exist_response__revision_existence__init(e);
+			e->name.len = req->revisions[i].len;
+			e->name.data = malloc(e->name.len + 1);
+			if (!e->name.data)
+				abort();
+			if (e->name.len)
+				memcpy(e->name.data, req->revisions[i].data, e->name.len);
+			if (found < 0) {
+				free_existence(e);
+				error_prefix(err, "checking object existence");
+				goto out;
+			}
+			e->exists = found;
+			if (commit_chunker_add(&ch, e, protobuf_c_message_get_packed_size(&e->base), err) < 0)
+				goto out;
+		}
+		if (next)
+			rpc_call_free_message(call, next);
+		next = NULL;
+		ret = rpc_call_recv(call, &next, err);
+		if (ret < 0) {
+			err->code = STATUS_INTERNAL;
+			error_prefix(err, "receiving request");
+			goto out;
+		}
+		if (ret == 0)
+			break;
+		req = (const Gitaly__CheckObjectsExistRequest *)next;
+	}
+	ret = commit_chunker_flush(&ch, err);
+out:
+	if (next)
+		rpc_call_free_message(call, next);
+	commit_chunker_release(&ch);
+	commit_repo_release(&r);
+	return ret;
+}
