@@ -333,7 +333,8 @@ static int walk(struct tar_out *t, const char *dir, const char *prefix, int obje
 			goto out;
 		n++;
 	}
-	qsort(names, n, sizeof(*names), names_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), names_cmp);
 	for (size_t i = 0; i < n; i++) {
 		char *sub = NULL, *subname = NULL;
 		int r = 0;
