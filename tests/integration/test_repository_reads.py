@@ -297,3 +297,27 @@ def test_find_license(gitaly, stub):
     err = rpc_error(stub.FindLicense, rp.FindLicenseRequest(
         repository=gitaly.repo("../escape.git")), timeout=10)
     assert_code(err, INVALID)
+
+
+def test_raw_changes_chunked(gitaly, stub):
+    """12000 added files: the changes arrive in several messages, each
+    holding below 1 MiB of changes (upstream's chunker counts the changes'
+    own sizes, not the framing), in git's order."""
+    rel = "group/many.git"
+    path = gitaly.path(rel)
+    make_repo(path)
+    blob = git("-C", path, "hash-object", "-w", "--stdin", input=b"same\n").decode().strip()
+    names = ["%s-%05d.txt" % ("n" * 80, i) for i in range(12000)]
+    tree = git("-C", path, "mktree", input="".join(
+        "100644 blob %s\t%s\n" % (blob, n) for n in names).encode()).decode().strip()
+    c = git("-C", path, "commit-tree", tree, "-m", "many").decode().strip()
+    sizes, got = [], []
+    for r in stub.GetRawChanges(rp.GetRawChangesRequest(
+            repository=gitaly.repo(rel), from_revision=ZERO, to_revision=c), timeout=60):
+        sizes.append(sum(ch.ByteSize() for ch in r.raw_changes))
+        got += [ch.new_path_bytes.decode() for ch in r.raw_changes]
+        assert all(ch.blob_id == blob and ch.size == 5 for ch in r.raw_changes)
+    assert got == sorted(names)
+    assert len(sizes) >= 2
+    assert max(sizes) < 1024 * 1024
+    assert sizes[0] + len(names[0]) + 100 > 1024 * 1024  # the first one was full
