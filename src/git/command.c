@@ -81,6 +81,7 @@ static void svec_release(struct svec *s)
 struct git_cmd {
 	char *repo_path;
 	char *subcommand;
+	char *action;       /* word right after the subcommand, or NULL */
 	char *cwd;
 	struct svec config; /* "key=value", caller's pairs */
 	struct svec flags;
@@ -223,6 +224,7 @@ static const struct subcommand_desc subcommands[] = {
 	{ "blame", SC_NO_END_OF_OPTIONS, NULL },
 	{ "bundle", SC_PACK, NULL },
 	{ "cat-file", 0, NULL },
+	{ "check-attr", SC_NO_END_OF_OPTIONS, NULL },
 	{ "check-ref-format", SC_NO_END_OF_OPTIONS, NULL },
 	{ "checkout", SC_NO_END_OF_OPTIONS, NULL },
 	{ "clone", SC_PACK | SC_FETCH_FSCK | SC_NO_REDIRECTS, clone_config },
@@ -379,6 +381,17 @@ void git_cmd_config(struct git_cmd *cmd, const char *key, const char *value)
 		cmd->oom = 1;
 }
 
+void git_cmd_action(struct git_cmd *cmd, const char *action)
+{
+	if (!action || !*action || action[0] == '-' || cmd->action) {
+		build_fail(cmd, "invalid action \"%s\"", action ? action : "");
+		return;
+	}
+	cmd->action = strdup(action);
+	if (!cmd->action)
+		cmd->oom = 1;
+}
+
 void git_cmd_flag(struct git_cmd *cmd, const char *flag)
 {
 	if (!flag || flag[0] != '-') {
@@ -485,6 +498,7 @@ void git_cmd_free(struct git_cmd *cmd)
 	free(cmd->cgroup_dir);
 	free(cmd->repo_path);
 	free(cmd->subcommand);
+	free(cmd->action);
 	free(cmd->cwd);
 	svec_release(&cmd->config);
 	svec_release(&cmd->flags);
@@ -564,6 +578,8 @@ static int build_argv(struct git_cmd *cmd, const struct git_exec_env *ge)
 		if (push_config(a, ge->config[i]) < 0)
 			return -1;
 	if (svec_push(a, cmd->subcommand) < 0)
+		return -1;
+	if (cmd->action && svec_push(a, cmd->action) < 0)
 		return -1;
 	for (size_t i = 0; i < cmd->flags.n; i++)
 		if (svec_push(a, cmd->flags.v[i]) < 0)

@@ -40,6 +40,9 @@ struct git_cmd *git_cmd_new(const char *repo_path, const char *subcommand);
 /* `-c key=value` before the subcommand. Rejects keys that fail upstream's
  * config-key regex (the error is reported by git_cmd_run). */
 void git_cmd_config(struct git_cmd *cmd, const char *key, const char *value);
+/* A sub-action right after the subcommand (`bundle create`, upstream's
+ * Command.Action); at most one, must not start with '-'. */
+void git_cmd_action(struct git_cmd *cmd, const char *action);
 /* A flag after the subcommand; must start with '-' (else the run fails). */
 void git_cmd_flag(struct git_cmd *cmd, const char *flag);
 /* `--name=value` after the subcommand; name may be given with or without

@@ -105,4 +105,101 @@ int repository_get_config_rpc(struct rpc_call *call, struct error *err);
 int repository_set_full_path_rpc(struct rpc_call *call, struct error *err);
 int repository_full_path_rpc(struct rpc_call *call, struct error *err);
 
+/* --- Repository reads (fsck, sizes, attributes, search, ...) --- */
+
+/* `git fsck --no-progress --no-dangling`: out gets git's stdout and stderr
+ * (in that order) when git fails, and stays empty for a sound repository. */
+int repo_fsck(const char *repo_path, const struct service_git_env *genv, struct strbuf *out,
+	      struct error *err);
+
+/* `git rev-list --disk-usage --objects --stdin` fed revs (newline-separated).
+ * NotFound "revision not found" for an unknown revision, Unknown
+ * "rev-list failed with error code N" for other failures. */
+int repo_objects_size(const char *repo_path, const struct service_git_env *genv,
+		      const char *revs, size_t len, uint64_t *size, struct error *err);
+
+/* One specified attribute of a path (path borrowed from the caller). */
+struct repo_attr {
+	const char *path;
+	char *attribute;
+	char *value;
+};
+
+/* git check-attr of attrs for paths as of rev, without the "unspecified"
+ * ones, in path-then-attribute order. *out is freed with repo_attrs_free. */
+int repo_check_attr(const char *repo_path, const struct service_git_env *genv, const char *rev,
+		    const char *const *attrs, size_t n_attrs, const char *const *paths,
+		    size_t n_paths, struct repo_attr **out, size_t *n_out, struct error *err);
+void repo_attrs_free(struct repo_attr *list, size_t n);
+
+/* SearchFiles* request checks after the locator: "no query given",
+ * "no ref given", "invalid ref argument" (InvalidArgument). */
+struct Gitaly__Repository;
+int repo_search_validate(const struct Gitaly__Repository *repo, const char *query,
+			 const ProtobufCBinaryData *ref, struct error *err);
+
+/* Streams git grep output read from fd as SearchFilesByContent responses. */
+int repo_grep_stream(struct rpc_call *call, int fd, struct error *err);
+
+int repository_fsck_rpc(struct rpc_call *call, struct error *err);
+int repository_objects_size_rpc(struct rpc_call *call, struct error *err);
+int repository_get_file_attributes_rpc(struct rpc_call *call, struct error *err);
+int repository_get_info_attributes_rpc(struct rpc_call *call, struct error *err);
+int repository_search_files_by_name_rpc(struct rpc_call *call, struct error *err);
+int repository_search_files_by_content_rpc(struct rpc_call *call, struct error *err);
+
+/* Runs cmd (freed) feeding it in (NULL: no stdin), sending its stdout to
+ * send in chunks of at most SERVICE_CHUNK_SIZE and keeping its stderr in
+ * errbuf (up to its cap). Returns 0 once git's output ended (check
+ * res->exit_code), -1 when it could not start or a send failed (git killed). */
+struct git_cmd;
+struct git_result;
+int repo_stream_git(struct rpc_call *call, struct git_cmd *cmd, const void *in, size_t in_len,
+		    int (*send)(struct rpc_call *, const uint8_t *, size_t, void *, struct error *),
+		    void *ctx, struct strbuf *errbuf,
+		    struct git_result *res, struct error *err);
+
+/* `git bundle create - --all`, or with patterns (newline-terminated
+ * rev-list arguments) `--ignore-missing --stdin`, streamed to send.
+ * FailedPrecondition "create bundle: refusing to create empty bundle";
+ * Internal "create bundle: exit status N: stderr: "..."" otherwise. */
+int repo_create_bundle(struct rpc_call *call, const char *repo_path,
+		       const struct service_git_env *genv, const char *patterns, size_t len,
+		       int (*send)(struct rpc_call *, const uint8_t *, size_t, void *, struct error *),
+		       struct error *err);
+
+int repository_create_bundle_rpc(struct rpc_call *call, struct error *err);
+int repository_create_bundle_from_ref_list_rpc(struct rpc_call *call, struct error *err);
+
+/* GetRawChanges after validation: `git diff --raw -z from to` (zero oid
+ * from: the empty tree; zero oid to: nothing), blobs resolved with
+ * cat-file, sent in messages below 1 MiB. */
+int repo_raw_changes(struct rpc_call *call, const char *repo_path,
+		     const struct service_git_env *genv, const char *from, const char *to,
+		     struct error *err);
+int repository_get_raw_changes_rpc(struct rpc_call *call, struct error *err);
+
+/* Upstream's ValidateRelativePath: rel joined to root and cleaned must stay
+ * inside root; *out is the cleaned relative path ("." for root itself).
+ * InvalidArgument "relative path escapes root directory". */
+int repo_archive_relative_path(const char *root, const char *rel, char **out, struct error *err);
+int repository_get_archive_rpc(struct rpc_call *call, struct error *err);
+
+int repository_get_snapshot_rpc(struct rpc_call *call, struct error *err);
+
+/* FindLicense's answer; strings are static except path (malloc'd). All
+ * NULL when there is no HEAD or no license file. */
+struct repo_license {
+	const char *short_name, *name, *url, *nickname;
+	char *path;
+};
+
+/* Detects the license of HEAD's top-level files (see repository_license.c
+ * for exactly what is recognised). */
+int repo_find_license(const char *repo_path, const struct service_git_env *genv,
+		      struct repo_license *out, struct error *err);
+/* Whether a file name looks like a license file to go-license-detector. */
+int repo_license_file_name(const char *name);
+int repository_find_license_rpc(struct rpc_call *call, struct error *err);
+
 #endif
