@@ -7,7 +7,9 @@
  * ServerInfo is polled, so its per-storage work is kept cheap while
  * answering what upstream answers: the write probe is an unnamed O_TMPFILE
  * inode (no directory entry, so no directory lock and nothing left behind),
- * with upstream's named "+testWrite" file as the fallback; the filesystem id
+ * with upstream's named "+testWrite" file as the fallback, and a successful
+ * probe is reused for a second while faccessat still allows writing (see
+ * PROBE_REUSE_MS); the filesystem id
  * is re-read from .gitaly-metadata only when a stat of that file shows it
  * changed.
  */
@@ -57,13 +59,11 @@ static int probe_named(const char *path)
 	return ok;
 }
 
-void server_storage_probe(const char *path, int *readable, int *writeable)
+/* The real write test; 1 when an inode could be created and written. */
+static int probe_write(const char *path)
 {
-	struct stat st;
-	int fd;
+	int fd, ok;
 
-	*readable = stat(path, &st) == 0;
-	*writeable = 0;
 #ifdef O_TMPFILE
 	/*
 	 * The same test as upstream's (an inode can be created in the
@@ -73,19 +73,105 @@ void server_storage_probe(const char *path, int *readable, int *writeable)
 	 */
 	fd = open(path, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd >= 0) {
-		*writeable = write(fd, "testWrite", 9) == 9;
+		ok = write(fd, "testWrite", 9) == 9;
 		if (close(fd) < 0)
-			*writeable = 0;
-		return;
+			ok = 0;
+		return ok;
 	}
 	/* Refusals that the named probe would meet too. */
 	if (errno == EACCES || errno == EPERM || errno == EROFS || errno == ENOSPC ||
 	    errno == EDQUOT || errno == ENOENT || errno == ENOTDIR)
-		return;
+		return 0;
 	/* Otherwise (EOPNOTSUPP, EISDIR, EINVAL...): no O_TMPFILE support here. */
 #endif
 	(void)fd;
-	*writeable = probe_named(path);
+	(void)ok;
+	return probe_named(path);
+}
+
+/*
+ * Successful write probes are reused for PROBE_REUSE_MS per storage: even
+ * without a directory entry, creating an inode costs ext4 a journalled
+ * bitmap update, the orphan list and a scan past recently freed inodes,
+ * several times the rest of a ServerInfo call. Every call still checks the
+ * things that make a storage unwritable in practice (permissions, a
+ * read-only mount, the immutable flag: faccessat W_OK answers those) and
+ * a failed probe is never reused, so the only thing a reused result can
+ * miss is a storage that turned full or failing within the last second.
+ */
+#define PROBE_REUSE_MS 1000
+#define PROBE_CACHE_MAX 64
+
+struct probe_entry {
+	char *path;
+	int64_t ok_at_ms; /* CLOCK_MONOTONIC of the last successful probe, 0: none */
+};
+
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct probe_entry probe_cache[PROBE_CACHE_MAX];
+static size_t probe_n;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The cache slot of path (created when there is room), or NULL; lock held. */
+static struct probe_entry *probe_slot(const char *path)
+{
+	for (size_t i = 0; i < probe_n; i++)
+		if (!strcmp(probe_cache[i].path, path))
+			return &probe_cache[i];
+	if (probe_n >= PROBE_CACHE_MAX)
+		return NULL;
+	char *p = strdup(path);
+	if (!p)
+		return NULL;
+	probe_cache[probe_n].path = p;
+	probe_cache[probe_n].ok_at_ms = 0;
+	return &probe_cache[probe_n++];
+}
+
+void server_storage_probe(const char *path, int *readable, int *writeable)
+{
+	struct stat st;
+	struct probe_entry *e;
+	int64_t now, ok_at = 0;
+
+	*readable = stat(path, &st) == 0;
+	*writeable = 0;
+	if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) != 0) {
+		int e_access = errno;
+		/* A write would be refused too; forget any earlier success. */
+		pthread_mutex_lock(&probe_lock);
+		e = probe_slot(path);
+		if (e)
+			e->ok_at_ms = 0;
+		pthread_mutex_unlock(&probe_lock);
+		/* root passes permission checks, and so does its probe */
+		if (e_access != EACCES && e_access != EROFS && e_access != EPERM)
+			*writeable = probe_write(path);
+		return;
+	}
+	now = mono_ms();
+	pthread_mutex_lock(&probe_lock);
+	e = probe_slot(path);
+	if (e)
+		ok_at = e->ok_at_ms;
+	pthread_mutex_unlock(&probe_lock);
+	if (ok_at && now - ok_at < PROBE_REUSE_MS) {
+		*writeable = 1;
+		return;
+	}
+	*writeable = probe_write(path);
+	pthread_mutex_lock(&probe_lock);
+	e = probe_slot(path);
+	if (e)
+		e->ok_at_ms = *writeable ? now : 0;
+	pthread_mutex_unlock(&probe_lock);
 }
 
 /*
