@@ -166,9 +166,21 @@ int log_json_string(struct strbuf *sb, const char *s)
 		uint32_t cp = 0;
 		size_t n = 0;
 
-		/* copy the longest run needing no escape */
-		while (*p && (n = utf8_len(p, &cp)) && cp >= 0x20 && cp != '"' && cp != '\\')
+		/* copy the longest run needing no escape (ASCII inline) */
+		for (;;) {
+			unsigned char c = *p;
+			if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+				p++;
+				continue;
+			}
+			if (c < 0x80 || !(n = utf8_len(p, &cp)))
+				break;
 			p += n;
+		}
+		if (*p && *p < 0x80) {
+			n = 1;
+			cp = *p;
+		}
 		if (p > run)
 			strbuf_add(sb, run, (size_t)(p - run));
 		if (!*p)
