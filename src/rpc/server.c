@@ -69,6 +69,15 @@ struct rpc_server {
 	int n_workers;
 	int started, shut_down;
 	pthread_mutex_t lock;
+	/*
+	 * Threads waiting on the shared queue (idle) and threads parked on
+	 * the condition variable (parked), under lock. Every waiter on a grpc
+	 * queue is also a potential poller that grpc core hands work and
+	 * wake-ups to, so only up to max_idle threads wait there; the rest
+	 * park until the last waiter takes a call.
+	 */
+	int idle, parked, max_idle;
+	pthread_cond_t park_cond;
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -200,6 +209,11 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 		srv->opts.keepalive_time_ms = 5 * 60 * 1000;
 	srv->n_workers = srv->opts.n_workers;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->park_cond, NULL);
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->max_idle = ncpu > 1 ? (int)(ncpu * 2) : 2;
+	}
 
 	grpc_init();
 	/*
@@ -317,9 +331,22 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct rpc_server *srv = w->srv;
 
+	pthread_mutex_lock(&srv->lock);
 	for (;;) {
+		/* Park while enough threads wait on the queue (lock held). */
+		while (!srv->shut_down && srv->idle >= srv->max_idle) {
+			srv->parked++;
+			pthread_cond_wait(&srv->park_cond, &srv->lock);
+			srv->parked--;
+		}
+		srv->idle++;
+		pthread_mutex_unlock(&srv->lock);
+
 		grpc_event ev = grpc_completion_queue_next(srv->notify_cq,
 							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+		pthread_mutex_lock(&srv->lock);
+		srv->idle--;
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE || !ev.tag)
@@ -334,20 +361,26 @@ static void *worker_main(void *arg)
 			sl->pending = 0;
 			continue;
 		}
+		/* The last waiter took a call: let a parked thread take its place. */
+		if (srv->idle == 0 && srv->parked > 0)
+			pthread_cond_signal(&srv->park_cond);
+		pthread_mutex_unlock(&srv->lock);
+
 		rpc_call_handle(srv, sl->gc, &sl->details, &sl->md, sl->call_cq);
 		grpc_call_details_destroy(&sl->details);
 		grpc_metadata_array_destroy(&sl->md);
 		sl->pending = 0;
+
+		pthread_mutex_lock(&srv->lock);
 		/*
 		 * No request may reach grpc core once shutdown began: the shared
 		 * queue is shut down after the server, and a request completing
 		 * onto a shut-down queue is a fatal error in grpc core.
 		 */
-		pthread_mutex_lock(&srv->lock);
 		if (!srv->shut_down)
 			request_slot(srv, sl);
-		pthread_mutex_unlock(&srv->lock);
 	}
+	pthread_mutex_unlock(&srv->lock);
 	return NULL;
 }
 
@@ -418,6 +451,7 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 		return 0;
 	}
 	srv->shut_down = 1;
+	pthread_cond_broadcast(&srv->park_cond); /* parked threads go and see the end */
 	pthread_mutex_unlock(&srv->lock);
 
 	if (srv->started) {
@@ -495,6 +529,7 @@ void rpc_server_free(struct rpc_server *srv)
 	free(srv->services);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->park_cond);
 	grpc_shutdown();
 	free(srv);
 }
