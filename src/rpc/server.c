@@ -67,6 +67,7 @@ struct rpc_server {
 	struct worker *workers;
 	struct slot *slots_pool;
 	int n_workers;
+	int n_reqs; /* call requests (slots) kept outstanding: 2 per thread */
 	int started, shut_down;
 	pthread_mutex_t lock;
 	/*
@@ -252,17 +253,25 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	srv->creds = grpc_insecure_server_credentials_create();
 	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
-	srv->slots_pool = calloc((size_t)srv->n_workers, sizeof(*srv->slots_pool));
+	/*
+	 * Twice as many requests as threads: a call that arrives while every
+	 * request is taken waits in grpc core's pending list and is matched
+	 * later by a thread that is not polling (an extra hand-off); with
+	 * spare requests it is matched on arrival and waits, if at all, on
+	 * the shared queue. Running calls stay bounded by the thread count.
+	 */
+	srv->n_reqs = srv->n_workers * 2;
+	srv->slots_pool = calloc((size_t)srv->n_reqs, sizeof(*srv->slots_pool));
 	if (!srv->workers || !srv->slots_pool) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
 	srv->notify_cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(srv->server, srv->notify_cq, NULL);
-	for (int i = 0; i < srv->n_workers; i++) {
+	for (int i = 0; i < srv->n_workers; i++)
 		srv->workers[i].srv = srv;
+	for (int i = 0; i < srv->n_reqs; i++)
 		srv->slots_pool[i].call_cq = grpc_completion_queue_create_for_next(NULL);
-	}
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -392,7 +401,7 @@ int rpc_server_start(struct rpc_server *srv, struct error *err)
 		return 0;
 	grpc_server_start(srv->server);
 	srv->started = 1;
-	for (int i = 0; i < srv->n_workers; i++)
+	for (int i = 0; i < srv->n_reqs; i++)
 		if (request_slot(srv, &srv->slots_pool[i]) < 0)
 			return error_set(err, STATUS_INTERNAL, "grpc_server_request_call failed");
 	pthread_attr_init(&attr);
@@ -502,7 +511,7 @@ void rpc_server_free(struct rpc_server *srv)
 		drain_cq(srv->notify_cq);
 		grpc_completion_queue_destroy(srv->notify_cq);
 	}
-	for (int i = 0; srv->slots_pool && i < srv->n_workers; i++) {
+	for (int i = 0; srv->slots_pool && i < srv->n_reqs; i++) {
 		struct slot *sl = &srv->slots_pool[i];
 		if (sl->pending) {
 			/* Requested but its failure never taken (threads not started). */
