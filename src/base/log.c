@@ -6,7 +6,9 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -111,6 +113,207 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 	write_all(log_fd, sb.buf, sb.len);
 	strbuf_release(&sb);
 	json_decref(fields);
+}
+
+int log_is_json(void)
+{
+	return log_format_cur == LOG_FORMAT_JSON;
+}
+
+/* Length of the UTF-8 sequence at s (jansson's rules), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, uint32_t *cp)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t v;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		v = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (s[i] & 0x3f);
+	}
+	if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (n == 3 && v < 0x800) ||
+	    (n == 4 && v < 0x10000))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+int log_json_string(struct strbuf *sb, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = sb->len;
+
+	strbuf_addch(sb, '"');
+	while (*p) {
+		const unsigned char *run = p;
+		uint32_t cp = 0;
+		size_t n = 0;
+
+		/* copy the longest run needing no escape (ASCII inline) */
+		for (;;) {
+			unsigned char c = *p;
+			if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+				p++;
+				continue;
+			}
+			if (c < 0x80 || !(n = utf8_len(p, &cp)))
+				break;
+			p += n;
+		}
+		if (*p && *p < 0x80) {
+			n = 1;
+			cp = *p;
+		}
+		if (p > run)
+			strbuf_add(sb, run, (size_t)(p - run));
+		if (!*p)
+			break;
+		if (!n) {
+			sb->len = start; /* invalid UTF-8: jansson drops the field */
+			if (sb->buf)
+				sb->buf[start] = '\0';
+			return -1;
+		}
+		switch (cp) {
+		case '"': strbuf_add(sb, "\\\"", 2); break;
+		case '\\': strbuf_add(sb, "\\\\", 2); break;
+		case '\b': strbuf_add(sb, "\\b", 2); break;
+		case '\f': strbuf_add(sb, "\\f", 2); break;
+		case '\n': strbuf_add(sb, "\\n", 2); break;
+		case '\r': strbuf_add(sb, "\\r", 2); break;
+		case '\t': strbuf_add(sb, "\\t", 2); break;
+		default: strbuf_addf(sb, "\\u%04X", (unsigned)cp); break;
+		}
+		p++;
+	}
+	strbuf_addch(sb, '"');
+	return 0;
+}
+
+void log_json_real(struct strbuf *sb, double v)
+{
+	char buf[64];
+	int len = snprintf(buf, sizeof(buf), "%.15g", v);
+	char *e;
+
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return;
+	if (!strchr(buf, '.') && !strchr(buf, 'e') && (size_t)len + 2 < sizeof(buf)) {
+		buf[len++] = '.';
+		buf[len++] = '0';
+		buf[len] = '\0';
+	}
+	/* as jansson: no '+' and no leading zeros in the exponent */
+	e = strchr(buf, 'e');
+	if (e) {
+		char *start = e + 1, *end = e + 2;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, (size_t)(buf + len - end) + 1);
+			len -= (int)(end - start);
+		}
+	}
+	strbuf_add(sb, buf, (size_t)len);
+}
+
+struct sorted_field {
+	const struct log_json_field *f;
+	size_t seq;
+};
+
+static int cmp_field(const void *a, const void *b)
+{
+	const struct sorted_field *x = a, *y = b;
+	int c = strcmp(x->f->key, y->f->key);
+
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void log_json_fields(enum log_level level, const struct log_json_field *fields, size_t n,
+		     const char *msg)
+{
+	struct sorted_field sorted[132];
+	struct log_json_field extra[4];
+	struct strbuf vals = STRBUF_INIT, sb = STRBUF_INIT;
+	size_t offs[4], m = 0;
+	char ts[96];
+
+	if (!log_enabled(level))
+		return;
+	if (n > 128)
+		n = 128;
+	utc_timestamp(ts, sizeof(ts));
+	strbuf_grow(&vals, 128);
+	offs[0] = vals.len;
+	log_json_string(&vals, level_names[level]);
+	offs[1] = vals.len;
+	if (log_json_string(&vals, msg) < 0)
+		offs[1] = vals.len; /* left out, as jansson would */
+	offs[2] = vals.len;
+	strbuf_addf(&vals, "%d", (int)getpid());
+	offs[3] = vals.len;
+	log_json_string(&vals, ts);
+	{
+		static const char *const keys[4] = { "level", "msg", "pid", "time" };
+		size_t ends[4] = { offs[1], offs[2], offs[3], vals.len };
+		for (int i = 0; i < 4; i++) {
+			extra[i].key = keys[i];
+			extra[i].value = vals.buf + offs[i];
+			extra[i].len = ends[i] - offs[i];
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		sorted[m].f = &fields[i];
+		sorted[m].seq = m;
+		m++;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (!extra[i].len)
+			continue;
+		sorted[m].f = &extra[i];
+		sorted[m].seq = m;
+		m++;
+	}
+	qsort(sorted, m, sizeof(sorted[0]), cmp_field);
+	strbuf_grow(&sb, 1024);
+	strbuf_addch(&sb, '{');
+	for (size_t i = 0, first = 1; i < m; i++) {
+		/* of equal keys only the last set survives */
+		if (i + 1 < m && !strcmp(sorted[i].f->key, sorted[i + 1].f->key))
+			continue;
+		if (!first)
+			strbuf_addch(&sb, ',');
+		first = 0;
+		log_json_string(&sb, sorted[i].f->key);
+		strbuf_addch(&sb, ':');
+		strbuf_add(&sb, sorted[i].f->value, sorted[i].f->len);
+	}
+	strbuf_add(&sb, "}\n", 2);
+	write_all(log_fd, sb.buf, sb.len);
+	strbuf_release(&sb);
+	strbuf_release(&vals);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

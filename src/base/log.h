@@ -7,6 +7,9 @@
 #define BASE_LOG_H
 
 #include <jansson.h>
+#include <stddef.h>
+
+struct strbuf;
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_FATAL };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
@@ -25,5 +28,34 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 
 /* A message with structured fields; takes ownership of fields (may be NULL). */
 void log_fields(enum log_level level, json_t *fields, const char *msg);
+
+/* 1 when lines are JSON (log_json_fields may be used), 0 for text. */
+int log_is_json(void);
+
+/* A field whose value is already encoded JSON text: value[0..len). */
+struct log_json_field {
+	const char *key;
+	const char *value;
+	size_t len;
+};
+
+/*
+ * The JSON-format fast path of log_fields, for callers that encode their
+ * own values (the access log): the same line log_fields would write for an
+ * object holding these fields, where a later field replaces an earlier one
+ * of the same key, as json_object_set does. At most 128 fields.
+ */
+void log_json_fields(enum log_level level, const struct log_json_field *fields, size_t n,
+		     const char *msg);
+
+/*
+ * Appends s as a JSON string exactly as jansson encodes it (no slash or
+ * non-ASCII escaping). Returns -1, appending nothing, when s is not valid
+ * UTF-8 (jansson refuses such strings, so the field is left out).
+ */
+int log_json_string(struct strbuf *sb, const char *s);
+
+/* Appends a double as jansson does with JSON_REAL_PRECISION(15). */
+void log_json_real(struct strbuf *sb, double v);
 
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/strbuf.h"
 
 #define DEFAULT_DENY_PATTERN "^/grpc.health.v1.Health/Check$"
 #define MAX_PATTERN_LEN 4096
@@ -230,24 +231,122 @@ static void local_time(time_t sec, long ms, char *out, size_t n)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
+/*
+ * Where the fields of one line go: a jansson object for the text format
+ * (and as the reference behaviour), or, for JSON lines, pre-encoded values
+ * collected for log_json_fields, which writes the same bytes as
+ * log_fields would for that object without building and sorting it.
+ */
+#define SINK_MAX_FIELDS 96
+
+struct sink {
+	json_t *obj; /* NULL: fast path */
+	struct log_json_field f[SINK_MAX_FIELDS];
+	size_t off[SINK_MAX_FIELDS]; /* value offsets into vals until the end */
+	size_t n;
+	struct strbuf vals;
+};
+
+/* Starts a field of the fast path; returns its index, or -1 when full. */
+static int sink_field(struct sink *k, const char *key)
+{
+	if (k->n >= SINK_MAX_FIELDS)
+		return -1;
+	k->f[k->n].key = key;
+	k->off[k->n] = k->vals.len;
+	return (int)k->n;
+}
+
+static void sink_done(struct sink *k, int i)
+{
+	k->f[i].len = k->vals.len - k->off[i];
+	k->n++;
+}
+
+static void put_string(struct sink *k, const char *key, const char *s)
+{
+	if (k->obj) {
+		json_object_set_new(k->obj, key, json_string(s));
+		return;
+	}
+	int i = sink_field(k, key);
+	if (i < 0)
+		return;
+	if (log_json_string(&k->vals, s) == 0)
+		sink_done(k, i);
+}
+
+static void put_integer(struct sink *k, const char *key, long long v)
+{
+	if (k->obj) {
+		json_object_set_new(k->obj, key, json_integer((json_int_t)v));
+		return;
+	}
+	int i = sink_field(k, key);
+	if (i < 0)
+		return;
+	strbuf_addf(&k->vals, "%lld", v);
+	sink_done(k, i);
+}
+
+static void put_real(struct sink *k, const char *key, double v)
+{
+	if (k->obj) {
+		json_object_set_new(k->obj, key, json_real(v));
+		return;
+	}
+	if (v != v || v - v != 0) /* NaN or infinite: jansson refuses them */
+		return;
+	int i = sink_field(k, key);
+	if (i < 0)
+		return;
+	log_json_real(&k->vals, v);
+	sink_done(k, i);
+}
+
+/* Handler-provided fields (rare): encoded by jansson itself. */
+static void put_custom(struct sink *k, json_t *fields)
+{
+	const char *key;
+	json_t *value;
+
+	if (k->obj) {
+		json_object_update(k->obj, fields);
+		return;
+	}
+	json_object_foreach(fields, key, value) {
+		int i = sink_field(k, key);
+		char *text;
+		if (i < 0)
+			return;
+		text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY |
+						 JSON_REAL_PRECISION(15));
+		if (!text)
+			continue;
+		strbuf_adds(&k->vals, text);
+		free(text);
+		sink_done(k, i);
+	}
+}
+
 /* Sets key to s unless s is empty or upstream's "unknown" placeholder. */
-static void set_tag(json_t *o, const char *key, const char *s)
+static void set_tag(struct sink *k, const char *key, const char *s)
 {
 	if (s && *s && strcmp(s, "unknown"))
-		json_object_set_new(o, key, json_string(s));
+		put_string(k, key, s);
 }
 
 /* Sets key to s even when empty (repository fields always appear). */
-static void set_str(json_t *o, const char *key, const char *s)
+static void set_str(struct sink *k, const char *key, const char *s)
 {
-	json_object_set_new(o, key, json_string(s ? s : ""));
+	put_string(k, key, s ? s : "");
 }
 
 void accesslog_emit(const struct accesslog_entry *e)
 {
 	char full_method[512], buf[64];
 	enum log_level level;
-	json_t *o;
+	struct sink k;
 	const char *code_name;
 	int64_t us;
 
@@ -261,69 +360,80 @@ void accesslog_emit(const struct accesslog_entry *e)
 	if (!log_enabled(level))
 		return;
 	code_name = status_code_name(e->code);
-	o = json_object();
-	if (!o)
-		return;
+	k.n = 0;
+	strbuf_init(&k.vals, 1024);
+	k.obj = NULL;
+	if (!log_is_json()) {
+		k.obj = json_object();
+		if (!k.obj)
+			goto out;
+	}
 
-	json_object_set_new(o, "component", json_string(e->type == RPC_UNARY
-								? "gitaly.UnaryServerInterceptor"
-								: "gitaly.StreamServerInterceptor"));
-	json_object_set_new(o, "system", json_string("grpc"));
-	json_object_set_new(o, "span.kind", json_string("server"));
-	set_str(o, "grpc.service", e->service);
-	set_str(o, "grpc.method", e->method);
+	put_string(&k, "component", e->type == RPC_UNARY ? "gitaly.UnaryServerInterceptor"
+							 : "gitaly.StreamServerInterceptor");
+	put_string(&k, "system", "grpc");
+	put_string(&k, "span.kind", "server");
+	set_str(&k, "grpc.service", e->service);
+	set_str(&k, "grpc.method", e->method);
 	local_time(e->start.tv_sec, e->start.tv_nsec / 1000000, buf, sizeof(buf));
-	json_object_set_new(o, "grpc.start_time", json_string(buf));
+	put_string(&k, "grpc.start_time", buf);
 	if (e->deadline_unix_ms) {
 		int64_t ms = e->deadline_unix_ms;
 		int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 		local_time((time_t)sec, (long)(ms - sec * 1000), buf, sizeof(buf));
-		json_object_set_new(o, "grpc.request.deadline", json_string(buf));
+		put_string(&k, "grpc.request.deadline", buf);
 	}
 
 	/* request-info tags */
-	set_tag(o, "grpc.meta.call_site", e->call_site);
-	set_tag(o, "grpc.meta.client_name", e->client_name);
-	set_tag(o, "grpc.meta.auth_version", e->auth_version);
-	set_tag(o, "grpc.meta.deadline_type", e->deadline_unix_ms ? e->deadline_type : "none");
-	set_tag(o, "grpc.meta.method_type", accesslog_method_type_name(e->type));
+	set_tag(&k, "grpc.meta.call_site", e->call_site);
+	set_tag(&k, "grpc.meta.client_name", e->client_name);
+	set_tag(&k, "grpc.meta.auth_version", e->auth_version);
+	set_tag(&k, "grpc.meta.deadline_type", e->deadline_unix_ms ? e->deadline_type : "none");
+	set_tag(&k, "grpc.meta.method_type", accesslog_method_type_name(e->type));
 	if (e->op != RPC_OP_UNKNOWN) {
-		set_tag(o, "grpc.meta.method_operation", accesslog_op_name(e->op));
-		set_tag(o, "grpc.meta.method_scope", accesslog_scope_name(e->scope));
+		set_tag(&k, "grpc.meta.method_operation", accesslog_op_name(e->op));
+		set_tag(&k, "grpc.meta.method_scope", accesslog_scope_name(e->scope));
 	}
-	set_tag(o, "grpc.request.fullMethod", full_method);
-	set_tag(o, "grpc.request.StorageName", e->storage_name);
-	set_tag(o, "remote_ip", e->remote_ip);
-	set_tag(o, "user_id", e->user_id);
-	set_tag(o, "username", e->username);
-	set_tag(o, "correlation_id", e->correlation_id);
+	set_tag(&k, "grpc.request.fullMethod", full_method);
+	set_tag(&k, "grpc.request.StorageName", e->storage_name);
+	set_tag(&k, "remote_ip", e->remote_ip);
+	set_tag(&k, "user_id", e->user_id);
+	set_tag(&k, "username", e->username);
+	set_tag(&k, "correlation_id", e->correlation_id);
 	if (e->has_repository) {
-		set_str(o, "grpc.request.repoStorage", e->repo_storage);
-		set_str(o, "grpc.request.repoPath", e->repo_path);
-		set_str(o, "grpc.request.glRepository", e->gl_repository);
-		set_str(o, "grpc.request.glProjectPath", e->gl_project_path);
+		set_str(&k, "grpc.request.repoStorage", e->repo_storage);
+		set_str(&k, "grpc.request.repoPath", e->repo_path);
+		set_str(&k, "grpc.request.glRepository", e->gl_repository);
+		set_str(&k, "grpc.request.glProjectPath", e->gl_project_path);
 	}
 	if (e->has_pool_repository) {
-		set_str(o, "grpc.request.pool.storage", e->pool_storage);
-		set_str(o, "grpc.request.pool.relativePath", e->pool_relative_path);
-		set_str(o, "grpc.request.pool.sourceProjectPath", e->pool_source_project_path);
+		set_str(&k, "grpc.request.pool.storage", e->pool_storage);
+		set_str(&k, "grpc.request.pool.relativePath", e->pool_relative_path);
+		set_str(&k, "grpc.request.pool.sourceProjectPath", e->pool_source_project_path);
 	}
 
 	/* end-of-call fields */
-	json_object_set_new(o, "grpc.code", json_string(code_name));
+	put_string(&k, "grpc.code", code_name);
 	us = e->time_ms > 0 ? (int64_t)(e->time_ms * 1000.0) : 0;
-	json_object_set_new(o, "grpc.time_ms", json_real((double)us / 1000.0));
+	put_real(&k, "grpc.time_ms", (double)us / 1000.0);
 	if (e->code != STATUS_OK)
-		set_str(o, "error", e->error ? e->error : code_name);
+		set_str(&k, "error", e->error ? e->error : code_name);
 	if (e->custom_fields && json_is_object(e->custom_fields))
-		json_object_update(o, e->custom_fields);
-	json_object_set_new(o, "grpc.request.payload_bytes", json_integer((json_int_t)e->request_bytes));
-	json_object_set_new(o, "grpc.response.payload_bytes",
-			    json_integer((json_int_t)e->response_bytes));
+		put_custom(&k, e->custom_fields);
+	put_integer(&k, "grpc.request.payload_bytes", (long long)e->request_bytes);
+	put_integer(&k, "grpc.response.payload_bytes", (long long)e->response_bytes);
 	if (e->feature_flags && *e->feature_flags)
-		set_str(o, "feature_flags", e->feature_flags);
+		set_str(&k, "feature_flags", e->feature_flags);
 
 	snprintf(buf, sizeof(buf), "finished %s call with code %s",
 		 e->type == RPC_UNARY ? "unary" : "streaming", code_name);
-	log_fields(level, o, buf);
+	if (k.obj) {
+		log_fields(level, k.obj, buf);
+	} else {
+		for (size_t i = 0; i < k.n; i++)
+			k.f[i].value = k.vals.buf + k.off[i];
+		log_json_fields(level, k.f, k.n, buf);
+	}
+out:
+	strbuf_release(&k.vals);
 }

@@ -1,10 +1,15 @@
 /*
  * The server: grpc core instance, the method table, and the worker pool.
- * Every worker owns two completion queues: a registered one on which it asks
- * for the next call (generic grpc_server_request_call, so any method name
- * arrives and unknown ones get grpc-go's UNIMPLEMENTED texts), and one bound
- * to the call it is running. A worker runs one call at a time; calls beyond
- * the pool size wait inside grpc core until a worker asks again.
+ * The pool has as many call slots as threads. Each slot owns a completion
+ * queue bound to the call it carries and keeps one generic
+ * grpc_server_request_call outstanding (so any method name arrives and
+ * unknown ones get grpc-go's UNIMPLEMENTED texts). All slots are requested
+ * on one shared, registered queue that every idle thread waits on: the
+ * thread that reads a new call off the socket usually dequeues it itself and
+ * runs it to the end, with no hand-off to another thread (per-thread queues
+ * cost several context switches per call). When the call is done the thread
+ * re-requests with that slot. Calls beyond the pool size wait inside grpc
+ * core until a slot is requested again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,14 +38,22 @@ struct worker {
 	struct rpc_server *srv;
 	pthread_t thread;
 	int started;
-	grpc_completion_queue *notify_cq;
+};
+
+/* One outstanding call request and the queue its call will be bound to. */
+struct slot {
 	grpc_completion_queue *call_cq;
+	grpc_call *gc;
+	grpc_call_details details;
+	grpc_metadata_array md;
+	int pending; /* a request is outstanding (or its completion not yet taken) */
 };
 
 struct rpc_server {
 	struct rpc_server_options opts;
 	grpc_server *server;
 	grpc_completion_queue *shutdown_cq;
+	grpc_completion_queue *notify_cq; /* shared by every slot and thread */
 	grpc_server_credentials *creds;
 
 	const struct rpc_service **services;
@@ -52,9 +65,20 @@ struct rpc_server {
 	void *fallback_data;
 
 	struct worker *workers;
+	struct slot *slots_pool;
 	int n_workers;
+	int n_reqs; /* call requests (slots) kept outstanding: 2 per thread */
 	int started, shut_down;
 	pthread_mutex_t lock;
+	/*
+	 * Threads waiting on the shared queue (idle) and threads parked on
+	 * the condition variable (parked), under lock. Every waiter on a grpc
+	 * queue is also a potential poller that grpc core hands work and
+	 * wake-ups to, so only up to max_idle threads wait there; the rest
+	 * park until the last waiter takes a call.
+	 */
+	int idle, parked, max_idle;
+	pthread_cond_t park_cond;
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -186,6 +210,11 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 		srv->opts.keepalive_time_ms = 5 * 60 * 1000;
 	srv->n_workers = srv->opts.n_workers;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->park_cond, NULL);
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->max_idle = ncpu > 1 ? (int)(ncpu * 2) : 2;
+	}
 
 	grpc_init();
 	/*
@@ -224,17 +253,25 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	srv->creds = grpc_insecure_server_credentials_create();
 	srv->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
 	srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
-	if (!srv->workers) {
+	/*
+	 * Twice as many requests as threads: a call that arrives while every
+	 * request is taken waits in grpc core's pending list and is matched
+	 * later by a thread that is not polling (an extra hand-off); with
+	 * spare requests it is matched on arrival and waits, if at all, on
+	 * the shared queue. Running calls stay bounded by the thread count.
+	 */
+	srv->n_reqs = srv->n_workers * 2;
+	srv->slots_pool = calloc((size_t)srv->n_reqs, sizeof(*srv->slots_pool));
+	if (!srv->workers || !srv->slots_pool) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < srv->n_workers; i++) {
-		struct worker *w = &srv->workers[i];
-		w->srv = srv;
-		w->notify_cq = grpc_completion_queue_create_for_next(NULL);
-		w->call_cq = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(srv->server, w->notify_cq, NULL);
-	}
+	srv->notify_cq = grpc_completion_queue_create_for_next(NULL);
+	grpc_server_register_completion_queue(srv->server, srv->notify_cq, NULL);
+	for (int i = 0; i < srv->n_workers; i++)
+		srv->workers[i].srv = srv;
+	for (int i = 0; i < srv->n_reqs; i++)
+		srv->slots_pool[i].call_cq = grpc_completion_queue_create_for_next(NULL);
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -281,39 +318,78 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_service *svc, s
 	return 0;
 }
 
+/* Asks grpc core for the next call on slot sl; returns 0, or -1 when refused. */
+static int request_slot(struct rpc_server *srv, struct slot *sl)
+{
+	sl->gc = NULL;
+	grpc_call_details_init(&sl->details);
+	grpc_metadata_array_init(&sl->md);
+	sl->pending = 1;
+	if (grpc_server_request_call(srv->server, &sl->gc, &sl->details, &sl->md, sl->call_cq,
+				     srv->notify_cq, sl) != GRPC_CALL_OK) {
+		sl->pending = 0;
+		grpc_call_details_destroy(&sl->details);
+		grpc_metadata_array_destroy(&sl->md);
+		return -1;
+	}
+	return 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct rpc_server *srv = w->srv;
 
+	pthread_mutex_lock(&srv->lock);
 	for (;;) {
-		grpc_call *gc = NULL;
-		grpc_call_details details;
-		grpc_metadata_array md;
+		/* Park while enough threads wait on the queue (lock held). */
+		while (!srv->shut_down && srv->idle >= srv->max_idle) {
+			srv->parked++;
+			pthread_cond_wait(&srv->park_cond, &srv->lock);
+			srv->parked--;
+		}
+		srv->idle++;
+		pthread_mutex_unlock(&srv->lock);
 
-		grpc_call_details_init(&details);
-		grpc_metadata_array_init(&md);
-		grpc_call_error rc = grpc_server_request_call(srv->server, &gc, &details, &md,
-							      w->call_cq, w->notify_cq, w);
-		if (rc != GRPC_CALL_OK) {
-			grpc_call_details_destroy(&details);
-			grpc_metadata_array_destroy(&md);
-			break;
-		}
-		grpc_event ev = grpc_completion_queue_next(w->notify_cq,
+		grpc_event ev = grpc_completion_queue_next(srv->notify_cq,
 							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
-			/* The server is shutting down. */
-			if (gc)
-				grpc_call_unref(gc);
-			grpc_call_details_destroy(&details);
-			grpc_metadata_array_destroy(&md);
+
+		pthread_mutex_lock(&srv->lock);
+		srv->idle--;
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
+		if (ev.type != GRPC_OP_COMPLETE || !ev.tag)
+			continue;
+		struct slot *sl = ev.tag;
+		if (!ev.success) {
+			/* The server is shutting down: the slot is not requested again. */
+			if (sl->gc)
+				grpc_call_unref(sl->gc);
+			grpc_call_details_destroy(&sl->details);
+			grpc_metadata_array_destroy(&sl->md);
+			sl->pending = 0;
+			continue;
 		}
-		rpc_call_handle(srv, gc, &details, &md, w->call_cq);
-		grpc_call_details_destroy(&details);
-		grpc_metadata_array_destroy(&md);
+		/* The last waiter took a call: let a parked thread take its place. */
+		if (srv->idle == 0 && srv->parked > 0)
+			pthread_cond_signal(&srv->park_cond);
+		pthread_mutex_unlock(&srv->lock);
+
+		rpc_call_handle(srv, sl->gc, &sl->details, &sl->md, sl->call_cq);
+		grpc_call_details_destroy(&sl->details);
+		grpc_metadata_array_destroy(&sl->md);
+		sl->pending = 0;
+
+		pthread_mutex_lock(&srv->lock);
+		/*
+		 * No request may reach grpc core once shutdown began: the shared
+		 * queue is shut down after the server, and a request completing
+		 * onto a shut-down queue is a fatal error in grpc core.
+		 */
+		if (!srv->shut_down)
+			request_slot(srv, sl);
 	}
+	pthread_mutex_unlock(&srv->lock);
 	return NULL;
 }
 
@@ -325,6 +401,9 @@ int rpc_server_start(struct rpc_server *srv, struct error *err)
 		return 0;
 	grpc_server_start(srv->server);
 	srv->started = 1;
+	for (int i = 0; i < srv->n_reqs; i++)
+		if (request_slot(srv, &srv->slots_pool[i]) < 0)
+			return error_set(err, STATUS_INTERNAL, "grpc_server_request_call failed");
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
 	for (int i = 0; i < srv->n_workers; i++) {
@@ -381,6 +460,7 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 		return 0;
 	}
 	srv->shut_down = 1;
+	pthread_cond_broadcast(&srv->park_cond); /* parked threads go and see the end */
 	pthread_mutex_unlock(&srv->lock);
 
 	if (srv->started) {
@@ -395,6 +475,12 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 			grpc_completion_queue_pluck(srv->shutdown_cq, &tag,
 						    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		}
+		/*
+		 * Every outstanding request has failed by now (the threads take
+		 * those events first); shutting the shared queue down then ends
+		 * every thread's loop.
+		 */
+		grpc_completion_queue_shutdown(srv->notify_cq);
 		for (int i = 0; i < srv->n_workers; i++) {
 			if (srv->workers[i].started) {
 				pthread_join(srv->workers[i].thread, NULL);
@@ -421,16 +507,25 @@ void rpc_server_free(struct rpc_server *srv)
 		}
 		grpc_server_destroy(srv->server);
 	}
-	for (int i = 0; srv->workers && i < srv->n_workers; i++) {
-		if (srv->workers[i].notify_cq) {
-			drain_cq(srv->workers[i].notify_cq);
-			grpc_completion_queue_destroy(srv->workers[i].notify_cq);
+	if (srv->notify_cq) {
+		drain_cq(srv->notify_cq);
+		grpc_completion_queue_destroy(srv->notify_cq);
+	}
+	for (int i = 0; srv->slots_pool && i < srv->n_reqs; i++) {
+		struct slot *sl = &srv->slots_pool[i];
+		if (sl->pending) {
+			/* Requested but its failure never taken (threads not started). */
+			if (sl->gc)
+				grpc_call_unref(sl->gc);
+			grpc_call_details_destroy(&sl->details);
+			grpc_metadata_array_destroy(&sl->md);
 		}
-		if (srv->workers[i].call_cq) {
-			drain_cq(srv->workers[i].call_cq);
-			grpc_completion_queue_destroy(srv->workers[i].call_cq);
+		if (sl->call_cq) {
+			drain_cq(sl->call_cq);
+			grpc_completion_queue_destroy(sl->call_cq);
 		}
 	}
+	free(srv->slots_pool);
 	if (srv->shutdown_cq) {
 		grpc_completion_queue_shutdown(srv->shutdown_cq);
 		grpc_completion_queue_destroy(srv->shutdown_cq);
@@ -443,6 +538,7 @@ void rpc_server_free(struct rpc_server *srv)
 	free(srv->services);
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->park_cond);
 	grpc_shutdown();
 	free(srv);
 }

@@ -1,8 +1,8 @@
 /*
  * The gRPC server runtime on grpc core's C API. A server owns a grpc_server,
  * a table of registered services ("/<service>/<method>" -> rpc_method) and a
- * pool of worker threads. Each worker asks grpc core for the next call on its
- * own completion queue and runs that call to the end synchronously (see
+ * pool of worker threads. Idle workers take new calls from one shared
+ * completion queue and each runs its call to the end synchronously (see
  * src/rpc/call.c), so handlers are plain blocking functions. Connections are
  * fed to the server as connected file descriptors (src/net/listener.c) with
  * rpc_server_add_fd; grpc core never listens itself.

@@ -3,9 +3,19 @@
  * (readable, writeable through a probe file, filesystem type and id),
  * disk statistics, the NTP clock check and the readiness stub. The service
  * is "intercepted" upstream (no repository, no op type).
+ *
+ * ServerInfo is polled, so its per-storage work is kept cheap while
+ * answering what upstream answers: the write probe is an unnamed O_TMPFILE
+ * inode (no directory entry, so no directory lock and nothing left behind),
+ * with upstream's named "+testWrite" file as the fallback, and a successful
+ * probe is reused for a second while faccessat still allows writing (see
+ * PROBE_REUSE_MS); the filesystem id
+ * is re-read from .gitaly-metadata only when a stat of that file shows it
+ * changed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,24 +40,241 @@
 /* protobuf Duration limits: +-10000 years. */
 #define DURATION_MAX_SECONDS 315576000000LL
 
-void server_storage_probe(const char *path, int *readable, int *writeable)
+/* Upstream's probe: create, write and remove "<path>/+testWrite". */
+static int probe_named(const char *path)
 {
-	struct stat st;
 	char *probe = NULL;
-	int fd;
+	int fd, ok = 0;
 
-	*readable = stat(path, &st) == 0;
-	*writeable = 0;
 	if (asprintf(&probe, "%s/+testWrite", path) < 0)
-		return;
+		return 0;
 	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd >= 0) {
-		*writeable = write(fd, "testWrite", 9) == 9;
+		ok = write(fd, "testWrite", 9) == 9;
 		if (close(fd) < 0)
-			*writeable = 0;
+			ok = 0;
 	}
 	unlink(probe);
 	free(probe);
+	return ok;
+}
+
+/* The real write test; 1 when an inode could be created and written. */
+static int probe_write(const char *path)
+{
+	int fd, ok;
+
+#ifdef O_TMPFILE
+	/*
+	 * The same test as upstream's (an inode can be created in the
+	 * directory and written) without a directory entry: creating and
+	 * unlinking a name takes the directory's lock and journals two
+	 * directory updates, which serialises concurrent ServerInfo calls.
+	 */
+	fd = open(path, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		ok = write(fd, "testWrite", 9) == 9;
+		if (close(fd) < 0)
+			ok = 0;
+		return ok;
+	}
+	/* Refusals that the named probe would meet too. */
+	if (errno == EACCES || errno == EPERM || errno == EROFS || errno == ENOSPC ||
+	    errno == EDQUOT || errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	/* Otherwise (EOPNOTSUPP, EISDIR, EINVAL...): no O_TMPFILE support here. */
+#endif
+	(void)fd;
+	(void)ok;
+	return probe_named(path);
+}
+
+/*
+ * Successful write probes are reused for PROBE_REUSE_MS per storage: even
+ * without a directory entry, creating an inode costs ext4 a journalled
+ * bitmap update, the orphan list and a scan past recently freed inodes,
+ * several times the rest of a ServerInfo call. Every call still checks the
+ * things that make a storage unwritable in practice (permissions, a
+ * read-only mount, the immutable flag: faccessat W_OK answers those) and
+ * a failed probe is never reused, so the only thing a reused result can
+ * miss is a storage that turned full or failing within the last second.
+ */
+#define PROBE_REUSE_MS 1000
+#define PROBE_CACHE_MAX 64
+
+struct probe_entry {
+	char *path;
+	int64_t ok_at_ms; /* CLOCK_MONOTONIC of the last successful probe, 0: none */
+};
+
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct probe_entry probe_cache[PROBE_CACHE_MAX];
+static size_t probe_n;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The cache slot of path (created when there is room), or NULL; lock held. */
+static struct probe_entry *probe_slot(const char *path)
+{
+	for (size_t i = 0; i < probe_n; i++)
+		if (!strcmp(probe_cache[i].path, path))
+			return &probe_cache[i];
+	if (probe_n >= PROBE_CACHE_MAX)
+		return NULL;
+	char *p = strdup(path);
+	if (!p)
+		return NULL;
+	probe_cache[probe_n].path = p;
+	probe_cache[probe_n].ok_at_ms = 0;
+	return &probe_cache[probe_n++];
+}
+
+void server_storage_probe(const char *path, int *readable, int *writeable)
+{
+	struct stat st;
+	struct probe_entry *e;
+	int64_t now, ok_at = 0;
+
+	*readable = stat(path, &st) == 0;
+	*writeable = 0;
+	if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) != 0) {
+		int e_access = errno;
+		/* A write would be refused too; forget any earlier success. */
+		pthread_mutex_lock(&probe_lock);
+		e = probe_slot(path);
+		if (e)
+			e->ok_at_ms = 0;
+		pthread_mutex_unlock(&probe_lock);
+		/* root passes permission checks, and so does its probe */
+		if (e_access != EACCES && e_access != EROFS && e_access != EPERM)
+			*writeable = probe_write(path);
+		return;
+	}
+	now = mono_ms();
+	pthread_mutex_lock(&probe_lock);
+	e = probe_slot(path);
+	if (e)
+		ok_at = e->ok_at_ms;
+	pthread_mutex_unlock(&probe_lock);
+	if (ok_at && now - ok_at < PROBE_REUSE_MS) {
+		*writeable = 1;
+		return;
+	}
+	*writeable = probe_write(path);
+	pthread_mutex_lock(&probe_lock);
+	e = probe_slot(path);
+	if (e)
+		e->ok_at_ms = *writeable ? now : 0;
+	pthread_mutex_unlock(&probe_lock);
+}
+
+/*
+ * The filesystem id of each storage, keyed by the storage path and the
+ * identity of its .gitaly-metadata file (device, inode, size, mtime,
+ * ctime): any rewrite, even in place, changes one of those, so a hit is
+ * exactly what reading the file would give.
+ */
+#define FSID_CACHE_MAX 64
+
+struct fsid_entry {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	char *id;
+};
+
+static pthread_mutex_t fsid_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fsid_entry fsid_cache[FSID_CACHE_MAX];
+static size_t fsid_n;
+
+static int same_file(const struct fsid_entry *e, const struct stat *st)
+{
+	return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+	       e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       e->ctime.tv_sec == st->st_ctim.tv_sec && e->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* storage_filesystem_id, served from the cache while the file is unchanged. */
+static int filesystem_id(const char *path, char **out, struct error *err)
+{
+	char *file = NULL;
+	struct stat st, st2;
+	int have_stat, ret = -1;
+
+	*out = NULL;
+	if (asprintf(&file, "%s/%s", path, STORAGE_METADATA_FILE) < 0) {
+		file = NULL;
+		return storage_filesystem_id(path, out, err);
+	}
+	have_stat = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+	if (have_stat) {
+		pthread_mutex_lock(&fsid_lock);
+		for (size_t i = 0; i < fsid_n; i++) {
+			if (fsid_cache[i].id && !strcmp(fsid_cache[i].path, path) &&
+			    same_file(&fsid_cache[i], &st)) {
+				*out = strdup(fsid_cache[i].id);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&fsid_lock);
+		if (*out) {
+			ret = 0;
+			goto out;
+		}
+	}
+	if (storage_filesystem_id(path, out, err) < 0)
+		goto out;
+	ret = 0;
+	/* Cache only when the file did not change while it was read. */
+	if (!have_stat || stat(file, &st2) != 0)
+		goto out;
+	{
+		struct fsid_entry probe = { .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+					    .mtime = st.st_mtim, .ctime = st.st_ctim };
+		if (!same_file(&probe, &st2))
+			goto out;
+	}
+	pthread_mutex_lock(&fsid_lock);
+	{
+		struct fsid_entry *e = NULL;
+		for (size_t i = 0; i < fsid_n && !e; i++)
+			if (!strcmp(fsid_cache[i].path, path))
+				e = &fsid_cache[i];
+		if (!e && fsid_n < FSID_CACHE_MAX) {
+			char *p = strdup(path);
+			if (p) {
+				e = &fsid_cache[fsid_n++];
+				memset(e, 0, sizeof(*e));
+				e->path = p;
+			}
+		}
+		char *id = e ? strdup(*out) : NULL;
+		if (e && id) {
+			free(e->id);
+			e->id = id;
+			e->dev = st.st_dev;
+			e->ino = st.st_ino;
+			e->size = st.st_size;
+			e->mtime = st.st_mtim;
+			e->ctime = st.st_ctim;
+		}
+	}
+	pthread_mutex_unlock(&fsid_lock);
+out:
+	if (ret == 0 && !*out) {
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		ret = -1;
+	}
+	free(file);
+	return ret;
 }
 
 int server_check_duration(const Google__Protobuf__Duration *d, int64_t *out_ns,
@@ -123,7 +350,7 @@ static int server_info(struct rpc_call *call, struct error *err)
 
 		gitaly__server_info_response__storage_status__init(s);
 		server_storage_probe(cfg->storages[i].path, &readable, &writeable);
-		if (storage_filesystem_id(cfg->storages[i].path, &ids[i], &ierr) < 0) {
+		if (filesystem_id(cfg->storages[i].path, &ids[i], &ierr) < 0) {
 			/* Upstream logs the problem and reports an empty id. */
 			log_msg(LOG_ERROR, "reading gitaly metadata file: storage %s: %s",
 				cfg->storages[i].name, ierr.message);
