@@ -1,7 +1,8 @@
 /*
  * gitaly.ServerService: server and git versions with per-storage status
  * (readable, writeable through a probe file, filesystem type and id),
- * disk statistics, the NTP clock check and the readiness stub. The service
+ * disk statistics, the NTP clock check and the readiness check (always
+ * ready, as upstream). The service
  * is "intercepted" upstream (no repository, no op type).
  *
  * ServerInfo is polled, so its per-storage work is kept cheap while
