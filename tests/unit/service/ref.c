@@ -24,6 +24,7 @@
 #include "service/ref.h"
 #include "service/ref_internal.h"
 #include "status.pb-c.h"
+#include "../support/shell.h"
 
 /* A call context standing in for the gRPC runtime. */
 struct rpc_call {
@@ -101,44 +102,8 @@ static const struct rpc_service *svc;
 static char *out_buf;
 static char c_first[64], c_last[64];
 
-static int sh(char *out, const char *fmt, ...)
-{
-	char *cmd = NULL;
-	va_list ap;
-	int p[2], status = -1;
-	size_t len = 0;
-	pid_t pid;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	assert_int_equal(pipe(p), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	for (;;) {
-		char buf[65536];
-		ssize_t n = read(p[0], buf, sizeof(buf));
-
-		if (n <= 0)
-			break;
-		if (out && len + (size_t)n < OUT_CAP) {
-			memcpy(out + len, buf, (size_t)n);
-			len += (size_t)n;
-		}
-	}
-	if (out)
-		out[len] = '\0';
-	close(p[0]);
-	waitpid(pid, &status, 0);
-	free(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* Shell commands with stdout captured into out (OUT_CAP bytes at most). */
+#define sh(out, ...) test_shell((out), OUT_CAP, 0, __VA_ARGS__)
 
 static const struct rpc_method *method(const char *name)
 {

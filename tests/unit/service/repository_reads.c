@@ -26,6 +26,7 @@
 #include "service/service.h"
 #include "service/util.h"
 #include "fake_call.h"
+#include "../support/shell.h"
 
 #define OUT_CAP 65536
 
@@ -38,47 +39,8 @@ static struct config_storage cfg_storages[1];
 static struct service_deps deps;
 static const struct rpc_service *repo_svc;
 
-static int sh(char *out, const char *fmt, ...)
-{
-	char *cmd = NULL;
-	va_list ap;
-	int pipefd[2], status = -1;
-	pid_t pid;
-	size_t len = 0;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) > 0);
-	va_end(ap);
-	assert_int_equal(pipe(pipefd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		char buf[4096];
-		ssize_t n = read(pipefd[0], buf, sizeof(buf));
-
-		if (n <= 0)
-			break;
-		if (out && len + (size_t)n < OUT_CAP) {
-			memcpy(out + len, buf, (size_t)n);
-			len += (size_t)n;
-		}
-	}
-	if (out) {
-		out[len] = '\0';
-		while (len && out[len - 1] == '\n')
-			out[--len] = '\0';
-	}
-	close(pipefd[0]);
-	waitpid(pid, &status, 0);
-	free(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* Shell commands with stdout captured into out (OUT_CAP bytes at most). */
+#define sh(out, ...) test_shell((out), OUT_CAP, 1, __VA_ARGS__)
 
 #define GITC "git -c user.name=T -c user.email=t@example.com -c init.defaultBranch=main"
 
