@@ -571,6 +571,14 @@ const char *rpc_call_metadata(struct rpc_call *call, const char *key)
 	return NULL;
 }
 
+const char *rpc_call_metadata_last(struct rpc_call *call, const char *key)
+{
+	for (size_t i = call->n_md; i > 0; i--)
+		if (!strcmp(call->md[i - 1].key, key))
+			return call->md[i - 1].value;
+	return NULL;
+}
+
 int64_t rpc_call_deadline_ms(struct rpc_call *call)
 {
 	return call->deadline_ms;

@@ -85,6 +85,9 @@ int rpc_call_send_raw(struct rpc_call *call, const void *buf, size_t len, struct
 
 /* First value of a request metadata key (lower case), or NULL. Borrowed. */
 const char *rpc_call_metadata(struct rpc_call *call, const char *key);
+/* Last value of a request metadata key (grpc-go's md.Get(k)[len-1], which
+ * upstream uses for gitaly-sidechannel-id), or NULL. Borrowed. */
+const char *rpc_call_metadata_last(struct rpc_call *call, const char *key);
 
 /* The call's deadline in CLOCK_MONOTONIC milliseconds, or INT64_MAX if none. */
 int64_t rpc_call_deadline_ms(struct rpc_call *call);

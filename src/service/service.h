@@ -14,6 +14,15 @@
 struct service_deps {
 	const struct config *cfg;
 	const struct locator *locator;
+	/* For git commands that run hooks (receive-pack, upload-pack with the
+	 * pack-objects hook): the core.hooksPath directory of gitaly-hooks
+	 * links (hook/install.h), the gitaly-hooks binary, this process's
+	 * runtime directory and its internal socket ("<runtime_dir>/sock.d/
+	 * intern"). NULL in unit tests that do not run hooks. */
+	const char *hooks_dir;
+	const char *gitaly_hooks_bin;
+	const char *runtime_dir;
+	const char *internal_socket;
 };
 
 /*
