@@ -29,6 +29,7 @@
 #include <git2/sys/repository.h>
 
 #include "base/metrics.h"
+#include "git/catfile.h"
 #include "git/odb_loose.h"
 
 /* Idle handles older than this are closed (upstream's cat-file TTL). */
@@ -47,7 +48,8 @@ struct cache_entry {
 	char *repo_path;
 	char *object_dir;  /* NULL when not set */
 	char *alternates;  /* NULL when not set */
-	git_repository *repo;
+	git_repository *repo;  /* SHA-1 repositories */
+	struct catfile *cf;    /* SHA-256 repositories: a cat-file process */
 	struct dir_id repo_id, objects_id;
 	int64_t idle_since_ms;
 	int doomed; /* evicted while checked out: free on put */
@@ -150,6 +152,7 @@ static void entry_free(struct cache_entry *e)
 	if (!e)
 		return;
 	git_repository_free(e->repo);
+	catfile_close(e->cf);
 	free(e->repo_path);
 	free(e->object_dir);
 	free(e->alternates);
@@ -320,6 +323,14 @@ static int entry_open(const char *repo_path, const char *object_dir, const char 
 			  strerror(errno));
 		goto out;
 	}
+	if (repo_cache_is_sha256(repo_path)) {
+		if (catfile_open(repo_path, e->object_dir, e->alternates, &e->cf, err) < 0)
+			goto out;
+		*out = e;
+		e = NULL;
+		ret = 0;
+		goto out;
+	}
 	if (git_repository_open_ext(&e->repo, repo_path,
 				    GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE,
 				    NULL) < 0) {
@@ -336,8 +347,8 @@ out:
 	return ret;
 }
 
-int repo_cache_get(const char *repo_path, const char *object_dir, const char *alternates,
-		   git_repository **out, struct error *err)
+static int cache_get(const char *repo_path, const char *object_dir, const char *alternates,
+		     struct cache_entry **out, struct error *err)
 {
 	struct cache_entry *graveyard = NULL, *found = NULL, *e;
 	int ret = -1;
@@ -378,25 +389,25 @@ int repo_cache_get(const char *repo_path, const char *object_dir, const char *al
 	pthread_mutex_lock(&cache_lock);
 	list_append(&busy_list, found);
 	pthread_mutex_unlock(&cache_lock);
-	*out = found->repo;
+	*out = found;
 	ret = 0;
 out:
 	return ret;
 }
 
-void repo_cache_put(git_repository *repo)
+/* Returns a checked-out entry (matched by its libgit2 handle or its reader)
+ * to the idle list; a broken reader is closed instead. 0 when not ours. */
+static int cache_put(git_repository *repo, struct catfile *cf)
 {
 	struct cache_entry *graveyard = NULL, *e;
 
-	if (!repo)
-		return;
 	pthread_mutex_lock(&cache_lock);
 	for (e = busy_list.head; e; e = e->next)
-		if (e->repo == repo)
+		if ((repo && e->repo == repo) || (cf && e->cf == cf))
 			break;
 	if (e) {
 		list_unlink(&busy_list, e);
-		if (e->doomed) {
+		if (e->doomed || (e->cf && !catfile_usable(e->cf))) {
 			e->next = graveyard;
 			graveyard = e;
 		} else {
@@ -408,8 +419,113 @@ void repo_cache_put(git_repository *repo)
 	update_members();
 	pthread_mutex_unlock(&cache_lock);
 	free_chain(graveyard);
-	if (!e)
+	return e != NULL;
+}
+
+int repo_cache_get(const char *repo_path, const char *object_dir, const char *alternates,
+		   git_repository **out, struct error *err)
+{
+	struct cache_entry *e;
+
+	*out = NULL;
+	if (cache_get(repo_path, object_dir, alternates, &e, err) < 0)
+		return -1;
+	if (!e->repo) {
+		cache_put(NULL, e->cf);
+		return error_set(err, STATUS_INTERNAL,
+				 "opening repository %s: object format sha256 has no in-process "
+				 "reader", repo_path);
+	}
+	*out = e->repo;
+	return 0;
+}
+
+void repo_cache_put(git_repository *repo)
+{
+	if (repo && !cache_put(repo, NULL))
 		git_repository_free(repo); /* not ours: do not leak it */
+}
+
+int repo_cache_get_handle(const char *repo_path, const char *object_dir, const char *alternates,
+			  struct repo_handle *out, struct error *err)
+{
+	struct cache_entry *e;
+
+	memset(out, 0, sizeof(*out));
+	if (cache_get(repo_path, object_dir, alternates, &e, err) < 0)
+		return -1;
+	out->repo = e->repo;
+	out->cf = e->cf;
+	return 0;
+}
+
+void repo_cache_put_handle(struct repo_handle *h)
+{
+	if (!h)
+		return;
+	if (h->repo)
+		repo_cache_put(h->repo);
+	else if (h->cf && !cache_put(NULL, h->cf))
+		catfile_close(h->cf);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Lowercases s in place. */
+static void lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+int repo_cache_is_sha256(const char *repo_path)
+{
+	char *path = NULL, line[512], section[64] = "";
+	FILE *f = NULL;
+	int found = 0;
+
+	if (asprintf(&path, "%s/config", repo_path) < 0)
+		return 0;
+	f = fopen(path, "re");
+	free(path);
+	if (!f)
+		return 0;
+	/* A small reading of git's config syntax: enough for the line git init
+	 * writes ("[extensions]" then "objectformat = sha256"). */
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *eq, *end;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			end = strchr(p, ']');
+			if (end && (size_t)(end - p - 1) < sizeof(section)) {
+				memcpy(section, p + 1, (size_t)(end - p - 1));
+				section[end - p - 1] = '\0';
+				lower(section);
+			} else {
+				section[0] = '\0';
+			}
+			continue;
+		}
+		if (strcmp(section, "extensions") || !(eq = strchr(p, '=')))
+			continue;
+		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		lower(p);
+		if (strcmp(p, "objectformat"))
+			continue;
+		for (p = eq + 1; *p == ' ' || *p == '\t'; p++)
+			;
+		for (end = p + strlen(p); end > p && strchr(" \t\r\n", end[-1]); end--)
+			;
+		*end = '\0';
+		lower(p);
+		found = !strcmp(p, "sha256");
+	}
+	fclose(f);
+	return found;
 }
 
 void repo_cache_evict(const char *repo_path)

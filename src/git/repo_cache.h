@@ -34,6 +34,30 @@ int repo_cache_get(const char *repo_path, const char *object_dir, const char *al
 /* Returns a handle obtained from repo_cache_get (NULL is ignored). */
 void repo_cache_put(git_repository *repo);
 
+/*
+ * Either kind of handle: libgit2 for SHA-1 repositories, a long-lived
+ * `git cat-file --batch-command` reader (git/catfile.h) for SHA-256 ones,
+ * which libgit2 1.5 cannot open. Exactly one member is set.
+ */
+struct catfile;
+struct repo_handle {
+	git_repository *repo;
+	struct catfile *cf;
+};
+
+/*
+ * Like repo_cache_get, for code that serves both object formats. The SHA-1
+ * path is the same libgit2 handle; repo_cache_get itself answers Internal
+ * for a SHA-256 repository.
+ */
+int repo_cache_get_handle(const char *repo_path, const char *object_dir, const char *alternates,
+			  struct repo_handle *out, struct error *err);
+/* Returns a handle from repo_cache_get_handle and clears *h. */
+void repo_cache_put_handle(struct repo_handle *h);
+
+/* True when repo_path's config sets extensions.objectFormat = sha256. */
+int repo_cache_is_sha256(const char *repo_path);
+
 /* Drops every idle handle of repo_path (after RemoveRepository and similar). */
 void repo_cache_evict(const char *repo_path);
 

@@ -67,15 +67,24 @@ int commit_repo_locate(struct rpc_call *call, const Gitaly__Repository *repo,
 
 int commit_repo_open(struct commit_repo *r, struct error *err)
 {
-	if (r->git)
+	struct repo_handle h;
+
+	if (r->git || r->cf)
 		return 0;
-	return repo_cache_get(r->path, r->env.object_directory, r->env.alternates, &r->git, err);
+	if (repo_cache_get_handle(r->path, r->env.object_directory, r->env.alternates, &h, err) < 0)
+		return -1;
+	r->git = h.repo;
+	r->cf = h.cf;
+	return 0;
 }
 
 void commit_repo_release(struct commit_repo *r)
 {
-	repo_cache_put(r->git);
+	struct repo_handle h = { r->git, r->cf };
+
+	repo_cache_put_handle(&h);
 	r->git = NULL;
+	r->cf = NULL;
 	service_git_env_release(&r->env);
 	free(r->path);
 	r->path = NULL;

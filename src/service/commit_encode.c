@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "git/catfile.h"
 #include "git/command.h"
 #include "service/commit_internal.h"
 #include "service/gitcommit.h"
@@ -101,12 +102,56 @@ int commit_resolve(git_repository *repo, const char *rev, git_object **out, stru
 	}
 }
 
-int commit_read_rev(git_repository *repo, const char *rev, Gitaly__GitCommit **out,
+/* A commit through the cat-file reader: rev is read as "<rev>^{commit}"
+ * when peel is set (a tag leads to its commit), else as it is. */
+static int read_catfile(struct catfile *cf, const char *rev, int peel, Gitaly__GitCommit **out,
+			struct error *err)
+{
+	char oid[CATFILE_OID_MAX], *spec = NULL, *data = NULL;
+	git_object_t type;
+	size_t len;
+	int ret;
+
+	if (peel && asprintf(&spec, "%s^{commit}", rev) < 0)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	ret = catfile_contents(cf, peel ? spec : rev, oid, &type, &data, &len, 0, err);
+	if (ret > 0 && type != GIT_OBJECT_COMMIT)
+		ret = 0;
+	if (ret > 0 && gitcommit_parse(oid, data, len, out, err) < 0)
+		ret = -1;
+	free(data);
+	free(spec);
+	return ret;
+}
+
+int commit_is_full_hex(const char *s)
+{
+	size_t n = strlen(s);
+
+	return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
+}
+
+int commit_read_hex(struct commit_repo *r, const char *hex, Gitaly__GitCommit **out,
 		    struct error *err)
 {
+	git_oid oid;
+
+	if (r->cf)
+		return read_catfile(r->cf, hex, 0, out, err);
+	if (git_oid_fromstr(&oid, hex) < 0)
+		return 0;
+	return commit_read_oid(r->git, &oid, out, err);
+}
+
+int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
+		    struct error *err)
+{
+	git_repository *repo = r->git;
 	git_object *obj = NULL, *peeled = NULL;
 	int ret;
 
+	if (r->cf)
+		return read_catfile(r->cf, rev, 1, out, err);
 	ret = commit_resolve(repo, rev, &obj, err);
 	if (ret <= 0)
 		goto out;

@@ -25,7 +25,7 @@ int commit_find_rpc(struct rpc_call *call, struct error *err)
 	if (commit_repo_open(&r, err) < 0)
 		goto out;
 	rev = commit_bytes_dup(&req->revision);
-	found = commit_read_rev(r.git, rev, &c, err);
+	found = commit_read_rev(&r, rev, &c, err);
 	if (found < 0)
 		goto out;
 	if (found && req->trailers && commit_add_trailers(&r, c, err) < 0)
@@ -60,7 +60,7 @@ int commit_list_by_oid_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	for (size_t i = 0; i < req->n_oid; i++) {
 		Gitaly__GitCommit *c = NULL;
-		int found = commit_read_rev(r.git, req->oid[i], &c, err);
+		int found = commit_read_rev(&r, req->oid[i], &c, err);
 
 		if (found < 0)
 			goto out;
@@ -115,7 +115,7 @@ int commit_list_by_ref_name_rpc(struct rpc_call *call, struct error *err)
 		Gitaly__ListCommitsByRefNameResponse__CommitForRef *cr;
 		Gitaly__GitCommit *c = NULL;
 		char *name = commit_bytes_dup(&req->ref_names[i]);
-		int found = commit_read_rev(r.git, name, &c, err);
+		int found = commit_read_rev(&r, name, &c, err);
 
 		free(name);
 		if (found < 0)

@@ -27,13 +27,15 @@
 struct commit_repo {
 	char *path;                 /* absolute repository path */
 	struct service_git_env env; /* quarantine object directories */
-	git_repository *git;        /* NULL until commit_repo_open */
+	git_repository *git;        /* NULL until commit_repo_open (and for SHA-256) */
+	struct catfile *cf;         /* SHA-256 repositories: cat-file reader */
 };
 
 /* Locates the request's repository (locator codes and messages). */
 int commit_repo_locate(struct rpc_call *call, const Gitaly__Repository *repo,
 		       struct commit_repo *out, struct error *err);
-/* Checks out a libgit2 handle for a located repository (Internal on failure). */
+/* Checks out a handle for a located repository (Internal on failure): a
+ * libgit2 one (r->git), or a cat-file reader (r->cf) for SHA-256. */
 int commit_repo_open(struct commit_repo *r, struct error *err);
 /* Releases the path, environment and handle. */
 void commit_repo_release(struct commit_repo *r);
@@ -56,7 +58,17 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
  * reads that commit. Returns 1 found, 0 not found (unknown revision, not a
  * commit, ambiguous), -1 with err set (Internal).
  */
-int commit_read_rev(git_repository *repo, const char *rev, Gitaly__GitCommit **out,
+int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
+		    struct error *err);
+
+/* Longest hex object id (SHA-256). */
+#define GIT_OID_HEXSZ_MAX 64
+
+/* True for a full lowercase hex id of either format (40 or 64 digits). */
+int commit_is_full_hex(const char *s);
+
+/* commit_read_oid for a full hex id, on either kind of handle. */
+int commit_read_hex(struct commit_repo *r, const char *hex, Gitaly__GitCommit **out,
 		    struct error *err);
 
 /*

@@ -102,7 +102,7 @@ out:
 
 struct list_state {
 	struct commit_chunker ch;
-	git_repository *repo;
+	struct commit_repo *repo;
 	const char *token;   /* skip up to and including this id */
 	int waiting;
 	int commits_only;    /* cat-file lines: "<oid> <type> <size>" */
@@ -114,7 +114,6 @@ static int list_line(void *ctx, char *line, size_t len, struct error *err)
 {
 	struct list_state *st = ctx;
 	Gitaly__GitCommit *c = NULL;
-	git_oid oid;
 	char *sp = memchr(line, ' ', len);
 	int found;
 
@@ -128,11 +127,11 @@ static int list_line(void *ctx, char *line, size_t len, struct error *err)
 		return 0;
 	if (st->limit > 0 && st->sent >= st->limit)
 		return 1;
-	if (git_oid_fromstr(&oid, line) < 0) {
+	if (!commit_is_full_hex(line)) {
 		error_set(err, STATUS_INTERNAL, "parsing object id %s", line);
 		return -1;
 	}
-	found = commit_read_oid(st->repo, &oid, &c, err);
+	found = commit_read_hex(st->repo, line, &c, err);
 	if (found < 0)
 		return -1;
 	if (!found) {
@@ -217,7 +216,7 @@ int commit_list_rpc(struct rpc_call *call, struct error *err)
 		else
 			git_cmd_arg(cmd, req->revisions[i]);
 	}
-	st.repo = r.git;
+	st.repo = &r;
 	if (req->pagination_params) {
 		st.limit = req->pagination_params->limit;
 		st.token = req->pagination_params->page_token;
@@ -256,7 +255,7 @@ int commit_list_all_rpc(struct rpc_call *call, struct error *err)
 	git_cmd_flag(cmd, "--batch-all-objects");
 	git_cmd_flag(cmd, "--buffer");
 	git_cmd_flag(cmd, "--unordered");
-	st.repo = r.git;
+	st.repo = &r;
 	st.commits_only = 1;
 	if (req->pagination_params) {
 		st.limit = req->pagination_params->limit;
@@ -297,18 +296,16 @@ int commit_last_commit(struct commit_repo *r, const char *rev, const char *path,
 		goto out;
 	}
 	if (buf.len) {
-		git_oid oid;
-
 		if (buf.buf[buf.len - 1] != '\n' || memchr(buf.buf, '\n', buf.len) != buf.buf + buf.len - 1) {
 			error_set(err, STATUS_INTERNAL, "expected object ID terminated by newline");
 			goto out;
 		}
 		buf.buf[--buf.len] = '\0';
-		if (git_oid_fromstr(&oid, buf.buf) < 0) {
+		if (!commit_is_full_hex(buf.buf)) {
 			error_set(err, STATUS_INTERNAL, "invalid object ID %s", buf.buf);
 			goto out;
 		}
-		if (commit_read_oid(r->git, &oid, out, err) < 0)
+		if (commit_read_hex(r, buf.buf, out, err) < 0)
 			goto out;
 	}
 	ret = 0;

@@ -210,7 +210,8 @@ static int log_record(void *ctx, char *rec, size_t len, struct error *err)
 	Gitaly__GitCommit *c = NULL;
 	char *stats = NULL, *refs = NULL, *trailers = NULL, *end = rec + len;
 	size_t trailers_len = 0;
-	git_oid oid;
+	char hex[GIT_OID_HEXSZ_MAX + 1];
+	size_t hexlen;
 	int found;
 
 	/* Trim surrounding whitespace as upstream's strings.TrimSpace. */
@@ -237,11 +238,16 @@ static int log_record(void *ctx, char *rec, size_t len, struct error *err)
 		trailers++;
 		trailers_len = (size_t)(end - trailers);
 	}
-	if (git_oid_fromstrn(&oid, rec, strnlen(rec, GIT_OID_HEXSZ)) < 0) {
+	hexlen = strspn(rec, "0123456789abcdef");
+	if (hexlen > GIT_OID_HEXSZ_MAX)
+		hexlen = GIT_OID_HEXSZ_MAX;
+	memcpy(hex, rec, hexlen);
+	hex[hexlen] = '\0';
+	if (!commit_is_full_hex(hex)) {
 		error_set(err, STATUS_INTERNAL, "parsing log output");
 		return -1;
 	}
-	found = commit_read_oid(st->repo->git, &oid, &c, err);
+	found = commit_read_hex(st->repo, hex, &c, err);
 	if (found < 0)
 		return -1;
 	if (!found) {

@@ -191,7 +191,7 @@ int commit_filter_signed_rpc(struct rpc_call *call, struct error *err)
 		for (size_t i = 0; i < req->n_shas; i++) {
 			Gitaly__GitCommit *c = NULL;
 			char *rev = commit_bytes_dup(&req->shas[i]);
-			int found = commit_read_rev(r.git, rev, &c, err);
+			int found = commit_read_rev(&r, rev, &c, err);
 
 			free(rev);
 			if (found < 0) {

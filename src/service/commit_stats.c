@@ -37,7 +37,7 @@ int commit_stats_rpc(struct rpc_call *call, struct error *err)
 	if (commit_repo_open(&r, err) < 0)
 		goto out;
 	rev = commit_bytes_dup(&req->revision);
-	found = commit_read_rev(r.git, rev, &c, err);
+	found = commit_read_rev(&r, rev, &c, err);
 	if (found < 0)
 		goto out;
 	if (!found) {

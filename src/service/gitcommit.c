@@ -15,6 +15,7 @@
 
 #include "base/banned.h"
 #include "base/strbuf.h"
+#include "git/catfile.h"
 #include "git/command.h"
 
 #define MAX_PEEL_DEPTH 64
@@ -296,10 +297,33 @@ out:
 	return ret;
 }
 
-/* The "object <hex>" header of a raw tag, as an oid. */
-static int tag_target(const char *raw, size_t len, git_oid *out)
+/* Raw object bytes through either kind of handle; hex is a full id. */
+int gitcommit_read_raw_h(const struct repo_handle *h, const char *hex, git_object_t *type,
+			 char **data, size_t *len, struct error *err)
 {
-	char hex[GIT_OID_HEXSZ + 1];
+	char oid[CATFILE_OID_MAX];
+	git_oid bin;
+	int rc;
+
+	*data = NULL;
+	if (!h->cf) {
+		if (git_oid_fromstr(&bin, hex) < 0)
+			return error_set(err, STATUS_NOT_FOUND, "object not found");
+		return gitcommit_read_raw(h->repo, &bin, type, data, len, err);
+	}
+	rc = catfile_contents(h->cf, hex, oid, type, data, len, 0, err);
+	if (rc < 0) {
+		error_prefix(err, "reading object");
+		return -1;
+	}
+	if (rc == 0)
+		return error_set(err, STATUS_NOT_FOUND, "object not found");
+	return 0;
+}
+
+/* The "object <hex>" header of a raw tag, copied into out (65 bytes). */
+static int tag_target(const char *raw, size_t len, char *out)
+{
 	const char *nl;
 	size_t n;
 
@@ -307,62 +331,72 @@ static int tag_target(const char *raw, size_t len, git_oid *out)
 		return -1;
 	nl = memchr(raw, '\n', len);
 	n = (nl ? (size_t)(nl - raw) : len) - 7;
-	if (n == 0 || n > GIT_OID_HEXSZ)
+	if ((n != 40 && n != 64) || strspn(raw + 7, "0123456789abcdef") < n)
 		return -1;
-	memcpy(hex, raw + 7, n);
-	hex[n] = '\0';
-	return git_oid_fromstr(out, hex) < 0 ? -1 : 0;
+	memcpy(out, raw + 7, n);
+	out[n] = '\0';
+	return 0;
 }
 
-/* Peels oid through tags. Returns 0 with the final object's raw bytes. */
-static int peel(git_repository *repo, const git_oid *oid, git_oid *final, git_object_t *type,
+/* Peels hex through tags. Returns 0 with the final object's id and bytes. */
+static int peel(const struct repo_handle *h, const char *hex, char *final, git_object_t *type,
 		char **data, size_t *len, struct error *err)
 {
-	git_oid cur;
+	char cur[CATFILE_OID_MAX];
 
-	git_oid_cpy(&cur, oid);
+	if (strlen(hex) >= sizeof(cur))
+		return error_set(err, STATUS_NOT_FOUND, "object not found");
+	memcpy(cur, hex, strlen(hex) + 1);
 	for (int depth = 0; depth < MAX_PEEL_DEPTH; depth++) {
-		git_oid next;
+		char next[CATFILE_OID_MAX];
 
-		if (gitcommit_read_raw(repo, &cur, type, data, len, err) < 0)
+		if (gitcommit_read_raw_h(h, cur, type, data, len, err) < 0)
 			return -1;
 		if (*type != GIT_OBJECT_TAG) {
-			git_oid_cpy(final, &cur);
+			memcpy(final, cur, strlen(cur) + 1);
 			return 0;
 		}
-		if (tag_target(*data, *len, &next) < 0) {
+		if (tag_target(*data, *len, next) < 0) {
 			free(*data);
 			*data = NULL;
 			return error_set(err, STATUS_INTERNAL, "malformed tag object");
 		}
 		free(*data);
 		*data = NULL;
-		git_oid_cpy(&cur, &next);
+		memcpy(cur, next, sizeof(next));
 	}
 	return error_set(err, STATUS_INTERNAL, "tag chain too deep");
 }
 
-int gitcommit_read(git_repository *repo, const git_oid *oid, Gitaly__GitCommit **out,
-		   struct error *err)
+int gitcommit_read_h(const struct repo_handle *h, const char *hex, Gitaly__GitCommit **out,
+		     struct error *err)
 {
-	char *data = NULL, hex[GIT_OID_HEXSZ + 1];
+	char *data = NULL, final[CATFILE_OID_MAX];
 	size_t len;
 	git_object_t type;
-	git_oid final;
 	int ret = -1;
 
 	*out = NULL;
-	if (peel(repo, oid, &final, &type, &data, &len, err) < 0)
+	if (peel(h, hex, final, &type, &data, &len, err) < 0)
 		goto out;
 	if (type != GIT_OBJECT_COMMIT) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "expected commit, got %s", type_name(type));
 		goto out;
 	}
-	git_oid_tostr(hex, sizeof(hex), &final);
-	ret = gitcommit_parse(hex, data, len, out, err);
+	ret = gitcommit_parse(final, data, len, out, err);
 out:
 	free(data);
 	return ret;
+}
+
+int gitcommit_read(git_repository *repo, const git_oid *oid, Gitaly__GitCommit **out,
+		   struct error *err)
+{
+	struct repo_handle h = { repo, NULL };
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	return gitcommit_read_h(&h, hex, out, err);
 }
 
 struct tag_ctx {
@@ -460,43 +494,50 @@ int gitcommit_parse_tag(const char *oid_hex, const char *raw, size_t len, const 
 int gitcommit_read_tag(git_repository *repo, const git_oid *oid, const void *name, size_t name_len,
 		       Gitaly__Tag **out, struct error *err)
 {
-	char *data = NULL, *tobj = NULL, *ttype = NULL, hex[GIT_OID_HEXSZ + 1];
+	struct repo_handle h = { repo, NULL };
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	return gitcommit_read_tag_h(&h, hex, name, name_len, out, err);
+}
+
+int gitcommit_read_tag_h(const struct repo_handle *h, const char *oid, const void *name,
+			 size_t name_len, Gitaly__Tag **out, struct error *err)
+{
+	char *data = NULL, *tobj = NULL, *ttype = NULL;
 	size_t len;
 	git_object_t type;
-	git_oid target;
 	Gitaly__Tag *tag = NULL;
 	int ret = -1;
 
 	*out = NULL;
-	if (gitcommit_read_raw(repo, oid, &type, &data, &len, err) < 0)
+	if (gitcommit_read_raw_h(h, oid, &type, &data, &len, err) < 0)
 		goto out;
 	if (type != GIT_OBJECT_TAG) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "expected tag, got %s", type_name(type));
 		goto out;
 	}
-	git_oid_tostr(hex, sizeof(hex), oid);
-	if (gitcommit_parse_tag(hex, data, len, name, name_len, &tag, &tobj, &ttype, err) < 0)
+	if (gitcommit_parse_tag(oid, data, len, name, name_len, &tag, &tobj, &ttype, err) < 0)
 		goto out;
 	if (ttype && tobj && (strcmp(ttype, "commit") == 0 || strcmp(ttype, "tag") == 0)) {
-		if (git_oid_fromstr(&target, tobj) < 0) {
+		size_t tlen = strlen(tobj);
+
+		if ((tlen != 40 && tlen != 64) || strspn(tobj, "0123456789abcdef") != tlen) {
 			error_set(err, STATUS_INTERNAL, "invalid tagged object id");
 			goto out;
 		}
 		if (strcmp(ttype, "commit") == 0) {
-			if (gitcommit_read(repo, &target, &tag->target_commit, err) < 0)
+			if (gitcommit_read_h(h, tobj, &tag->target_commit, err) < 0)
 				goto out;
 		} else {
-			char *pdata = NULL;
+			char *pdata = NULL, final[CATFILE_OID_MAX];
 			size_t plen;
 			git_object_t ptype;
-			git_oid final;
 
-			if (peel(repo, &target, &final, &ptype, &pdata, &plen, err) < 0)
+			if (peel(h, tobj, final, &ptype, &pdata, &plen, err) < 0)
 				goto out;
-			if (ptype == GIT_OBJECT_COMMIT) {
-				git_oid_tostr(hex, sizeof(hex), &final);
-				gitcommit_parse(hex, pdata, plen, &tag->target_commit, err);
-			}
+			if (ptype == GIT_OBJECT_COMMIT)
+				gitcommit_parse(final, pdata, plen, &tag->target_commit, err);
 			free(pdata);
 		}
 	}

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "git/repo_cache.h"
 #include "shared.pb-c.h"
 
 /* Upstream's helper.MaxCommitOrTagMessageSize. */
@@ -44,6 +45,15 @@ int gitcommit_parse(const char *oid_hex, const char *raw, size_t len, Gitaly__Gi
 int gitcommit_read(git_repository *repo, const git_oid *oid, Gitaly__GitCommit **out,
 		   struct error *err);
 
+/* gitcommit_read through either kind of handle (git/repo_cache.h); hex
+ * is a full object id of the repository's format. */
+int gitcommit_read_h(const struct repo_handle *h, const char *hex, Gitaly__GitCommit **out,
+		     struct error *err);
+
+/* gitcommit_read_raw through either kind of handle. */
+int gitcommit_read_raw_h(const struct repo_handle *h, const char *hex, git_object_t *type,
+			 char **data, size_t *len, struct error *err);
+
 /* The raw bytes and type of an object (libgit2 odb read). *data is
  * malloc'd. Errors as gitcommit_read. */
 int gitcommit_read_raw(git_repository *repo, const git_oid *oid, git_object_t *type, char **data,
@@ -69,6 +79,9 @@ int gitcommit_parse_tag(const char *oid_hex, const char *raw, size_t len, const 
  */
 int gitcommit_read_tag(git_repository *repo, const git_oid *oid, const void *name, size_t name_len,
 		       Gitaly__Tag **out, struct error *err);
+/* gitcommit_read_tag through either kind of handle. */
+int gitcommit_read_tag_h(const struct repo_handle *h, const char *oid, const void *name,
+			 size_t name_len, Gitaly__Tag **out, struct error *err);
 
 /*
  * Upstream's TrimTagMessage: trailing newlines removed, message_size set to

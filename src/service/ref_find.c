@@ -16,6 +16,7 @@
 #include "service/ref_internal.h"
 
 #define MAX_NAME ((size_t)64 * 1024)
+#define GIT_OID_HEXSZ_MAX 64
 
 static const char *git_errmsg(void)
 {
@@ -25,57 +26,22 @@ static const char *git_errmsg(void)
 }
 
 /* The target of the symbolic HEAD (malloc'd), as `git symbolic-ref HEAD`. */
-static int head_reference(git_repository *repo, char **out, struct error *err)
+static int head_reference(struct ref_ctx *ctx, char **out, struct error *err)
 {
-	git_reference *head = NULL;
-	int rc;
-
-	*out = NULL;
-	rc = git_reference_lookup(&head, repo, "HEAD");
-	if (rc < 0 || git_reference_type(head) != GIT_REFERENCE_SYMBOLIC) {
-		git_reference_free(head);
-		return error_set(err, STATUS_INTERNAL, "exit status 128");
-	}
-	*out = strdup(git_reference_symbolic_target(head));
-	git_reference_free(head);
+	if (ref_ctx_head_target(ctx, out, err) < 0)
+		return -1;
 	if (!*out)
-		return error_set(err, STATUS_INTERNAL, "out of memory");
+		return error_set(err, STATUS_INTERNAL, "exit status 128");
 	return 0;
 }
 
-/* rev-parse --verify of a full ref name: whether it resolves. */
-static int ref_resolves(git_repository *repo, const char *name)
+int ref_default_branch(struct ref_ctx *ctx, int head_only, char **out, struct error *err)
 {
-	git_oid oid;
-
-	return git_reference_name_to_id(&oid, repo, name) == 0;
-}
-
-/* The smallest refs/heads/ name (for-each-ref's first), or NULL. */
-static char *first_branch(git_repository *repo)
-{
-	git_reference_iterator *it = NULL;
-	const char *name;
-	char *best = NULL;
-
-	if (git_reference_iterator_glob_new(&it, repo, "refs/heads/*") < 0)
-		return NULL;
-	while (git_reference_next_name(&name, it) == 0) {
-		if (!best || strcmp(name, best) < 0) {
-			free(best);
-			best = strdup(name);
-		}
-	}
-	git_reference_iterator_free(it);
-	return best;
-}
-
-int ref_default_branch(git_repository *repo, int head_only, char **out, struct error *err)
-{
-	char *head = NULL, *chosen = NULL;
+	char *head = NULL, *chosen = NULL, oid[GIT_OID_HEXSZ_MAX + 1];
+	int ret = -1;
 
 	*out = NULL;
-	if (head_reference(repo, &head, err) < 0)
+	if (head_reference(ctx, &head, err) < 0)
 		return -1;
 	if (head_only) {
 		*out = head;
@@ -86,15 +52,24 @@ int ref_default_branch(git_repository *repo, int head_only, char **out, struct e
 	{
 		const char *candidates[] = { head, "refs/heads/main", "refs/heads/master" };
 
-		for (size_t i = 0; i < 3 && !chosen; i++)
-			if (ref_resolves(repo, candidates[i]))
-				chosen = strdup(candidates[i]);
+		for (size_t i = 0; i < 3 && !chosen; i++) {
+			int rc = ref_ctx_resolve(ctx, candidates[i], oid, err);
+
+			if (rc < 0)
+				goto out;
+			if (rc > 0 && !(chosen = strdup(candidates[i]))) {
+				error_set(err, STATUS_INTERNAL, "out of memory");
+				goto out;
+			}
+		}
 	}
-	if (!chosen)
-		chosen = first_branch(repo);
-	free(head);
+	if (!chosen && ref_ctx_first_ref(ctx, "refs/heads/", &chosen, err) < 0)
+		goto out;
 	*out = chosen;
-	return 0;
+	ret = 0;
+out:
+	free(head);
+	return ret;
 }
 
 int ref_find_default_branch_name_rpc(struct rpc_call *call, struct error *err)
@@ -103,13 +78,13 @@ int ref_find_default_branch_name_rpc(struct rpc_call *call, struct error *err)
 		(const Gitaly__FindDefaultBranchNameRequest *)rpc_call_request(call);
 	Gitaly__FindDefaultBranchNameResponse resp = GITALY__FIND_DEFAULT_BRANCH_NAME_RESPONSE__INIT;
 	struct ref_ctx ctx;
-	git_repository *repo;
+	const struct repo_handle *h;
 	char *chosen = NULL;
 	int ret = -1;
 
-	if (ref_ctx_init(&ctx, call, req->repository, err) < 0 || ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_init(&ctx, call, req->repository, err) < 0 || ref_ctx_handle(&ctx, &h, err) < 0)
 		goto out;
-	if (ref_default_branch(repo, req->head_only, &chosen, err) < 0) {
+	if (ref_default_branch(&ctx, req->head_only, &chosen, err) < 0) {
 		error_prefix(err, req->head_only ? "head reference" : "get default branch");
 		goto out;
 	}
@@ -132,7 +107,7 @@ int ref_exists_rpc(struct rpc_call *call, struct error *err)
 	git_repository *repo;
 	git_oid oid;
 	char *name = NULL;
-	int ret = -1, rc;
+	int ret = -1, rc, sha256 = 0;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
@@ -140,10 +115,25 @@ int ref_exists_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INVALID_ARGUMENT, "invalid refname");
 		goto out;
 	}
-	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_is_sha256(&ctx, &sha256, err) < 0)
 		goto out;
-	/* A NUL inside cannot name a ref; git would never see it either. */
-	if (!service_has_nul(req->ref.data, req->ref.len)) {
+	if (sha256 && !service_has_nul(req->ref.data, req->ref.len)) {
+		/* cat-file resolves the ref (and says missing for a ref to a
+		 * missing object, where show-ref --verify would fail). */
+		char hex[GIT_OID_HEXSZ_MAX + 1];
+
+		name = strndup((const char *)req->ref.data, req->ref.len);
+		if (!name) {
+			error_set(err, STATUS_INTERNAL, "out of memory");
+			goto out;
+		}
+		rc = ref_ctx_resolve(&ctx, name, hex, err);
+		if (rc < 0)
+			goto out;
+		resp.value = rc > 0;
+	} else if (!service_has_nul(req->ref.data, req->ref.len)) {
+		if (ref_ctx_repo(&ctx, &repo, err) < 0)
+			goto out;
 		name = strndup((const char *)req->ref.data, req->ref.len);
 		if (!name) {
 			error_set(err, STATUS_INTERNAL, "out of memory");
@@ -206,7 +196,7 @@ static int first_matching_ref(struct ref_ctx *ctx, git_repository *repo, const c
 	int ret = -1;
 
 	*found = NULL;
-	if (has_glob(refname)) {
+	if (has_glob(refname) || !repo) {
 		struct git_cmd *cmd = ref_ctx_git(ctx, "for-each-ref");
 		struct first_line f = { NULL };
 
@@ -253,10 +243,10 @@ int ref_find_branch_rpc(struct rpc_call *call, struct error *err)
 	Gitaly__Branch branch = GITALY__BRANCH__INIT;
 	struct ref_ctx ctx;
 	struct strbuf refname = STRBUF_INIT;
+	const struct repo_handle *h;
 	git_repository *repo;
-	git_oid oid;
-	char *found = NULL;
-	int ret = -1;
+	char *found = NULL, hex[GIT_OID_HEXSZ_MAX + 1];
+	int ret = -1, rc;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
@@ -269,8 +259,9 @@ int ref_find_branch_rpc(struct rpc_call *call, struct error *err)
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_handle(&ctx, &h, err) < 0)
 		goto out;
+	repo = h->repo;
 	if (strbuf_adds(&refname, "refs/heads/") < 0 ||
 	    strbuf_add(&refname, req->name.data, req->name.len) < 0) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
@@ -291,11 +282,14 @@ int ref_find_branch_rpc(struct rpc_call *call, struct error *err)
 		strbuf_release(&msg);
 		goto out;
 	}
-	if (git_reference_name_to_id(&oid, repo, found) < 0) {
+	rc = ref_ctx_resolve(&ctx, found, hex, err);
+	if (rc < 0)
+		goto out;
+	if (rc == 0) {
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	if (gitcommit_read(repo, &oid, &branch.target_commit, err) < 0)
+	if (gitcommit_read_h(h, hex, &branch.target_commit, err) < 0)
 		goto out;
 	branch.name.data = req->name.data;
 	branch.name.len = req->name.len;

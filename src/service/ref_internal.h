@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/strbuf.h"
+#include "git/repo_cache.h"
 #include "rpc/call.h"
 #include "service/util.h"
 #include "shared.pb-c.h"
@@ -23,7 +24,8 @@ struct ref_ctx {
 	struct rpc_call *call;
 	char *path;
 	struct service_git_env genv;
-	git_repository *repo; /* from repo_cache, NULL until ref_ctx_repo */
+	struct repo_handle h; /* from repo_cache, empty until first use */
+	git_repository *repo; /* h.repo once checked out (SHA-1) */
 };
 
 /*
@@ -35,6 +37,19 @@ int ref_ctx_init(struct ref_ctx *ctx, struct rpc_call *call, const Gitaly__Repos
 /* The cached libgit2 handle (checked out on first use). Borrowed. */
 int ref_ctx_repo(struct ref_ctx *ctx, git_repository **out, struct error *err);
 void ref_ctx_release(struct ref_ctx *ctx);
+/* The cached handle of either object format (h.cf set for SHA-256). */
+int ref_ctx_handle(struct ref_ctx *ctx, const struct repo_handle **out, struct error *err);
+/* True for a SHA-256 repository (checks the handle out). */
+int ref_ctx_is_sha256(struct ref_ctx *ctx, int *out, struct error *err);
+/*
+ * The object id a full ref name points at (not peeled), as hex: 1 found,
+ * 0 no such ref, -1 error. oid must hold 65 bytes.
+ */
+int ref_ctx_resolve(struct ref_ctx *ctx, const char *name, char *oid, struct error *err);
+/* The target of a symbolic HEAD (malloc'd), NULL when detached or absent. */
+int ref_ctx_head_target(struct ref_ctx *ctx, char **out, struct error *err);
+/* The first ref (by name) under prefix ("refs/heads/"), malloc'd or NULL. */
+int ref_ctx_first_ref(struct ref_ctx *ctx, const char *prefix, char **out, struct error *err);
 
 /* A git command in the request's repository with its object directories. */
 struct git_cmd *ref_ctx_git(struct ref_ctx *ctx, const char *subcommand);
@@ -74,6 +89,9 @@ int ref_pager_finish(const struct ref_pager *p, struct error *err);
 int ref_validate_hex(const char *oid, const char *object_format, const char *prefix,
 		     struct error *err);
 
+/* True for len lowercase hex digits making a full id (40 or 64). */
+int ref_is_hex_oid(const char *s, size_t len);
+
 /* Appends a detail message to err (ignores allocation failure). */
 void ref_add_detail(struct error *err, const ProtobufCMessage *msg);
 
@@ -83,7 +101,7 @@ void ref_add_detail(struct error *err, const ProtobufCMessage *msg);
  * the first branch by name; *out NULL when there is none. A detached or
  * missing HEAD is Internal "exit status 128" (as git symbolic-ref fails).
  */
-int ref_default_branch(git_repository *repo, int head_only, char **out, struct error *err);
+int ref_default_branch(struct ref_ctx *ctx, int head_only, char **out, struct error *err);
 
 /* Handlers (ref.c lists them). */
 int ref_find_default_branch_name_rpc(struct rpc_call *call, struct error *err);

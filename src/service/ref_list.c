@@ -24,7 +24,7 @@ enum branch_kind { BRANCH_LOCAL, BRANCH_ALL, BRANCH_REMOTE };
 
 struct branch_writer {
 	struct rpc_call *call;
-	git_repository *repo;
+	const struct repo_handle *h;
 	enum branch_kind kind;
 	struct ref_pager pager;
 	Gitaly__Branch *local[REF_ITEMS_PER_MESSAGE];
@@ -85,7 +85,7 @@ static int branch_line(void *arg, char *line, size_t len, struct error *err)
 	char *nul = memchr(line, '\0', len);
 	size_t nlen;
 	Gitaly__GitCommit *commit = NULL;
-	git_oid oid;
+	size_t hexlen;
 	int step;
 
 	if (!nul || memchr(nul + 1, '\0', len - (size_t)(nul - line) - 1)) {
@@ -103,9 +103,10 @@ static int branch_line(void *arg, char *line, size_t len, struct error *err)
 		return 1;
 	if (step == 0)
 		return 0;
-	if (git_oid_fromstr(&oid, nul + 1) < 0)
+	hexlen = strlen(nul + 1);
+	if ((hexlen != 40 && hexlen != 64) || strspn(nul + 1, "0123456789abcdef") != hexlen)
 		return error_set(err, STATUS_INTERNAL, "invalid object id %s", nul + 1);
-	if (gitcommit_read(w->repo, &oid, &commit, err) < 0)
+	if (gitcommit_read_h(w->h, nul + 1, &commit, err) < 0)
 		return -1;
 	if (w->kind == BRANCH_ALL) {
 		Gitaly__FindAllBranchesResponse__Branch *b = malloc(sizeof(*b));
@@ -140,7 +141,7 @@ static int list_branches(struct ref_ctx *ctx, struct branch_writer *w, struct gi
 {
 	int code = 0, ret = -1;
 
-	if (ref_ctx_repo(ctx, &w->repo, err) < 0) {
+	if (ref_ctx_handle(ctx, &w->h, err) < 0) {
 		git_cmd_free(cmd);
 		goto out;
 	}
@@ -173,10 +174,23 @@ static int branches_walk(struct ref_ctx *ctx, struct branch_writer *w, const cha
 	int ret = -1;
 
 	memset(&walk, 0, sizeof(walk));
-	w->borrowed = 1;
-	if (ref_ctx_repo(ctx, &w->repo, err) < 0)
+	if (ref_ctx_handle(ctx, &w->h, err) < 0)
 		goto out;
-	if (ref_walk_list(&walk, w->repo, patterns, n_patterns, err) < 0)
+	if (w->h->cf) {
+		/* No libgit2 for SHA-256: git lists and sorts. */
+		struct git_cmd *cmd = ref_ctx_git(ctx, "for-each-ref");
+
+		git_cmd_flag(cmd, "--format=%(refname)%00%(objectname)");
+		if (sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_ASC)
+			git_cmd_flag(cmd, "--sort=committerdate");
+		else if (sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC)
+			git_cmd_flag(cmd, "--sort=-committerdate");
+		for (size_t i = 0; i < n_patterns; i++)
+			git_cmd_arg(cmd, patterns[i]);
+		return list_branches(ctx, w, cmd, err);
+	}
+	w->borrowed = 1;
+	if (ref_walk_list(&walk, w->h->repo, patterns, n_patterns, err) < 0)
 		goto out;
 	if (sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_ASC ||
 	    sort_by == GITALY__FIND_LOCAL_BRANCHES_REQUEST__SORT_BY__UPDATED_DESC) {
@@ -272,7 +286,7 @@ int ref_find_all_branches_rpc(struct rpc_call *call, struct error *err)
 
 		if (ref_ctx_repo(&ctx, &repo, err) < 0)
 			goto out;
-		if (ref_default_branch(repo, 0, &def, err) < 0) {
+		if (ref_default_branch(&ctx, 0, &def, err) < 0) {
 			error_prefix(err, "default branch name");
 			goto out;
 		}
@@ -362,7 +376,7 @@ out:
 struct refs_writer {
 	struct rpc_call *call;
 	int peel;
-	char head_oid[GIT_OID_HEXSZ + 1];
+	char head_oid[64 + 1];
 	int head_pending;
 	Gitaly__ListRefsResponse__Reference items[REF_ITEMS_PER_MESSAGE + 1];
 	Gitaly__ListRefsResponse__Reference *ptrs[REF_ITEMS_PER_MESSAGE + 1];
@@ -561,7 +575,7 @@ int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 	struct git_cmd *cmd = NULL;
 	char sort[32];
 	const char *key = "refname";
-	int desc = 0, ret = -1;
+	int desc = 0, ret = -1, sha256 = 0;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
@@ -590,18 +604,16 @@ int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 	}
 	w->call = call;
 	w->peel = req->peel_tags;
+	if (ref_ctx_is_sha256(&ctx, &sha256, err) < 0)
+		goto out;
 	if (req->head) {
-		git_repository *repo;
-		git_oid oid;
+		int rc = ref_ctx_resolve(&ctx, "HEAD", w->head_oid, err);
 
-		if (ref_ctx_repo(&ctx, &repo, err) < 0)
+		if (rc < 0)
 			goto out;
-		if (git_reference_name_to_id(&oid, repo, "HEAD") == 0) {
-			git_oid_tostr(w->head_oid, sizeof(w->head_oid), &oid);
-			w->head_pending = 1;
-		}
+		w->head_pending = rc > 0;
 	}
-	if (list_refs_walkable(req, key)) {
+	if (!sha256 && list_refs_walkable(req, key)) {
 		ret = list_refs_walk(&ctx, req, desc, w, err);
 		goto out;
 	}

@@ -14,6 +14,7 @@
 #include "errors.pb-c.h"
 #include "git/revision.h"
 #include "ref.pb-c.h"
+#include "git/catfile.h"
 #include "service/gitcommit.h"
 #include "service/ref_internal.h"
 
@@ -25,21 +26,20 @@
  * peeled), a commit (id and target_commit) or anything else (id only).
  * name/name_len: the tag name to report.
  */
-static int build_tag(git_repository *repo, const git_oid *oid, const char *name, size_t name_len,
-		     Gitaly__Tag **out, struct error *err)
+static int build_tag(const struct repo_handle *h, const char *hex, const char *name,
+		     size_t name_len, Gitaly__Tag **out, struct error *err)
 {
-	char hex[GIT_OID_HEXSZ + 1], *data = NULL;
+	char *data = NULL;
 	size_t len;
 	git_object_t type;
 	Gitaly__Tag *tag = NULL;
 	int ret = -1;
 
 	*out = NULL;
-	git_oid_tostr(hex, sizeof(hex), oid);
-	if (gitcommit_read_raw(repo, oid, &type, &data, &len, err) < 0)
+	if (gitcommit_read_raw_h(h, hex, &type, &data, &len, err) < 0)
 		goto out;
 	if (type == GIT_OBJECT_TAG) {
-		if (gitcommit_read_tag(repo, oid, name, name_len, &tag, err) < 0)
+		if (gitcommit_read_tag_h(h, hex, name, name_len, &tag, err) < 0)
 			goto out;
 		gitcommit_trim_tag_message(tag);
 	} else {
@@ -70,7 +70,7 @@ out:
 
 struct tags_writer {
 	struct rpc_call *call;
-	git_repository *repo;
+	const struct repo_handle *h;
 	struct ref_pager pager;
 	Gitaly__Tag **tags;
 	size_t n, alloc, size;
@@ -106,10 +106,9 @@ static int tags_line(void *arg, char *line, size_t len, struct error *err)
 	const char *refname, *name;
 	size_t rlen, nlen, sz;
 	Gitaly__Tag *tag = NULL;
-	git_oid oid;
 	int step;
 
-	if (!nul || git_oid_fromstr(&oid, line) < 0)
+	if (!nul || !ref_is_hex_oid(line, (size_t)(nul - line)))
 		return error_set(err, STATUS_INTERNAL, "invalid for-each-ref format");
 	refname = nul + 1;
 	rlen = len - (size_t)(refname - line);
@@ -124,7 +123,7 @@ static int tags_line(void *arg, char *line, size_t len, struct error *err)
 		name += 10;
 		nlen -= 10;
 	}
-	if (build_tag(w->repo, &oid, name, nlen, &tag, err) < 0)
+	if (build_tag(w->h, line, name, nlen, &tag, err) < 0)
 		return -1;
 	sz = protobuf_c_message_get_packed_size(&tag->base);
 	if (sz + w->size >= REF_CHUNK_BYTES && tags_flush(w, err) < 0) {
@@ -180,7 +179,7 @@ int ref_find_all_tags_rpc(struct rpc_call *call, struct error *err)
 		snprintf(sort, sizeof(sort), "%s%s", dir, key);
 	}
 	ref_pager_init(&w.pager, req->pagination_params);
-	if (ref_ctx_repo(&ctx, &w.repo, err) < 0)
+	if (ref_ctx_handle(&ctx, &w.h, err) < 0)
 		goto out;
 	cmd = ref_ctx_git(&ctx, "for-each-ref");
 	git_cmd_option(cmd, "--format", "%(objectname)%00%(refname)");
@@ -236,7 +235,7 @@ static int first_tag_line(void *arg, char *line, size_t len, struct error *err)
 }
 
 /* `git tag -l <pattern>`'s first match: *found_oid / name (malloc'd). */
-static int tag_by_pattern(struct ref_ctx *ctx, const char *pattern, git_oid *oid, char **name,
+static int tag_by_pattern(struct ref_ctx *ctx, const char *pattern, char *oid, char **name,
 			  struct error *err)
 {
 	struct git_cmd *cmd = ref_ctx_git(ctx, "tag");
@@ -255,10 +254,11 @@ static int tag_by_pattern(struct ref_ctx *ctx, const char *pattern, git_oid *oid
 		goto out;
 	}
 	nul = memchr(t.line, '\0', t.len);
-	if (!nul || git_oid_fromstr(oid, t.line) < 0) {
+	if (!nul || !ref_is_hex_oid(t.line, (size_t)(nul - t.line))) {
 		error_set(err, STATUS_INTERNAL, "invalid output from for-each-ref command");
 		goto out;
 	}
+	memcpy(oid, t.line, (size_t)(nul - t.line) + 1);
 	*name = strdup(nul + 1);
 	ret = 0;
 out:
@@ -272,10 +272,9 @@ int ref_find_tag_rpc(struct rpc_call *call, struct error *err)
 	Gitaly__FindTagResponse resp = GITALY__FIND_TAG_RESPONSE__INIT;
 	struct ref_ctx ctx;
 	struct strbuf refname = STRBUF_INIT;
-	git_repository *repo;
-	git_oid oid;
-	char *name = NULL;
-	int found = 0, ret = -1;
+	const struct repo_handle *h;
+	char oid[64 + 1], *name = NULL;
+	int found = 0, ret = -1, rc;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
@@ -283,7 +282,7 @@ int ref_find_tag_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INVALID_ARGUMENT, "tag name is empty");
 		goto out;
 	}
-	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_handle(&ctx, &h, err) < 0)
 		goto out;
 	if (strbuf_adds(&refname, "refs/tags/") < 0 ||
 	    strbuf_add(&refname, req->tag_name.data, req->tag_name.len) < 0) {
@@ -292,10 +291,12 @@ int ref_find_tag_rpc(struct rpc_call *call, struct error *err)
 	}
 	if (!service_has_nul(req->tag_name.data, req->tag_name.len)) {
 		if (has_glob(req->tag_name.data, req->tag_name.len)) {
-			if (tag_by_pattern(&ctx, refname.buf + 10, &oid, &name, err) < 0)
+			if (tag_by_pattern(&ctx, refname.buf + 10, oid, &name, err) < 0)
 				goto out;
 			found = name != NULL;
-		} else if (git_reference_name_to_id(&oid, repo, refname.buf) == 0) {
+		} else if ((rc = ref_ctx_resolve(&ctx, refname.buf, oid, err)) < 0) {
+			goto out;
+		} else if (rc > 0) {
 			name = strdup(refname.buf + 10);
 			found = 1;
 		}
@@ -312,7 +313,7 @@ int ref_find_tag_rpc(struct rpc_call *call, struct error *err)
 		ref_add_detail(err, &detail.base);
 		goto out;
 	}
-	if (build_tag(repo, &oid, name, strlen(name), &resp.tag, err) < 0) {
+	if (build_tag(h, oid, name, strlen(name), &resp.tag, err) < 0) {
 		error_prefix(err, "parsing tag");
 		err->code = STATUS_INTERNAL;
 		goto out;
@@ -417,7 +418,7 @@ int ref_get_tag_signatures_rpc(struct rpc_call *call, struct error *err)
 	struct strbuf out, errs;
 	struct git_result res;
 	struct git_cmd *cmd;
-	git_repository *repo;
+	const struct repo_handle *h;
 	int ret = -1;
 
 	strbuf_init(&out, REVLIST_CAP);
@@ -436,7 +437,7 @@ int ref_get_tag_signatures_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 		}
 	}
-	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_handle(&ctx, &h, err) < 0)
 		goto out;
 	cmd = ref_ctx_git(&ctx, "rev-list");
 	git_cmd_flag(cmd, "--in-commit-order");
@@ -464,18 +465,21 @@ int ref_get_tag_signatures_rpc(struct rpc_call *call, struct error *err)
 	}
 	for (char *p = out.buf; p && *p;) {
 		char *nl = strchr(p, '\n');
-		char hex[GIT_OID_HEXSZ + 1], *raw = NULL;
-		size_t len;
+		char hex[64 + 1], *raw = NULL;
+		size_t len, hlen;
 		git_object_t type;
-		git_oid oid;
 
 		if (nl)
 			*nl = '\0';
-		if (strlen(p) >= GIT_OID_HEXSZ) {
-			memcpy(hex, p, GIT_OID_HEXSZ);
-			hex[GIT_OID_HEXSZ] = '\0';
-			if (git_oid_fromstr(&oid, hex) < 0 ||
-			    gitcommit_read_raw(repo, &oid, &type, &raw, &len, err) < 0) {
+		hlen = strcspn(p, " ");
+		if (hlen >= 40) {
+			if (!ref_is_hex_oid(p, hlen)) {
+				error_set(err, STATUS_INTERNAL, "cat-file iterator stop: invalid object id");
+				goto out;
+			}
+			memcpy(hex, p, hlen);
+			hex[hlen] = '\0';
+			if (gitcommit_read_raw_h(h, hex, &type, &raw, &len, err) < 0) {
 				error_prefix(err, "cat-file iterator stop");
 				err->code = STATUS_INTERNAL;
 				goto out;
@@ -506,29 +510,44 @@ int ref_get_tag_messages_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__GetTagMessagesRequest *req =
 		(const Gitaly__GetTagMessagesRequest *)rpc_call_request(call);
 	struct ref_ctx ctx;
-	git_repository *repo;
+	const struct repo_handle *h;
 	int ret = -1;
 
 	if (ref_ctx_init(&ctx, call, req->repository, err) < 0)
 		goto out;
-	if (ref_ctx_repo(&ctx, &repo, err) < 0)
+	if (ref_ctx_handle(&ctx, &h, err) < 0)
 		goto out;
 	for (size_t i = 0; i < req->n_tag_ids; i++) {
 		Gitaly__GetTagMessagesResponse head = GITALY__GET_TAG_MESSAGES_RESPONSE__INIT;
 		Gitaly__Tag *tag = NULL;
-		git_object *obj = NULL;
-		git_oid oid;
+		char oid[64 + 1];
 		int rc = -1;
 
-		if (git_oid_fromstr(&oid, req->tag_ids[i]) < 0 || strlen(req->tag_ids[i]) != GIT_OID_HEXSZ) {
-			if (git_revparse_single(&obj, repo, req->tag_ids[i]) < 0) {
+		if (ref_is_hex_oid(req->tag_ids[i], strlen(req->tag_ids[i]))) {
+			memcpy(oid, req->tag_ids[i], strlen(req->tag_ids[i]) + 1);
+		} else if (h->repo) {
+			git_object *obj = NULL;
+
+			if (git_revparse_single(&obj, h->repo, req->tag_ids[i]) < 0) {
 				error_set(err, STATUS_INTERNAL, "getting tag: object not found");
 				goto out;
 			}
-			git_oid_cpy(&oid, git_object_id(obj));
+			git_oid_tostr(oid, sizeof(oid), git_object_id(obj));
 			git_object_free(obj);
+		} else {
+			git_object_t type;
+			int64_t size;
+
+			rc = catfile_info(h->cf, req->tag_ids[i], oid, &type, &size, err);
+			if (rc < 0)
+				goto out;
+			if (rc == 0) {
+				error_set(err, STATUS_INTERNAL, "getting tag: object not found");
+				goto out;
+			}
+			rc = -1;
 		}
-		if (gitcommit_read_tag(repo, &oid, NULL, 0, &tag, err) < 0) {
+		if (gitcommit_read_tag_h(h, oid, NULL, 0, &tag, err) < 0) {
 			error_prefix(err, "getting tag");
 			err->code = STATUS_INTERNAL;
 			goto out;

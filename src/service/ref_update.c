@@ -12,6 +12,7 @@
 #include "errors.pb-c.h"
 #include "git/refupdate.h"
 #include "git/revision.h"
+#include "git/repo_cache.h"
 #include "ref.pb-c.h"
 #include "service/ref_internal.h"
 #include "service/repository_internal.h"
@@ -276,7 +277,8 @@ int ref_delete_refs_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 	}
 
-	refupdate_opts_from(&ctx, NULL, 1, &opts);
+	/* The zero id update-ref expects depends on the object format. */
+	refupdate_opts_from(&ctx, repo_cache_is_sha256(ctx.path) ? "sha256" : "sha1", 1, &opts);
 	if (refupdate_begin(ctx.path, &opts, &u, err) < 0) {
 		error_prefix(err, "start reference transaction");
 		goto out;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/banned.h"
+#include "git/catfile.h"
 #include "git/command.h"
 #include "git/repo_cache.h"
 #include "rpc/status.h"
@@ -31,19 +32,131 @@ int ref_ctx_init(struct ref_ctx *ctx, struct rpc_call *call, const Gitaly__Repos
 	return service_git_env_init(&ctx->genv, ctx->path, repo, err);
 }
 
+int ref_ctx_handle(struct ref_ctx *ctx, const struct repo_handle **out, struct error *err)
+{
+	if (!ctx->h.repo && !ctx->h.cf &&
+	    repo_cache_get_handle(ctx->path, ctx->genv.object_directory, ctx->genv.alternates,
+				  &ctx->h, err) < 0)
+		return -1;
+	ctx->repo = ctx->h.repo;
+	*out = &ctx->h;
+	return 0;
+}
+
 int ref_ctx_repo(struct ref_ctx *ctx, git_repository **out, struct error *err)
 {
-	if (!ctx->repo && repo_cache_get(ctx->path, ctx->genv.object_directory,
-					 ctx->genv.alternates, &ctx->repo, err) < 0)
+	const struct repo_handle *h;
+
+	if (ref_ctx_handle(ctx, &h, err) < 0)
 		return -1;
-	*out = ctx->repo;
+	if (!h->repo)
+		return error_set(err, STATUS_INTERNAL,
+				 "object format sha256 is not supported by this reader");
+	*out = h->repo;
 	return 0;
+}
+
+int ref_ctx_is_sha256(struct ref_ctx *ctx, int *out, struct error *err)
+{
+	const struct repo_handle *h;
+
+	if (ref_ctx_handle(ctx, &h, err) < 0)
+		return -1;
+	*out = h->cf != NULL;
+	return 0;
+}
+
+int ref_ctx_resolve(struct ref_ctx *ctx, const char *name, char *oid, struct error *err)
+{
+	const struct repo_handle *h;
+	git_object_t type;
+	int64_t size;
+	git_oid bin;
+
+	if (ref_ctx_handle(ctx, &h, err) < 0)
+		return -1;
+	if (h->repo) {
+		if (git_reference_name_to_id(&bin, h->repo, name) < 0)
+			return 0;
+		git_oid_tostr(oid, GIT_OID_HEXSZ + 1, &bin);
+		return 1;
+	}
+	/* cat-file would also take abbreviations and DWIM names: only full
+	 * ref names (and HEAD) are asked. */
+	if (strcmp(name, "HEAD") && strncmp(name, "refs/", 5))
+		return 0;
+	return catfile_info(h->cf, name, oid, &type, &size, err);
+}
+
+int ref_ctx_head_target(struct ref_ctx *ctx, char **out, struct error *err)
+{
+	const struct repo_handle *h;
+	struct strbuf buf;
+	int ret = -1;
+
+	*out = NULL;
+	if (ref_ctx_handle(ctx, &h, err) < 0)
+		return -1;
+	if (h->repo) {
+		git_reference *head = NULL;
+
+		if (git_reference_lookup(&head, h->repo, "HEAD") == 0 &&
+		    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+		    !(*out = strdup(git_reference_symbolic_target(head)))) {
+			git_reference_free(head);
+			return error_set(err, STATUS_INTERNAL, "out of memory");
+		}
+		git_reference_free(head);
+		return 0;
+	}
+	strbuf_init(&buf, 4096);
+	{
+		struct git_cmd *cmd = ref_ctx_git(ctx, "symbolic-ref");
+		struct git_result res;
+
+		git_cmd_flag(cmd, "--quiet");
+		git_cmd_arg(cmd, "HEAD");
+		if (git_cmd_run(cmd, NULL, 0, &buf, NULL, &res, err) < 0)
+			goto out;
+		strbuf_rtrim(&buf);
+		if (res.exit_code == 0 && buf.len && !(*out = strdup(buf.buf))) {
+			error_set(err, STATUS_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	strbuf_release(&buf);
+	return ret;
+}
+
+static int take_first_line(void *arg, char *line, size_t len, struct error *err)
+{
+	char **out = arg;
+
+	(void)err;
+	*out = strndup(line, len);
+	return 1;
+}
+
+int ref_ctx_first_ref(struct ref_ctx *ctx, const char *prefix, char **out, struct error *err)
+{
+	const struct repo_handle *h;
+	struct git_cmd *cmd;
+
+	*out = NULL;
+	if (ref_ctx_handle(ctx, &h, err) < 0)
+		return -1;
+	cmd = ref_ctx_git(ctx, "for-each-ref");
+	git_cmd_flag(cmd, "--format=%(refname)");
+	git_cmd_flag(cmd, "--count=1");
+	git_cmd_arg(cmd, prefix);
+	return ref_run_lines(cmd, take_first_line, out, NULL, err);
 }
 
 void ref_ctx_release(struct ref_ctx *ctx)
 {
-	if (ctx->repo)
-		repo_cache_put(ctx->repo);
+	repo_cache_put_handle(&ctx->h);
 	ctx->repo = NULL;
 	service_git_env_release(&ctx->genv);
 	free(ctx->path);
@@ -209,6 +322,16 @@ int ref_validate_hex(const char *oid, const char *object_format, const char *pre
 	error_set(err, STATUS_INVALID_ARGUMENT, "%s", msg.buf ? msg.buf : "");
 	strbuf_release(&msg);
 	return -1;
+}
+
+int ref_is_hex_oid(const char *s, size_t len)
+{
+	if (len != 40 && len != 64)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
 }
 
 void ref_add_detail(struct error *err, const ProtobufCMessage *msg)

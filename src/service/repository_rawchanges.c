@@ -10,12 +10,18 @@
 #include <string.h>
 
 #include "git/command.h"
+#include "git/repo_cache.h"
 #include "repository.pb-c.h"
 #include "service/repository_internal.h"
 #include "service/util.h"
 
-#define ZERO_OID "0000000000000000000000000000000000000000"
-#define EMPTY_TREE_OID "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+#define ZERO_OID_SHA1 "0000000000000000000000000000000000000000"
+#define ZERO_OID_SHA256 ZERO_OID_SHA1 ZERO_OID_SHA1 "000000000000000000000000"
+#define EMPTY_TREE_SHA1 "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+#define EMPTY_TREE_SHA256 "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"
+/* The zero id and empty tree of the repository's object format. */
+#define ZERO_OID (repo_cache_is_sha256(repo_path) ? ZERO_OID_SHA256 : ZERO_OID_SHA1)
+#define EMPTY_TREE_OID (repo_cache_is_sha256(repo_path) ? EMPTY_TREE_SHA256 : EMPTY_TREE_SHA1)
 /* Cap on git diff's raw output and on cat-file's answers. */
 #define RAW_OUTPUT_CAP ((size_t)256 * 1024 * 1024)
 /* Upstream's chunker flushes before a message would reach 1 MiB. */

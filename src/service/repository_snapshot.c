@@ -265,7 +265,8 @@ static int names_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Upstream's object file patterns: xx/<38 hex> and pack/pack-<40 hex>.(pack|idx). */
+/* Upstream's object file patterns: xx/<38 hex> and pack/pack-<40 hex>.(pack|idx)
+ * (62 and 64 hex digits in SHA-256 repositories). */
 static int is_hex(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -279,12 +280,19 @@ static int object_file(const char *path)
 	size_t n = strlen(path);
 	const char *base = strrchr(path, '/');
 
-	if (n >= 42 && path[n - 42] == '/' && path[n - 39] == '/' && is_hex(path + n - 41, 2) &&
-	    is_hex(path + n - 38, 38))
-		return 1;
-	if (!base || strlen(base) < 46 || strncmp(base, "/pack-", 6) || !is_hex(base + 6, 40))
+	size_t hexlen;
+
+	/* 38 / 40 hex digits for SHA-1, 62 / 64 for SHA-256. */
+	for (hexlen = 40; hexlen <= 64; hexlen += 24)
+		if (n >= hexlen + 2 && path[n - hexlen - 2] == '/' && path[n - hexlen + 1] == '/' &&
+		    is_hex(path + n - hexlen - 1, 2) && is_hex(path + n - hexlen + 2, hexlen - 2))
+			return 1;
+	if (!base || strncmp(base, "/pack-", 6))
 		return 0;
-	if (strcmp(base + 46, ".pack") && strcmp(base + 46, ".idx"))
+	hexlen = strspn(base + 6, "0123456789abcdefABCDEF");
+	if (hexlen != 40 && hexlen != 64)
+		return 0;
+	if (strcmp(base + 6 + hexlen, ".pack") && strcmp(base + 6 + hexlen, ".idx"))
 		return 0;
 	return base - path >= 5 && !strncmp(base - 5, "/pack", 5);
 }
