@@ -91,12 +91,12 @@ static int validate(const Gitaly__CheckBlobsGeneratedRequest *req, struct error 
 	return 0;
 }
 
-static int check_one(git_repository *repo, const Gitaly__CheckBlobsGeneratedRequest__Blob *b,
-		     int *generated, struct error *err)
+static int check_one(const struct repo_handle *repo,
+		     const Gitaly__CheckBlobsGeneratedRequest__Blob *b, int *generated,
+		     struct error *err)
 {
-	char *rev = malloc(b->revision.len + 1);
-	git_odb_object *obj = NULL;
-	git_oid oid;
+	char *rev = malloc(b->revision.len + 1), oid[ODB_OID_MAX];
+	struct odb_object obj = { 0 };
 	size_t n;
 	int found, ret = -1;
 
@@ -104,9 +104,9 @@ static int check_one(git_repository *repo, const Gitaly__CheckBlobsGeneratedRequ
 		return error_set(err, STATUS_INTERNAL, "out of memory");
 	memcpy(rev, b->revision.data, b->revision.len);
 	rev[b->revision.len] = 0; /* validated: no NUL inside */
-	found = odb_resolve(repo, rev, &oid, err);
+	found = odb_h_resolve(repo, rev, oid, err);
 	if (found > 0)
-		found = odb_read(repo, &oid, &obj, err);
+		found = odb_h_read(repo, oid, &obj, err);
 	if (found == 0) {
 		error_set(err, STATUS_INTERNAL, "reading object: object not found");
 		goto out;
@@ -115,18 +115,18 @@ static int check_one(git_repository *repo, const Gitaly__CheckBlobsGeneratedRequ
 		error_prefix(err, "reading object");
 		goto out;
 	}
-	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB) {
+	if (obj.type != GIT_OBJECT_BLOB) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "object is not a blob");
 		goto out;
 	}
-	n = git_odb_object_size(obj);
+	n = obj.len;
 	if (n > ANALYSIS_CONTENT_PREFIX)
 		n = ANALYSIS_CONTENT_PREFIX;
 	*generated = analysis_is_generated((const char *)b->path.data, b->path.len,
-					   git_odb_object_data(obj), n);
+					   (const unsigned char *)obj.data, n);
 	ret = 0;
 out:
-	git_odb_object_free(obj);
+	odb_object_release(&obj);
 	free(rev);
 	return ret;
 }
@@ -138,7 +138,7 @@ static int check_blobs_generated_rpc(struct rpc_call *call, struct error *err)
 		(const Gitaly__CheckBlobsGeneratedRequest *)rpc_call_request(call);
 	struct service_git_env env = { NULL, NULL };
 	struct answers a = { NULL, NULL, 0, 0, 0 };
-	git_repository *repo = NULL;
+	struct repo_handle repo = { NULL, NULL };
 	ProtobufCMessage *next = NULL;
 	char *path = NULL;
 	int rc, ret = -1;
@@ -149,7 +149,7 @@ static int check_blobs_generated_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (service_git_env_init(&env, path, req->repository, err) < 0)
 		goto out;
-	if (repo_cache_get(path, env.object_directory, env.alternates, &repo, err) < 0) {
+	if (repo_cache_get_handle(path, env.object_directory, env.alternates, &repo, err) < 0) {
 		error_prefix(err, "retrieving object reader");
 		goto out;
 	}
@@ -159,7 +159,7 @@ static int check_blobs_generated_rpc(struct rpc_call *call, struct error *err)
 		if (validate(req, err) < 0)
 			goto out;
 		for (size_t i = 0; i < req->n_blobs; i++) {
-			if (check_one(repo, req->blobs[i], &generated, err) < 0 ||
+			if (check_one(&repo, req->blobs[i], &generated, err) < 0 ||
 			    answers_add(call, &a, req->blobs[i]->revision, generated, err) < 0)
 				goto out;
 		}
@@ -176,7 +176,7 @@ static int check_blobs_generated_rpc(struct rpc_call *call, struct error *err)
 out:
 	free(a.items);
 	free(a.ptrs);
-	repo_cache_put(repo);
+	repo_cache_put_handle(&repo);
 	service_git_env_release(&env);
 	free(path);
 	return ret;

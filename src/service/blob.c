@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "blob.pb-c.h"
+#include "git/catfile.h"
 #include "git/odb.h"
 #include "git/repo_cache.h"
 #include "git/revision.h"
@@ -43,8 +44,8 @@ int blob_repo_open(const struct service_deps *deps, const Gitaly__Repository *re
 		goto fail;
 	if (service_git_env_init(&out->env, out->path, repo, err) < 0)
 		goto fail;
-	if (repo_cache_get(out->path, out->env.object_directory, out->env.alternates, &out->repo,
-			   err) < 0) {
+	if (repo_cache_get_handle(out->path, out->env.object_directory, out->env.alternates,
+				  &out->h, err) < 0) {
 		error_prefix(err, "creating object reader");
 		goto fail;
 	}
@@ -56,7 +57,7 @@ fail:
 
 void blob_repo_close(struct blob_repo *r)
 {
-	repo_cache_put(r->repo);
+	repo_cache_put_handle(&r->h);
 	service_git_env_release(&r->env);
 	free(r->path);
 	memset(r, 0, sizeof(*r));
@@ -267,11 +268,10 @@ int blob_parse_batch_check(const char *line, char *oid, size_t oid_size, char *t
 
 /* ---- blob content in 128 KiB pieces ---------------------------------------- */
 
-int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size, int64_t want,
+int blob_read_chunks(const struct blob_repo *r, const char *hex, int64_t size, int64_t want,
 		     blob_chunk_fn fn, void *ctx, struct error *err)
 {
-	char hex[GIT_OID_HEXSZ + 1];
-	git_odb_object *obj = NULL;
+	struct odb_object obj = { 0 };
 	struct blob_pipe p;
 	uint8_t *buf = NULL;
 	int64_t sent = 0;
@@ -280,19 +280,19 @@ int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size
 	if (want <= 0)
 		return 0;
 	if (size <= BLOB_STREAM_THRESHOLD) {
-		found = odb_read(r->repo, oid, &obj, err);
+		found = odb_h_read(&r->h, hex, &obj, err);
 		if (found == 0)
 			error_set(err, STATUS_INTERNAL, "read object: object not found");
 		if (found <= 0)
 			goto out;
-		if ((int64_t)git_odb_object_size(obj) < want)
-			want = (int64_t)git_odb_object_size(obj);
+		if ((int64_t)obj.len < want)
+			want = (int64_t)obj.len;
 		while (sent < want) {
 			size_t n = (size_t)(want - sent);
 
 			if (n > SERVICE_CHUNK_SIZE)
 				n = SERVICE_CHUNK_SIZE;
-			if (fn(ctx, (const uint8_t *)git_odb_object_data(obj) + sent, n, err) < 0)
+			if (fn(ctx, (const uint8_t *)obj.data + sent, n, err) < 0)
 				goto out;
 			sent += (int64_t)n;
 		}
@@ -300,7 +300,6 @@ int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size
 		goto out;
 	}
 	/* Large blobs are streamed from git instead of inflated into memory. */
-	git_oid_tostr(hex, sizeof(hex), oid);
 	{
 		struct git_cmd *cmd = service_git_new(r->path, &r->env, "cat-file");
 
@@ -350,7 +349,7 @@ out:
 	if (started)
 		blob_pipe_finish(&p, 1, "cat-file", NULL);
 	free(buf);
-	git_odb_object_free(obj);
+	odb_object_release(&obj);
 	return ret;
 }
 
@@ -594,8 +593,7 @@ static int get_blob_rpc(struct rpc_call *call, struct error *err)
 	struct get_blob_state st = { call, GITALY__GET_BLOB_RESPONSE__INIT };
 	struct blob_repo r;
 	git_object_t type = GIT_OBJECT_INVALID;
-	git_oid oid;
-	char hex[GIT_OID_HEXSZ + 1];
+	char hex[ODB_OID_MAX];
 	int64_t size = 0, want;
 	int found, ret = -1;
 
@@ -605,9 +603,9 @@ static int get_blob_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INVALID_ARGUMENT, "empty Oid");
 		goto out;
 	}
-	found = odb_resolve(r.repo, req->oid, &oid, err);
+	found = odb_h_resolve(&r.h, req->oid, hex, err);
 	if (found > 0)
-		found = odb_header(r.repo, &oid, &type, &size, err);
+		found = odb_h_header(&r.h, hex, &type, &size, err);
 	if (found < 0) {
 		error_prefix(err, "read object");
 		goto out;
@@ -620,14 +618,13 @@ static int get_blob_rpc(struct rpc_call *call, struct error *err)
 	want = size;
 	if (req->limit >= 0 && req->limit < want)
 		want = req->limit;
-	git_oid_tostr(hex, sizeof(hex), &oid);
 	st.resp.size = size;
 	st.resp.oid = hex;
 	if (want == 0) {
 		ret = rpc_call_send(call, &st.resp.base, err);
 		goto out;
 	}
-	if (blob_read_chunks(&r, &oid, size, want, get_blob_chunk, &st, err) < 0)
+	if (blob_read_chunks(&r, hex, size, want, get_blob_chunk, &st, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -775,6 +772,85 @@ out:
 	return ret;
 }
 
+/* What GetBlobs needs of a tree entry. */
+struct found_entry {
+	uint32_t mode;
+	git_object_t type;
+	char oid[ODB_OID_MAX];
+};
+
+struct name_lookup {
+	const char *name;
+	size_t len;
+	struct found_entry *out;
+	int found;
+};
+
+static int match_name(void *arg, const struct odb_tree_entry *e, struct error *err)
+{
+	struct name_lookup *l = arg;
+
+	(void)err;
+	if (e->name_len != l->len || memcmp(e->name, l->name, l->len))
+		return 0;
+	l->out->mode = e->mode;
+	l->out->type = e->type;
+	memcpy(l->out->oid, e->oid, sizeof(e->oid));
+	l->found = 1;
+	return 1;
+}
+
+/*
+ * find_tree_entry through the cat-file reader (SHA-256): cat-file resolves
+ * revision^{tree} or revision:dir, and the tree is searched for the name.
+ */
+static int find_tree_entry_catfile(const struct repo_handle *h, const char *revision,
+				   const uint8_t *path, size_t path_len, struct found_entry *out,
+				   struct error *err)
+{
+	char *dir = go_dir(path, path_len), *spec = NULL, tree[ODB_OID_MAX];
+	struct name_lookup l = { NULL, 0, out, 0 };
+	git_object_t type;
+	int64_t size;
+	size_t dlen, name_off;
+	int rc, ret = -1;
+
+	if (!dir)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	dlen = strcmp(dir, ".") ? strlen(dir) : 0;
+	name_off = dlen ? dlen + 1 : 0;
+	if (dir[0] == '/' || path_len <= name_off ||
+	    (dlen && (memcmp(path, dir, dlen) || path[dlen] != '/')) ||
+	    memchr(path + name_off, '/', path_len - name_off) ||
+	    memchr(path + name_off, 0, path_len - name_off)) {
+		ret = 0;
+		goto out;
+	}
+	if ((dlen ? asprintf(&spec, "%s:%s", revision, dir)
+		  : asprintf(&spec, "%s^{tree}", revision)) < 0) {
+		spec = NULL;
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		goto out;
+	}
+	rc = catfile_info(h->cf, spec, tree, &type, &size, err);
+	if (rc <= 0 || type != GIT_OBJECT_TREE) {
+		ret = rc < 0 ? -1 : 0;
+		goto out;
+	}
+	l.name = (const char *)path + name_off;
+	l.len = path_len - name_off;
+	rc = odb_h_tree_each(h, tree, match_name, &l, err);
+	if (rc < 0) {
+		error_prefix(err, "find by revision and path: reading tree");
+		goto out;
+	}
+	ret = l.found;
+out:
+	free(spec);
+	free(dir);
+	return ret;
+}
+
 struct get_blobs_state {
 	struct rpc_call *call;
 	Gitaly__GetBlobsResponse *resp;
@@ -800,9 +876,8 @@ static int get_blobs_one(struct rpc_call *call, const struct blob_repo *r,
 			 struct error *err)
 {
 	Gitaly__GetBlobsResponse resp = GITALY__GET_BLOBS_RESPONSE__INIT;
-	git_repository *repo = r->repo;
 	git_tree_entry *entry = NULL;
-	char hex[GIT_OID_HEXSZ + 1];
+	struct found_entry fe;
 	size_t plen = rp->path.len;
 	git_object_t etype;
 	int64_t size, want;
@@ -815,24 +890,32 @@ static int get_blobs_one(struct rpc_call *call, const struct blob_repo *r,
 	resp.path.data = rp->path.data;
 	resp.path.len = plen;
 
-	found = find_tree_entry(repo, rp->revision, rp->path.data, plen, &entry, err);
+	if (r->h.cf) {
+		found = find_tree_entry_catfile(&r->h, rp->revision, rp->path.data, plen, &fe, err);
+	} else {
+		found = find_tree_entry(r->h.repo, rp->revision, rp->path.data, plen, &entry, err);
+		if (found > 0) {
+			git_oid_tostr(fe.oid, sizeof(fe.oid), git_tree_entry_id(entry));
+			fe.mode = (uint32_t)git_tree_entry_filemode_raw(entry);
+			fe.type = git_tree_entry_type(entry);
+		}
+	}
 	if (found < 0)
 		goto out;
 	if (!found) {
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(entry));
-	resp.oid = hex;
-	resp.mode = (int32_t)git_tree_entry_filemode_raw(entry);
-	etype = git_tree_entry_type(entry);
+	resp.oid = fe.oid;
+	resp.mode = (int32_t)fe.mode;
+	etype = fe.type;
 	if (etype == GIT_OBJECT_COMMIT) {
 		resp.is_submodule = 1;
 		resp.type = GITALY__OBJECT_TYPE__COMMIT;
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	found = odb_header(repo, git_tree_entry_id(entry), &etype, &size, err);
+	found = odb_h_header(&r->h, fe.oid, &etype, &size, err);
 	if (found <= 0) {
 		if (!found)
 			error_set(err, STATUS_INTERNAL, "read object info: object not found");
@@ -841,12 +924,12 @@ static int get_blobs_one(struct rpc_call *call, const struct blob_repo *r,
 		goto out;
 	}
 	resp.size = size;
-	if (git_tree_entry_type(entry) == GIT_OBJECT_TREE) {
+	if (fe.type == GIT_OBJECT_TREE) {
 		resp.type = GITALY__OBJECT_TYPE__TREE;
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
+	if (fe.type != GIT_OBJECT_BLOB) {
 		ret = 0; /* upstream skips other entry types silently */
 		goto out;
 	}
@@ -864,8 +947,7 @@ static int get_blobs_one(struct rpc_call *call, const struct blob_repo *r,
 	{
 		struct get_blobs_state st = { call, &resp, 1 };
 
-		if (blob_read_chunks(r, git_tree_entry_id(entry), size, want, get_blobs_chunk, &st,
-				     err) < 0)
+		if (blob_read_chunks(r, fe.oid, size, want, get_blobs_chunk, &st, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -935,17 +1017,15 @@ static int process_chunk(void *ctx, const uint8_t *data, size_t len, struct erro
 	return ret;
 }
 
-static int process_blob(struct blob_batch *b, const struct blob_repo *r, const git_oid *oid,
+static int process_blob(struct blob_batch *b, const struct blob_repo *r, const char *hex,
 			int64_t bytes_limit, const uint8_t *path, size_t path_len,
 			struct error *err)
 {
-	char hex[GIT_OID_HEXSZ + 1];
 	git_object_t type;
 	int64_t size, want;
 	int found;
 
-	git_oid_tostr(hex, sizeof(hex), oid);
-	found = odb_header(r->repo, oid, &type, &size, err);
+	found = odb_h_header(&r->h, hex, &type, &size, err);
 	if (found == 0)
 		return error_set(err, STATUS_INTERNAL,
 				 "retrieving object info for \"%s\": object not found", hex);
@@ -957,7 +1037,7 @@ static int process_blob(struct blob_batch *b, const struct blob_repo *r, const g
 	{
 		struct process_state st = { b, hex, size, path, path_len, 1 };
 
-		return blob_read_chunks(r, oid, size, want, process_chunk, &st, err);
+		return blob_read_chunks(r, hex, size, want, process_chunk, &st, err);
 	}
 }
 
@@ -987,20 +1067,19 @@ static int list_blobs_rpc(struct rpc_call *call, struct error *err)
 	while ((rc = blob_pipe_next(&p, err)) > 0) {
 		const char *line = p.line.buf, *sp = strchr(line, ' ');
 		size_t hexlen = sp ? (size_t)(sp - line) : p.line.len;
-		char hex[GIT_OID_HEXSZ + 1];
-		git_oid oid;
+		char hex[ODB_OID_MAX];
 
-		if (hexlen != GIT_OID_HEXSZ) {
+		if (hexlen != 40 && hexlen != 64) {
 			error_set(err, STATUS_INTERNAL, "processing blobs: invalid rev-list line");
 			goto fail;
 		}
 		memcpy(hex, line, hexlen);
 		hex[hexlen] = 0;
-		if (git_oid_fromstr(&oid, hex) < 0) {
+		if (strspn(hex, "0123456789abcdef") != hexlen) {
 			error_set(err, STATUS_INTERNAL, "processing blobs: invalid object id");
 			goto fail;
 		}
-		if (process_blob(&b, &r, &oid, req->bytes_limit,
+		if (process_blob(&b, &r, hex, req->bytes_limit,
 				 req->with_paths && sp ? (const uint8_t *)sp + 1 : NULL,
 				 req->with_paths && sp ? p.line.len - hexlen - 1 : 0, err) < 0) {
 			error_prefix(err, "processing blobs");
@@ -1052,20 +1131,21 @@ static int list_all_blobs_rpc(struct rpc_call *call, struct error *err)
 		goto fail;
 	started = 1;
 	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[GIT_OID_HEXSZ + 8], type[16];
+		char hex[ODB_OID_MAX + 8], type[16];
 		int64_t size;
-		git_oid oid;
+		size_t hexlen;
 
 		if (blob_parse_batch_check(p.line.buf, hex, sizeof(hex), type, sizeof(type),
 					   &size) < 0 ||
-		    git_oid_fromstr(&oid, hex) < 0) {
+		    ((hexlen = strlen(hex)) != 40 && hexlen != 64) ||
+		    strspn(hex, "0123456789abcdef") != hexlen) {
 			error_set(err, STATUS_INTERNAL,
 				  "processing blobs: parsing object info: invalid line");
 			goto fail;
 		}
 		if (strcmp(type, "blob"))
 			continue;
-		if (process_blob(&b, &r, &oid, req->bytes_limit, NULL, 0, err) < 0) {
+		if (process_blob(&b, &r, hex, req->bytes_limit, NULL, 0, err) < 0) {
 			error_prefix(err, "processing blobs");
 			goto fail;
 		}

@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/strbuf.h"
+#include "git/repo_cache.h"
 #include "rpc/call.h"
 #include "service/service.h"
 #include "service/util.h"
@@ -23,7 +24,7 @@
 struct blob_repo {
 	char *path;
 	struct service_git_env env;
-	git_repository *repo;
+	struct repo_handle h; /* libgit2 (SHA-1) or cat-file (SHA-256) */
 };
 
 /* Resolves and opens the repository; on error nothing needs releasing. */
@@ -98,7 +99,7 @@ typedef int (*blob_chunk_fn)(void *ctx, const uint8_t *data, size_t len, struct 
  * pieces of SERVICE_CHUNK_SIZE (the last may be shorter). Nothing for
  * want <= 0.
  */
-int blob_read_chunks(const struct blob_repo *r, const git_oid *oid, int64_t size, int64_t want,
+int blob_read_chunks(const struct blob_repo *r, const char *oid, int64_t size, int64_t want,
 		     blob_chunk_fn fn, void *ctx, struct error *err);
 
 /* The LFS handlers (blob_lfs.c). */

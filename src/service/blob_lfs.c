@@ -16,33 +16,37 @@
  * Reads a candidate blob and adds it to the batch when it is a pointer.
  * Returns 1 when added, 0 when not a pointer, -1 on errors.
  */
-static int send_if_pointer(struct blob_batch *b, git_repository *repo, const git_oid *oid,
+static int send_if_pointer(struct blob_batch *b, const struct repo_handle *repo, const char *hex,
 			   struct error *err)
 {
-	git_odb_object *obj = NULL;
-	char hex[GIT_OID_HEXSZ + 1];
+	struct odb_object obj = { 0 };
 	int found, ret = -1;
 
-	git_oid_tostr(hex, sizeof(hex), oid);
-	found = odb_read(repo, oid, &obj, err);
+	found = odb_h_read(repo, hex, &obj, err);
 	if (found == 0)
 		error_set(err, STATUS_INTERNAL, "requesting object: object not found");
 	if (found <= 0)
 		goto out;
-	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB ||
-	    !odb_is_lfs_pointer(git_odb_object_data(obj), git_odb_object_size(obj))) {
+	if (obj.type != GIT_OBJECT_BLOB || !odb_is_lfs_pointer(obj.data, obj.len)) {
 		ret = 0;
 		goto out;
 	}
-	if (blob_batch_add(b, hex, (int64_t)git_odb_object_size(obj), git_odb_object_data(obj),
-			   git_odb_object_size(obj), NULL, 0, err) < 0) {
+	if (blob_batch_add(b, hex, (int64_t)obj.len, obj.data, obj.len, NULL, 0, err) < 0) {
 		error_prefix(err, "sending LFS pointer chunk");
 		goto out;
 	}
 	ret = 1;
 out:
-	git_odb_object_free(obj);
+	odb_object_release(&obj);
 	return ret;
+}
+
+/* A full lowercase hex id of either format. */
+static int full_hex(const char *s)
+{
+	size_t n = strlen(s);
+
+	return (n == 40 || n == 64) && strspn(s, "0123456789abcdef") == n;
 }
 
 int blob_get_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
@@ -66,13 +70,13 @@ int blob_get_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 		const char *id = req->blob_ids[i];
 		git_object_t type;
 		int64_t size;
-		git_oid oid;
+		char oid[ODB_OID_MAX];
 		int found;
 
 		/* cat-file --batch-check resolves whatever it is given. */
-		found = odb_resolve(r.repo, id, &oid, err);
+		found = odb_h_resolve(&r.h, id, oid, err);
 		if (found > 0)
-			found = odb_header(r.repo, &oid, &type, &size, err);
+			found = odb_h_header(&r.h, oid, &type, &size, err);
 		if (found == 0) {
 			struct strbuf q = STRBUF_INIT;
 
@@ -87,7 +91,7 @@ int blob_get_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 		if (type != GIT_OBJECT_BLOB || size > ODB_LFS_POINTER_MAX)
 			continue;
-		if (send_if_pointer(&b, r.repo, &oid, err) < 0)
+		if (send_if_pointer(&b, &r.h, oid, err) < 0)
 			goto out;
 	}
 	ret = blob_batch_flush(&b, err);
@@ -121,22 +125,21 @@ int blob_list_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 		goto fail;
 	started = 1;
 	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[GIT_OID_HEXSZ + 1];
-		git_oid oid;
+		char hex[ODB_OID_MAX];
+		size_t hexlen = strcspn(p.line.buf, " ");
 		int added;
 
-		if (p.line.len < GIT_OID_HEXSZ ||
-		    (p.line.len > GIT_OID_HEXSZ && p.line.buf[GIT_OID_HEXSZ] != ' ')) {
+		if (hexlen != 40 && hexlen != 64) {
 			error_set(err, STATUS_INTERNAL, "invalid rev-list line");
 			goto fail;
 		}
-		memcpy(hex, p.line.buf, GIT_OID_HEXSZ);
-		hex[GIT_OID_HEXSZ] = 0;
-		if (git_oid_fromstr(&oid, hex) < 0) {
+		memcpy(hex, p.line.buf, hexlen);
+		hex[hexlen] = 0;
+		if (!full_hex(hex)) {
 			error_set(err, STATUS_INTERNAL, "invalid rev-list object id");
 			goto fail;
 		}
-		added = send_if_pointer(&b, r.repo, &oid, err);
+		added = send_if_pointer(&b, &r.h, hex, err);
 		if (added < 0)
 			goto fail;
 		count += added;
@@ -183,20 +186,19 @@ int blob_list_all_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 		goto fail;
 	started = 1;
 	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[GIT_OID_HEXSZ + 8], type[16];
+		char hex[ODB_OID_MAX + 8], type[16];
 		int64_t size;
-		git_oid oid;
 		int added;
 
 		if (blob_parse_batch_check(p.line.buf, hex, sizeof(hex), type, sizeof(type),
 					   &size) < 0 ||
-		    git_oid_fromstr(&oid, hex) < 0) {
+		    !full_hex(hex)) {
 			error_set(err, STATUS_INTERNAL, "parsing object info: invalid line");
 			goto fail;
 		}
 		if (strcmp(type, "blob") || size > ODB_LFS_POINTER_MAX)
 			continue;
-		added = send_if_pointer(&b, r.repo, &oid, err);
+		added = send_if_pointer(&b, &r.h, hex, err);
 		if (added < 0)
 			goto fail;
 		count += added;

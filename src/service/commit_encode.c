@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/strbuf.h"
 #include "git/catfile.h"
 #include "git/command.h"
 #include "service/commit_internal.h"
@@ -122,6 +123,141 @@ static int read_catfile(struct catfile *cf, const char *rev, int peel, Gitaly__G
 	free(data);
 	free(spec);
 	return ret;
+}
+
+struct repo_handle commit_repo_handle(const struct commit_repo *r)
+{
+	struct repo_handle h = { r->git, r->cf };
+
+	return h;
+}
+
+int commit_resolve_oid(struct commit_repo *r, const char *rev, git_object_t peel, char *oid,
+		       struct error *err)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	git_object_t type;
+	int64_t size;
+	char *spec = NULL;
+	int ret;
+
+	if (r->cf) {
+		const char *suffix = peel == GIT_OBJECT_COMMIT ? "^{commit}"
+				     : peel == GIT_OBJECT_TREE ? "^{tree}" : "";
+
+		if (asprintf(&spec, "%s%s", rev, suffix) < 0)
+			return error_set(err, STATUS_INTERNAL, "out of memory");
+		ret = catfile_info(r->cf, spec, oid, &type, &size, err);
+		free(spec);
+		return ret;
+	}
+	ret = commit_resolve(r->git, rev, &obj, err);
+	if (ret <= 0)
+		return ret;
+	if (peel != GIT_OBJECT_ANY) {
+		if (git_object_peel(&peeled, obj, peel) < 0) {
+			git_object_free(obj);
+			return 0;
+		}
+		git_oid_tostr(oid, ODB_OID_MAX, git_object_id(peeled));
+	} else {
+		git_oid_tostr(oid, ODB_OID_MAX, git_object_id(obj));
+	}
+	git_object_free(peeled);
+	git_object_free(obj);
+	return 1;
+}
+
+int commit_resolve_typed(struct commit_repo *r, const char *rev, char *oid, git_object_t *type,
+			 struct error *err)
+{
+	git_object *obj = NULL;
+	int64_t size;
+	int ret;
+
+	if (r->cf)
+		return catfile_info(r->cf, rev, oid, type, &size, err);
+	ret = commit_resolve(r->git, rev, &obj, err);
+	if (ret <= 0)
+		return ret;
+	git_oid_tostr(oid, ODB_OID_MAX, git_object_id(obj));
+	*type = git_object_type(obj);
+	git_object_free(obj);
+	return 1;
+}
+
+int commit_read_raw_commit(struct commit_repo *r, const char *rev, char *oid,
+			   struct odb_object *out, struct error *err)
+{
+	struct repo_handle h = commit_repo_handle(r);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = commit_resolve_oid(r, rev, GIT_OBJECT_COMMIT, oid, err);
+	if (rc <= 0)
+		return rc;
+	rc = odb_h_read(&h, oid, out, err);
+	if (rc > 0 && out->type != GIT_OBJECT_COMMIT) {
+		odb_object_release(out);
+		rc = 0;
+	}
+	return rc;
+}
+
+struct walk_state {
+	struct commit_repo *r;
+	commit_walk_fn fn;
+	void *arg;
+	struct strbuf root;
+	int depth;
+};
+
+static int walk_tree(struct walk_state *w, const char *oid, struct error *err);
+
+static int walk_entry(void *arg, const struct odb_tree_entry *e, struct error *err)
+{
+	struct walk_state *w = arg;
+	size_t keep = w->root.len;
+	int rc = w->fn(w->arg, w->root.buf ? w->root.buf : "", e, err);
+
+	if (rc < 0)
+		return -1;
+	if (rc > 0 || e->type != GIT_OBJECT_TREE)
+		return 0;
+	if (strbuf_add(&w->root, e->name, e->name_len) < 0 || strbuf_addch(&w->root, '/') < 0)
+		return error_set(err, STATUS_INTERNAL, "tree path too long");
+	rc = walk_tree(w, e->oid, err);
+	w->root.len = keep;
+	w->root.buf[keep] = '\0';
+	return rc < 0 ? -1 : 0;
+}
+
+static int walk_tree(struct walk_state *w, const char *oid, struct error *err)
+{
+	struct repo_handle h = commit_repo_handle(w->r);
+	int rc;
+
+	if (++w->depth > 4096)
+		return error_set(err, STATUS_INTERNAL, "tree too deep");
+	rc = odb_h_tree_each(&h, oid, walk_entry, w, err);
+	w->depth--;
+	return rc;
+}
+
+int commit_tree_walk(struct commit_repo *r, const char *oid, commit_walk_fn fn, void *arg,
+		     struct error *err)
+{
+	struct walk_state w = { r, fn, arg, STRBUF_INIT, 0 };
+	int rc;
+
+	strbuf_init(&w.root, (size_t)1 << 20);
+	if (strbuf_adds(&w.root, "") < 0) {
+		strbuf_release(&w.root);
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	}
+	rc = walk_tree(&w, oid, err);
+	strbuf_release(&w.root);
+	return rc;
 }
 
 int commit_is_full_hex(const char *s)

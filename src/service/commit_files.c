@@ -41,18 +41,19 @@ struct files_walk {
 	int failed;
 };
 
-static int files_cb(const char *root, const git_tree_entry *te, void *payload)
+static int files_cb(void *payload, const char *root, const struct odb_tree_entry *te,
+		    struct error *err)
 {
 	struct files_walk *w = payload;
 	ProtobufCBinaryData *b;
 	size_t rlen = strlen(root), nlen;
-	const char *name = git_tree_entry_name(te);
-	uint32_t mode = git_tree_entry_filemode_raw(te);
+	const char *name = te->name;
 
+	(void)err;
 	/* Blobs only: trees are walked, submodules skipped. */
-	if ((mode & 0170000) == 0040000 || (mode & 0170000) == 0160000)
+	if (te->type != GIT_OBJECT_BLOB)
 		return 0;
-	nlen = strlen(name);
+	nlen = te->name_len;
 	b = malloc(sizeof(*b));
 	if (!b)
 		abort();
@@ -75,8 +76,7 @@ int commit_list_files_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__ListFilesRequest *req = (const Gitaly__ListFilesRequest *)rpc_call_request(call);
 	struct commit_chunker ch;
 	struct commit_repo r;
-	git_object *obj = NULL, *tree = NULL;
-	char *rev = NULL;
+	char *rev = NULL, tree[ODB_OID_MAX];
 	int found, ret = -1;
 
 	commit_chunker_init(&ch, call, send_paths, free_path, NULL);
@@ -89,18 +89,18 @@ int commit_list_files_rpc(struct rpc_call *call, struct error *err)
 	if (req->revision.len) {
 		rev = commit_bytes_dup(&req->revision);
 	} else {
-		if (commit_default_branch(r.git, &rev, err) < 0)
+		if (commit_default_branch(&r, &rev, err) < 0)
 			goto out;
 		if (!*rev) {
 			error_set(err, STATUS_FAILED_PRECONDITION, "repository does not have a default branch");
 			goto out;
 		}
 	}
-	found = commit_resolve(r.git, rev, &obj, err);
+	found = commit_resolve_oid(&r, rev, GIT_OBJECT_TREE, tree, err);
 	if (found < 0)
 		goto out;
 	/* An unknown revision is one empty message, as upstream. */
-	if (!found || git_object_peel(&tree, obj, GIT_OBJECT_TREE) < 0) {
+	if (!found) {
 		Gitaly__ListFilesResponse empty = GITALY__LIST_FILES_RESPONSE__INIT;
 
 		ret = rpc_call_send(call, &empty.base, err);
@@ -109,16 +109,15 @@ int commit_list_files_rpc(struct rpc_call *call, struct error *err)
 	{
 		struct files_walk w = { &ch, err, 0 };
 
-		if (git_tree_walk((git_tree *)tree, GIT_TREEWALK_PRE, files_cb, &w) < 0) {
+		if (commit_tree_walk(&r, tree, files_cb, &w, err) < 0) {
 			if (!w.failed)
-				error_set(err, STATUS_INTERNAL, "listing files: %s", commit_git_error());
+				error_prefix(err, "listing files");
+			err->code = STATUS_INTERNAL;
 			goto out;
 		}
 	}
 	ret = commit_chunker_flush(&ch, err);
 out:
-	git_object_free(tree);
-	git_object_free(obj);
 	free(rev);
 	commit_chunker_release(&ch);
 	commit_repo_release(&r);
@@ -138,25 +137,20 @@ int commit_messages_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	for (size_t i = 0; i < req->n_commit_ids; i++) {
 		Gitaly__GetCommitMessagesResponse head = GITALY__GET_COMMIT_MESSAGES_RESPONSE__INIT;
-		git_object *obj = NULL, *peeled = NULL;
-		git_odb *odb = NULL;
-		git_odb_object *raw = NULL;
+		struct odb_object raw;
+		char oid[ODB_OID_MAX];
 		const char *data, *body;
 		size_t len, blen;
-		int found = commit_resolve(r.git, req->commit_ids[i], &obj, err);
+		int found = commit_read_raw_commit(&r, req->commit_ids[i], oid, &raw, err);
 
 		if (found < 0)
 			goto out;
-		if (!found || git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0 ||
-		    git_repository_odb(&odb, r.git) < 0 || git_odb_read(&raw, odb, git_object_id(peeled)) < 0) {
-			git_object_free(obj);
-			git_object_free(peeled);
-			git_odb_free(odb);
+		if (!found) {
 			error_set(err, STATUS_INTERNAL, "failed to get commit message: object not found");
 			goto out;
 		}
-		data = git_odb_object_data(raw);
-		len = git_odb_object_size(raw);
+		data = raw.data;
+		len = raw.len;
 		body = memmem(data, len, "\n\n", 2);
 		blen = body ? len - (size_t)(body + 2 - data) : 0;
 		body = body ? body + 2 : data;
@@ -169,10 +163,7 @@ int commit_messages_rpc(struct rpc_call *call, struct error *err)
 			chunk.message.len = blen - off > SERVICE_CHUNK_SIZE ? SERVICE_CHUNK_SIZE : blen - off;
 			ret = rpc_call_send(call, &chunk.base, err);
 		}
-		git_odb_object_free(raw);
-		git_odb_free(odb);
-		git_object_free(peeled);
-		git_object_free(obj);
+		odb_object_release(&raw);
 		if (ret < 0)
 			goto out;
 	}

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "commit.pb-c.h"
+#include "git/odb.h"
 #include "rpc/call.h"
 #include "service/util.h"
 
@@ -60,6 +61,36 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
  */
 int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
 		    struct error *err);
+
+/* The repository's handle of either kind, as odb.h takes it (borrowed). */
+struct repo_handle commit_repo_handle(const struct commit_repo *r);
+
+/*
+ * Resolves rev to an object id (any type) on either handle kind, with
+ * commit_resolve's semantics on libgit2. peel: GIT_OBJECT_ANY, or the type
+ * to peel to (cat-file's rev^{commit} / rev^{tree}); a peel that fails is
+ * "not found". Returns 1 with oid (ODB_OID_MAX bytes) set, 0, or -1.
+ */
+int commit_resolve_oid(struct commit_repo *r, const char *rev, git_object_t peel, char *oid,
+		       struct error *err);
+/* commit_resolve_oid (no peeling) that also reports the object's type. */
+int commit_resolve_typed(struct commit_repo *r, const char *rev, char *oid, git_object_t *type,
+			 struct error *err);
+
+/* Reads the commit rev names (tags peeled): 1 with *out, 0 not found, -1. */
+int commit_read_raw_commit(struct commit_repo *r, const char *rev, char *oid,
+			   struct odb_object *out, struct error *err);
+
+/* Called per entry in pre-order (a tree, then what is inside it); root is
+ * the entry's directory with a trailing slash ("" at the top). Return 0 to
+ * go on, 1 to skip this tree's contents, -1 to fail. */
+typedef int (*commit_walk_fn)(void *arg, const char *root, const struct odb_tree_entry *e,
+			      struct error *err);
+
+/* Recursive walk of tree oid, as git_tree_walk(GIT_TREEWALK_PRE). Returns 1
+ * when walked, 0 when oid is no tree, -1 on errors. */
+int commit_tree_walk(struct commit_repo *r, const char *oid, commit_walk_fn fn, void *arg,
+		     struct error *err);
 
 /* Longest hex object id (SHA-256). */
 #define GIT_OID_HEXSZ_MAX 64
@@ -133,7 +164,7 @@ void commit_go_time(const Google__Protobuf__Timestamp *ts, char *buf, size_t len
  * refs/heads/main, refs/heads/master, else the first branch by name.
  * *out is malloc'd, "" when the repository has no branch.
  */
-int commit_default_branch(git_repository *repo, char **out, struct error *err);
+int commit_default_branch(struct commit_repo *r, char **out, struct error *err);
 
 /* Go's path.Clean; malloc'd. */
 char *commit_path_clean(const char *s);

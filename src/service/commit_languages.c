@@ -23,6 +23,7 @@
 
 #include "git/revision.h"
 #include "service/commit_internal.h"
+#include "service/repository_internal.h"
 
 enum lang_type { DATA, PROGRAMMING, MARKUP, PROSE };
 
@@ -171,17 +172,34 @@ struct tally {
 };
 
 struct lang_walk {
-	git_repository *repo;
+	struct commit_repo *r;
 	git_attr_options opts;
 	struct tally *t;
 	size_t n;
 	int failed;
 	struct error *err;
+	/* SHA-256 (no libgit2 attributes): files gathered first, then one
+	 * git check-attr over all of them. */
+	char **paths, **oids;
+	size_t n_files, alloc_files;
 };
+
+static const char *const attr_names[] = { "linguist-documentation", "linguist-vendored",
+					   "linguist-generated", "linguist-detectable",
+					   "linguist-language" };
+#define N_ATTRS (sizeof(attr_names) / sizeof(attr_names[0]))
+
+/* check-attr's "set" and "unset" in the SHA-256 path (libgit2 keeps its
+ * own markers private). */
+static const char attr_set_mark[] = "set", attr_unset_mark[] = "unset";
 
 /* -1 unset (attr false), 1 set (true), 0 unspecified. */
 static int attr_state(const char *v)
 {
+	if (v == attr_set_mark)
+		return 1;
+	if (v == attr_unset_mark)
+		return -1;
 	switch (git_attr_value(v)) {
 	case GIT_ATTR_VALUE_TRUE:
 		return 1;
@@ -192,29 +210,17 @@ static int attr_state(const char *v)
 	}
 }
 
-static int lang_cb(const char *root, const git_tree_entry *te, void *payload)
+/* One regular file with its attribute values (NULL unspecified, libgit2's
+ * values or the marks above, or a string). */
+static int lang_file(struct lang_walk *w, const char *path, const char *oid,
+		     const char *const *values)
 {
-	static const char *names[] = { "linguist-documentation", "linguist-vendored", "linguist-generated",
-				       "linguist-detectable", "linguist-language" };
-	struct lang_walk *w = payload;
-	const char *values[5] = { NULL };
-	char *path;
-	uint32_t mode = git_tree_entry_filemode_raw(te);
-	git_blob *blob = NULL;
+	struct repo_handle h = commit_repo_handle(w->r);
+	struct odb_object blob = { 0 };
 	const struct lang *l = NULL;
 	const char *lname = NULL, *color = NULL;
-	int doc, vendored, generated, detectable, detect_ok;
-	size_t rlen = strlen(root), nlen = strlen(git_tree_entry_name(te));
+	int doc, vendored, generated, detectable, detect_ok, rc;
 
-	if ((mode & 0170000) != 0100000)
-		return 0; /* trees are walked; symlinks and submodules skipped */
-	path = malloc(rlen + nlen + 1);
-	if (!path)
-		abort();
-	memcpy(path, root, rlen);
-	memcpy(path + rlen, git_tree_entry_name(te), nlen + 1);
-	if (git_attr_get_many_ext(values, w->repo, &w->opts, path, 5, names) < 0)
-		memset(values, 0, sizeof(values));
 	doc = attr_state(values[0]);
 	vendored = attr_state(values[1]);
 	generated = attr_state(values[2]);
@@ -224,21 +230,22 @@ static int lang_cb(const char *root, const git_tree_entry *te, void *payload)
 	if (vendored > 0 ||
 	    (vendored == 0 && any_match(vendor_patterns, sizeof(vendor_patterns) / sizeof(*vendor_patterns), path)))
 		goto out;
-	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(te)) < 0) {
+	rc = odb_h_read(&h, oid, &blob, w->err);
+	if (rc <= 0 || blob.type != GIT_OBJECT_BLOB) {
+		error_release(w->err);
 		error_set(w->err, STATUS_INTERNAL, "language stats: reading %s", path);
 		w->failed = 1;
-		free(path);
+		odb_object_release(&blob);
 		return -1;
 	}
 	if (generated > 0)
 		goto out;
-	if (values[4] && git_attr_value(values[4]) == GIT_ATTR_VALUE_STRING) {
+	if (values[4] && values[4] != attr_set_mark && values[4] != attr_unset_mark &&
+	    git_attr_value(values[4]) == GIT_ATTR_VALUE_STRING) {
 		lname = values[4];
 		l = lang_by_attr(lname);
 	} else {
-		size_t sz = (size_t)git_blob_rawsize(blob);
-
-		if (memchr(git_blob_rawcontent(blob), '\0', sz > 2048 ? 2048 : sz))
+		if (memchr(blob.data, '\0', blob.len > 2048 ? 2048 : blob.len))
 			goto out;
 		l = lang_by_name(path);
 		lname = l ? l->name : NULL;
@@ -267,12 +274,97 @@ static int lang_cb(const char *root, const git_tree_entry *te, void *payload)
 				abort();
 			w->n++;
 		}
-		w->t[i].bytes += (uint64_t)git_blob_rawsize(blob);
+		w->t[i].bytes += (uint64_t)blob.len;
 	}
 out:
-	git_blob_free(blob);
-	free(path);
+	odb_object_release(&blob);
 	return 0;
+}
+
+static int lang_cb(void *payload, const char *root, const struct odb_tree_entry *te,
+		   struct error *err)
+{
+	struct lang_walk *w = payload;
+	const char *values[N_ATTRS] = { NULL };
+	size_t rlen = strlen(root);
+	char *path;
+	int rc;
+
+	(void)err;
+	if ((te->mode & 0170000) != 0100000)
+		return 0; /* trees are walked; symlinks and submodules skipped */
+	path = malloc(rlen + te->name_len + 1);
+	if (!path)
+		abort();
+	memcpy(path, root, rlen);
+	memcpy(path + rlen, te->name, te->name_len);
+	path[rlen + te->name_len] = '\0';
+	if (!w->r->git) {
+		if (w->n_files == w->alloc_files) {
+			size_t alloc = w->alloc_files ? 2 * w->alloc_files : 64;
+			char **p = realloc(w->paths, alloc * sizeof(*p));
+			char **o;
+
+			if (!p)
+				abort();
+			w->paths = p;
+			o = realloc(w->oids, alloc * sizeof(*o));
+			if (!o)
+				abort();
+			w->oids = o;
+			w->alloc_files = alloc;
+		}
+		w->paths[w->n_files] = path;
+		w->oids[w->n_files] = strdup(te->oid);
+		if (!w->oids[w->n_files++])
+			abort();
+		return 0;
+	}
+	if (git_attr_get_many_ext(values, w->r->git, &w->opts, path, N_ATTRS,
+				  (const char **)attr_names) < 0)
+		memset(values, 0, sizeof(values));
+	rc = lang_file(w, path, te->oid, values);
+	free(path);
+	return rc;
+}
+
+/* The gathered files of a SHA-256 walk, with check-attr's answers. */
+static int lang_gathered(struct lang_walk *w, const char *commit_oid, struct error *err)
+{
+	struct repo_attr *attrs = NULL;
+	size_t n_attrs = 0, k = 0;
+	int ret = -1;
+
+	if (w->n_files &&
+	    repo_check_attr(w->r->path, &w->r->env, commit_oid, attr_names, N_ATTRS,
+			    (const char *const *)w->paths, w->n_files, &attrs, &n_attrs, err) < 0) {
+		error_prefix(err, "language stats");
+		err->code = STATUS_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < w->n_files; i++) {
+		const char *values[N_ATTRS] = { NULL };
+
+		/* Answers come per path in request order, unspecified ones left out. */
+		for (; k < n_attrs && attrs[k].path == w->paths[i]; k++) {
+			for (size_t j = 0; j < N_ATTRS; j++) {
+				if (strcmp(attrs[k].attribute, attr_names[j]))
+					continue;
+				if (!strcmp(attrs[k].value, "set"))
+					values[j] = attr_set_mark;
+				else if (!strcmp(attrs[k].value, "unset"))
+					values[j] = attr_unset_mark;
+				else
+					values[j] = attrs[k].value;
+			}
+		}
+		if (lang_file(w, w->paths[i], w->oids[i], values) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	repo_attrs_free(attrs, n_attrs);
+	return ret;
 }
 
 static int by_share(const void *a, const void *b)
@@ -291,9 +383,7 @@ int commit_languages_rpc(struct rpc_call *call, struct error *err)
 	Gitaly__CommitLanguagesResponse__Language *items = NULL, **ptrs = NULL;
 	struct lang_walk w = { 0 };
 	struct commit_repo r;
-	git_object *obj = NULL, *commit = NULL;
-	git_tree *tree = NULL;
-	char *rev = NULL;
+	char *rev = NULL, commit[ODB_OID_MAX], tree[ODB_OID_MAX];
 	uint64_t total = 0;
 	int found, ret = -1;
 
@@ -305,24 +395,30 @@ int commit_languages_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (req->revision.len)
 		rev = commit_bytes_dup(&req->revision);
-	else if (commit_default_branch(r.git, &rev, err) < 0)
+	else if (commit_default_branch(&r, &rev, err) < 0)
 		goto out;
-	found = *rev ? commit_resolve(r.git, rev, &obj, err) : 0;
+	found = *rev ? commit_resolve_oid(&r, rev, GIT_OBJECT_COMMIT, commit, err) : 0;
+	if (found > 0)
+		found = commit_resolve_oid(&r, commit, GIT_OBJECT_TREE, tree, err);
 	if (found < 0)
 		goto out;
-	if (!found || git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) < 0 ||
-	    git_commit_tree(&tree, (git_commit *)commit) < 0) {
+	if (!found) {
 		error_set(err, STATUS_INTERNAL, "looking up revision: exit status 128");
 		goto out;
 	}
-	w.repo = r.git;
+	w.r = &r;
 	w.err = err;
 	w.opts.version = GIT_ATTR_OPTIONS_VERSION;
 	w.opts.flags = GIT_ATTR_CHECK_INDEX_ONLY | GIT_ATTR_CHECK_INCLUDE_COMMIT | GIT_ATTR_CHECK_NO_SYSTEM;
-	git_oid_cpy(&w.opts.attr_commit_id, git_object_id(commit));
-	if (git_tree_walk(tree, GIT_TREEWALK_PRE, lang_cb, &w) < 0) {
-		if (!w.failed)
-			error_set(err, STATUS_INTERNAL, "language stats: %s", commit_git_error());
+	if (r.git && git_oid_fromstr(&w.opts.attr_commit_id, commit) < 0) {
+		error_set(err, STATUS_INTERNAL, "looking up revision: exit status 128");
+		goto out;
+	}
+	if (commit_tree_walk(&r, tree, lang_cb, &w, err) < 0 ||
+	    (!r.git && lang_gathered(&w, commit, err) < 0)) {
+		if (!w.failed && strncmp(err->message ? err->message : "", "language stats", 14))
+			error_prefix(err, "language stats");
+		err->code = STATUS_INTERNAL;
 		goto out;
 	}
 	qsort(w.t, w.n, sizeof(*w.t), by_share);
@@ -350,9 +446,12 @@ out:
 	free(w.t);
 	free(items);
 	free(ptrs);
-	git_tree_free(tree);
-	git_object_free(commit);
-	git_object_free(obj);
+	for (size_t i = 0; i < w.n_files; i++) {
+		free(w.paths[i]);
+		free(w.oids[i]);
+	}
+	free(w.paths);
+	free(w.oids);
 	free(rev);
 	commit_repo_release(&r);
 	return ret;

@@ -408,12 +408,10 @@ int commit_check_objects_exist_rpc(struct rpc_call *call, struct error *err)
 		}
 		for (size_t i = 0; i < req->n_revisions; i++) {
 			Gitaly__CheckObjectsExistResponse__RevisionExistence *e = calloc(1, sizeof(*e));
-			git_object *obj = NULL;
-			char *rev = commit_bytes_dup(&req->revisions[i]);
-			int found = commit_resolve(r.git, rev, &obj, err);
+			char *rev = commit_bytes_dup(&req->revisions[i]), oid[ODB_OID_MAX];
+			int found = commit_resolve_oid(&r, rev, GIT_OBJECT_ANY, oid, err);
 
 			free(rev);
-			git_object_free(obj);
 			if (!e)
 				abort();
 			gitaly__check_objects_exist_response__revision_existence__init(e);

@@ -39,13 +39,85 @@ static int first_branch(const char *name, void *payload)
 	return 0;
 }
 
-int commit_default_branch(git_repository *repo, char **out, struct error *err)
+/* The first line git prints (malloc'd, "" when none). */
+static int git_first_line(struct commit_repo *r, struct git_cmd *cmd, char **out,
+			  struct error *err)
 {
+	struct strbuf buf;
+	struct git_result res;
+	char *nl;
+
+	(void)r;
+	*out = NULL;
+	strbuf_init(&buf, 64 * 1024);
+	if (git_cmd_run(cmd, NULL, 0, &buf, NULL, &res, err) < 0) {
+		strbuf_release(&buf);
+		return -1;
+	}
+	if (res.exit_code != 0)
+		strbuf_reset(&buf);
+	if (buf.buf && (nl = strchr(buf.buf, '\n')))
+		*nl = '\0';
+	*out = strdup(buf.buf ? buf.buf : "");
+	strbuf_release(&buf);
+	if (!*out)
+		abort();
+	return 0;
+}
+
+/* commit_default_branch without libgit2 (SHA-256): git names HEAD's target
+ * and the first branch, cat-file tells which candidates hold a commit. */
+static int default_branch_git(struct commit_repo *r, char **out, struct error *err)
+{
+	char *head = NULL, oid[ODB_OID_MAX];
+	struct git_cmd *cmd;
+	int ret = -1;
+
+	*out = NULL;
+	cmd = commit_repo_git(r, "symbolic-ref");
+	git_cmd_flag(cmd, "--quiet");
+	git_cmd_arg(cmd, "HEAD");
+	if (git_first_line(r, cmd, &head, err) < 0)
+		goto out;
+	{
+		const char *candidates[3] = { head, "refs/heads/main", "refs/heads/master" };
+
+		for (int i = 0; i < 3; i++) {
+			int rc;
+
+			if (!*candidates[i])
+				continue;
+			rc = commit_resolve_oid(r, candidates[i], GIT_OBJECT_COMMIT, oid, err);
+			if (rc < 0)
+				goto out;
+			if (rc > 0) {
+				*out = strdup(candidates[i]);
+				if (!*out)
+					abort();
+				ret = 0;
+				goto out;
+			}
+		}
+	}
+	cmd = commit_repo_git(r, "for-each-ref");
+	git_cmd_flag(cmd, "--format=%(refname)");
+	git_cmd_flag(cmd, "--count=1");
+	git_cmd_arg(cmd, "refs/heads/");
+	ret = git_first_line(r, cmd, out, err);
+out:
+	free(head);
+	return ret;
+}
+
+int commit_default_branch(struct commit_repo *r, char **out, struct error *err)
+{
+	git_repository *repo = r->git;
 	git_reference *head = NULL;
 	char *best = NULL;
 	const char *candidates[3] = { NULL, "refs/heads/main", "refs/heads/master" };
 
-	(void)err;
+	if (r->cf)
+		return default_branch_git(r, out, err);
 	if (git_reference_lookup(&head, repo, "HEAD") == 0 &&
 	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
 		candidates[0] = git_reference_symbolic_target(head);
@@ -343,7 +415,7 @@ int commit_by_message_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (req->revision.len)
 		rev = commit_bytes_dup(&req->revision);
-	else if (commit_default_branch(r.git, &rev, err) < 0)
+	else if (commit_default_branch(&r, &rev, err) < 0)
 		goto out;
 	st.repo = &r;
 	cmd = commit_repo_git(&r, "log");
@@ -397,7 +469,7 @@ int commit_find_commits_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	if (req->revision.len) {
 		rev = commit_bytes_dup(&req->revision);
-	} else if (!req->all && commit_default_branch(r.git, &rev, err) < 0) {
+	} else if (!req->all && commit_default_branch(&r, &rev, err) < 0) {
 		err->code = STATUS_INTERNAL;
 		error_prefix(err, "defaultBranchName");
 		goto out;

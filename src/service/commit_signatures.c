@@ -15,22 +15,6 @@
 #include "git/revision.h"
 #include "service/commit_internal.h"
 
-/* Object hex length of the repository: 64 with extensions.objectformat=sha256. */
-static size_t hex_len(git_repository *repo)
-{
-	git_config *cfg = NULL;
-	git_buf buf = { 0 };
-	size_t len = 40;
-
-	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
-	    git_config_get_string_buf(&buf, cfg, "extensions.objectformat") == 0 && buf.ptr &&
-	    !strcmp(buf.ptr, "sha256"))
-		len = 64;
-	git_buf_dispose(&buf);
-	git_config_free(cfg);
-	return len;
-}
-
 /* Splits a raw commit at its signature header. */
 static void split_signature(const char *data, size_t len, struct strbuf *sig, struct strbuf *text)
 {
@@ -77,7 +61,6 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__GetCommitSignaturesRequest *req =
 		(const Gitaly__GetCommitSignaturesRequest *)rpc_call_request(call);
 	struct commit_repo r;
-	git_odb *odb = NULL;
 	size_t want;
 	int ret = -1;
 
@@ -89,7 +72,8 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INVALID_ARGUMENT, "empty CommitIds");
 		goto out;
 	}
-	want = hex_len(r.git);
+	/* libgit2 only opens SHA-1 repositories; SHA-256 ones get a reader. */
+	want = r.cf ? 64 : 40;
 	for (size_t i = 0; i < req->n_commit_ids; i++) {
 		const char *id = req->commit_ids[i];
 		size_t len = strlen(id);
@@ -116,26 +100,18 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 			}
 		}
 	}
-	if (git_repository_odb(&odb, r.git) < 0) {
-		error_set(err, STATUS_INTERNAL, "opening object database");
-		goto out;
-	}
 	for (size_t i = 0; i < req->n_commit_ids; i++) {
 		Gitaly__GetCommitSignaturesResponse head = GITALY__GET_COMMIT_SIGNATURES_RESPONSE__INIT;
 		struct strbuf sig = STRBUF_INIT, text = STRBUF_INIT;
-		git_object *obj = NULL, *peeled = NULL;
-		git_odb_object *raw = NULL;
-		int found = commit_resolve(r.git, req->commit_ids[i], &obj, err), rc = 0;
+		struct odb_object raw;
+		char oid[ODB_OID_MAX];
+		int found = commit_read_raw_commit(&r, req->commit_ids[i], oid, &raw, err), rc = 0;
 
 		if (found < 0)
 			goto out;
-		if (!found || git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0 ||
-		    git_odb_read(&raw, odb, git_object_id(peeled)) < 0) {
-			git_object_free(peeled);
-			git_object_free(obj);
+		if (!found)
 			continue;
-		}
-		split_signature(git_odb_object_data(raw), git_odb_object_size(raw), &sig, &text);
+		split_signature(raw.data, raw.len, &sig, &text);
 		if (sig.len) {
 			head.commit_id = req->commit_ids[i];
 			head.signature.data = (uint8_t *)sig.buf;
@@ -152,15 +128,12 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 		}
 		strbuf_release(&sig);
 		strbuf_release(&text);
-		git_odb_object_free(raw);
-		git_object_free(peeled);
-		git_object_free(obj);
+		odb_object_release(&raw);
 		if (rc < 0)
 			goto out;
 	}
 	ret = 0;
 out:
-	git_odb_free(odb);
 	commit_repo_release(&r);
 	return ret;
 }

@@ -131,29 +131,28 @@ static void tree_entry_free(void *item)
 }
 
 static Gitaly__TreeEntry *tree_entry_new(const char *commit_oid, const char *root,
-					 const git_tree_entry *te)
+					 const struct odb_tree_entry *te)
 {
 	Gitaly__TreeEntry *e = calloc(1, sizeof(*e));
-	char hex[GIT_OID_HEXSZ + 1];
-	char *path;
+	char *path, *name = xstrdup_len(te->name, te->name_len);
 
 	if (!e)
 		abort();
 	gitaly__tree_entry__init(e);
-	git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(te));
-	e->oid = xstrdup_len(hex, strlen(hex));
+	e->oid = xstrdup_len(te->oid, strlen(te->oid));
 	e->commit_oid = xstrdup_len(commit_oid, strlen(commit_oid));
-	path = path_join(root, git_tree_entry_name(te));
+	path = path_join(root, name);
+	free(name);
 	e->path.data = (uint8_t *)path;
 	e->path.len = strlen(path);
-	e->mode = (int32_t)git_tree_entry_filemode_raw(te);
-	e->type = entry_type((uint32_t)e->mode);
+	e->mode = (int32_t)te->mode;
+	e->type = entry_type(te->mode);
 	return e;
 }
 
-/* "rev:path" resolved to an object; 1 found, 0 missing, -1 error. */
-static int resolve_path(git_repository *repo, const char *rev, const char *path, git_object **out,
-			struct error *err)
+/* "rev:path" resolved to an object id and type; 1 found, 0 missing, -1. */
+static int resolve_path(struct commit_repo *r, const char *rev, const char *path, char *oid,
+			git_object_t *type, struct error *err)
 {
 	struct strbuf spec = STRBUF_INIT;
 	int ret;
@@ -161,7 +160,7 @@ static int resolve_path(git_repository *repo, const char *rev, const char *path,
 	strbuf_adds(&spec, rev);
 	strbuf_addch(&spec, ':');
 	strbuf_adds(&spec, path);
-	ret = commit_resolve(repo, spec.buf, out, err);
+	ret = commit_resolve_typed(r, spec.buf, oid, type, err);
 	strbuf_release(&spec);
 	return ret;
 }
@@ -197,12 +196,28 @@ static void entry_list_release(struct entry_list *l)
  * Upstream's catfile.TreeEntries: the entries of the tree at rev:path, none
  * when it is missing, not a tree, or outside the repository.
  */
-static int tree_entries(git_repository *repo, const char *rev, const char *path,
+struct push_ctx {
+	struct entry_list *list;
+	const char *rev, *root;
+};
+
+static int push_entry(void *arg, const struct odb_tree_entry *te, struct error *err)
+{
+	struct push_ctx *p = arg;
+
+	(void)err;
+	entry_list_push(p->list, tree_entry_new(p->rev, p->root, te));
+	return 0;
+}
+
+static int tree_entries(struct commit_repo *r, const char *rev, const char *path,
 			struct entry_list *out, struct error *err)
 {
-	git_object *obj = NULL;
-	char *clean;
-	int found, ret = -1;
+	struct repo_handle h = commit_repo_handle(r);
+	struct push_ctx p = { out, rev, path };
+	char oid[ODB_OID_MAX], *clean;
+	git_object_t type;
+	int found;
 
 	if (!strcmp(path, "."))
 		path = "";
@@ -211,37 +226,31 @@ static int tree_entries(git_repository *repo, const char *rev, const char *path,
 	free(clean);
 	if (!found)
 		return 0;
-	found = resolve_path(repo, rev, path, &obj, err);
+	found = resolve_path(r, rev, path, oid, &type, err);
 	if (found < 0)
-		goto out;
-	if (found && git_object_type(obj) == GIT_OBJECT_TREE) {
-		const git_tree *tree = (const git_tree *)obj;
-
-		for (size_t i = 0; i < git_tree_entrycount(tree); i++)
-			entry_list_push(out, tree_entry_new(rev, path, git_tree_entry_byindex(tree, i)));
-	}
-	ret = 0;
-out:
-	git_object_free(obj);
-	return ret;
+		return -1;
+	if (found && type == GIT_OBJECT_TREE && odb_h_tree_each(&h, oid, push_entry, &p, err) < 0)
+		return -1;
+	return 0;
 }
 
-static int send_tree_entry_blob(struct rpc_call *call, git_repository *repo,
+static int send_tree_entry_blob(struct rpc_call *call, struct commit_repo *r,
 				const Gitaly__TreeEntry *e, int64_t limit, int64_t max_size,
 				struct error *err)
 {
 	Gitaly__TreeEntryResponse resp = GITALY__TREE_ENTRY_RESPONSE__INIT;
-	git_odb *odb = NULL;
-	git_odb_object *obj = NULL;
-	git_oid oid;
-	size_t size;
+	struct repo_handle h = commit_repo_handle(r);
+	struct odb_object obj = { 0 };
+	int64_t size;
 	git_object_t type;
 	int64_t len;
-	int ret = -1;
+	int ret = -1, rc;
 
-	if (git_oid_fromstr(&oid, e->oid) < 0 || git_repository_odb(&odb, repo) < 0 ||
-	    git_odb_read_header(&size, &type, odb, &oid) < 0) {
-		error_set(err, STATUS_INTERNAL, "object not found");
+	rc = odb_h_header(&h, e->oid, &type, &size, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			error_set(err, STATUS_INTERNAL, "object not found");
+		err->code = STATUS_INTERNAL;
 		goto out;
 	}
 	if (type != GIT_OBJECT_BLOB) {
@@ -267,14 +276,20 @@ static int send_tree_entry_blob(struct rpc_call *call, git_repository *repo,
 		ret = rpc_call_send(call, &resp.base, err);
 		goto out;
 	}
-	if (git_odb_read(&obj, odb, &oid) < 0) {
-		error_set(err, STATUS_INTERNAL, "reading blob: %s", commit_git_error());
+	rc = odb_h_read(&h, e->oid, &obj, err);
+	if (rc <= 0) {
+		if (rc == 0)
+			error_set(err, STATUS_INTERNAL, "object not found");
+		error_prefix(err, "reading blob");
+		err->code = STATUS_INTERNAL;
 		goto out;
 	}
+	if ((int64_t)obj.len < len)
+		len = (int64_t)obj.len;
 	for (int64_t off = 0; off < len;) {
 		size_t n = (size_t)(len - off) > SERVICE_CHUNK_SIZE ? SERVICE_CHUNK_SIZE : (size_t)(len - off);
 
-		resp.data.data = (uint8_t *)git_odb_object_data(obj) + off;
+		resp.data.data = (uint8_t *)obj.data + off;
 		resp.data.len = n;
 		if (rpc_call_send(call, &resp.base, err) < 0)
 			goto out;
@@ -284,8 +299,7 @@ static int send_tree_entry_blob(struct rpc_call *call, git_repository *repo,
 	}
 	ret = 0;
 out:
-	git_odb_object_free(obj);
-	git_odb_free(odb);
+	odb_object_release(&obj);
 	return ret;
 }
 
@@ -323,7 +337,7 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
 		path[n - 1] = '\0';
 	dir = path_dir(path);
-	if (tree_entries(r.git, rev, dir, &entries, err) < 0)
+	if (tree_entries(&r, rev, dir, &entries, err) < 0)
 		goto out;
 	for (size_t i = 0; i < entries.n; i++) {
 		if (entries.v[i]->path.len == strlen(path) &&
@@ -344,25 +358,24 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 		ret = rpc_call_send(call, &resp.base, err);
 		break;
 	case GITALY__TREE_ENTRY__ENTRY_TYPE__TREE: {
-		git_odb *odb = NULL;
-		git_oid oid;
-		size_t size;
+		struct repo_handle h = commit_repo_handle(&r);
+		int64_t size;
 		git_object_t type;
+		int rc = odb_h_header(&h, found->oid, &type, &size, err);
 
-		if (git_oid_fromstr(&oid, found->oid) < 0 || git_repository_odb(&odb, r.git) < 0 ||
-		    git_odb_read_header(&size, &type, odb, &oid) < 0) {
-			git_odb_free(odb);
-			error_set(err, STATUS_INTERNAL, "object not found");
+		if (rc <= 0) {
+			if (rc == 0)
+				error_set(err, STATUS_INTERNAL, "object not found");
+			err->code = STATUS_INTERNAL;
 			goto out;
 		}
-		git_odb_free(odb);
 		resp.type = GITALY__TREE_ENTRY_RESPONSE__OBJECT_TYPE__TREE;
 		resp.size = (int64_t)size;
 		ret = rpc_call_send(call, &resp.base, err);
 		break;
 	}
 	default:
-		ret = send_tree_entry_blob(call, r.git, found, req->limit, req->max_size, err);
+		ret = send_tree_entry_blob(call, &r, found, req->limit, req->max_size, err);
 	}
 out:
 	entry_list_release(&entries);
@@ -633,15 +646,17 @@ static int tree_error(struct error *err, int code, const char *msg, const char *
 struct walk_ctx {
 	struct entry_list *list;
 	const char *rev, *root;
-	const git_oid *root_oid;
+	const char *root_oid;
 };
 
-static int walk_cb(const char *dir, const git_tree_entry *te, void *payload)
+static int walk_cb(void *payload, const char *dir, const struct odb_tree_entry *te,
+		   struct error *err)
 {
 	struct walk_ctx *w = payload;
 	char *base;
 
-	if (git_oid_equal(git_tree_entry_id(te), w->root_oid))
+	(void)err;
+	if (!strcmp(te->oid, w->root_oid))
 		return 0;
 	base = path_join(w->root, dir);
 	entry_list_push(w->list, tree_entry_new(w->rev, base, te));
@@ -670,32 +685,54 @@ static void sort_trees_first(struct entry_list *l)
 	free(v);
 }
 
-static void populate_flat_paths(git_repository *repo, struct entry_list *l)
+/* Counts a tree's entries, keeping the first. */
+struct only_child {
+	size_t n;
+	struct odb_tree_entry first;
+	char name[4096];
+};
+
+static int count_entry(void *arg, const struct odb_tree_entry *te, struct error *err)
 {
+	struct only_child *c = arg;
+
+	(void)err;
+	if (c->n++ == 0) {
+		c->first = *te;
+		if (te->name_len >= sizeof(c->name))
+			c->n = 2; /* too long to follow: stop as for a crowded tree */
+		else
+			memcpy(c->name, te->name, te->name_len);
+		c->name[te->name_len < sizeof(c->name) ? te->name_len : 0] = '\0';
+	}
+	return c->n > 1;
+}
+
+static void populate_flat_paths(struct commit_repo *r, struct entry_list *l)
+{
+	struct repo_handle h = commit_repo_handle(r);
+
 	for (size_t i = 0; i < l->n; i++) {
 		Gitaly__TreeEntry *e = l->v[i];
-		git_oid oid;
 		char *flat = xstrdup_len((const char *)e->path.data, e->path.len);
+		char oid[ODB_OID_MAX];
 
-		if (e->type == GITALY__TREE_ENTRY__ENTRY_TYPE__TREE && git_oid_fromstr(&oid, e->oid) == 0) {
+		if (e->type == GITALY__TREE_ENTRY__ENTRY_TYPE__TREE && strlen(e->oid) < sizeof(oid)) {
+			memcpy(oid, e->oid, strlen(e->oid) + 1);
 			for (int depth = 1; depth < FLAT_TREE_RECURSION; depth++) {
-				git_tree *t = NULL;
-				const git_tree_entry *only;
+				struct only_child c = { 0 };
+				struct error ignored = ERROR_INIT;
 				char *next;
+				int rc = odb_h_tree_each(&h, oid, count_entry, &c, &ignored);
 
-				if (git_tree_lookup(&t, repo, &oid) < 0)
+				error_release(&ignored);
+				if (rc <= 0 || c.n != 1 || entry_type(c.first.mode) !=
+							   GITALY__TREE_ENTRY__ENTRY_TYPE__TREE)
 					break;
-				only = git_tree_entrycount(t) == 1 ? git_tree_entry_byindex(t, 0) : NULL;
-				if (!only || entry_type(git_tree_entry_filemode_raw(only)) !=
-						     GITALY__TREE_ENTRY__ENTRY_TYPE__TREE) {
-					git_tree_free(t);
-					break;
-				}
-				next = path_join(flat, git_tree_entry_name(only));
+				next = path_join(flat, c.name);
 				free(flat);
 				flat = next;
-				git_oid_cpy(&oid, git_tree_entry_id(only));
-				git_tree_free(t);
+				memcpy(oid, c.first.oid, sizeof(oid));
 			}
 		}
 		e->flat_path.data = (uint8_t *)flat;
@@ -711,8 +748,8 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 	struct commit_chunker ch;
 	struct tree_sender ts = { "", 0 };
 	struct commit_repo r;
-	git_object *obj = NULL;
-	char *rev = NULL, *path = NULL, *start = NULL, *cursor = NULL;
+	git_object_t type;
+	char *rev = NULL, *path = NULL, *start = NULL, *cursor = NULL, oid[ODB_OID_MAX];
 	size_t from = 0, to;
 	int found, ret = -1;
 
@@ -733,7 +770,7 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 		free(path);
 		path = xstrdup_len("", 0);
 	}
-	found = resolve_path(r.git, rev, path, &obj, err);
+	found = resolve_path(&r, rev, path, oid, &type, err);
 	if (found < 0)
 		goto out;
 	if (!found) {
@@ -744,18 +781,19 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	}
 	if (req->recursive) {
-		struct walk_ctx w = { &entries, rev, path, git_object_id(obj) };
+		struct walk_ctx w = { &entries, rev, path, oid };
 
 		/* Upstream answers nothing when the path names a blob. */
-		if (git_object_type(obj) != GIT_OBJECT_TREE) {
+		if (type != GIT_OBJECT_TREE) {
 			ret = 0;
 			goto out;
 		}
-		if (git_tree_walk((const git_tree *)obj, GIT_TREEWALK_PRE, walk_cb, &w) < 0) {
-			error_set(err, STATUS_INTERNAL, "listing tree entries: %s", commit_git_error());
+		if (commit_tree_walk(&r, oid, walk_cb, &w, err) < 0) {
+			error_prefix(err, "listing tree entries");
+			err->code = STATUS_INTERNAL;
 			goto out;
 		}
-	} else if (tree_entries(r.git, rev, path, &entries, err) < 0) {
+	} else if (tree_entries(&r, rev, path, &entries, err) < 0) {
 		goto out;
 	}
 	if (req->sort == GITALY__GET_TREE_ENTRIES_REQUEST__SORT_BY__TREES_FIRST)
@@ -818,7 +856,7 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 	memmove(entries.v, entries.v + from, (to - from) * sizeof(*entries.v));
 	entries.n = to - from;
 	if (!req->recursive && !req->skip_flat_paths)
-		populate_flat_paths(r.git, &entries);
+		populate_flat_paths(&r, &entries);
 	for (size_t i = 0; i < entries.n; i++) {
 		Gitaly__TreeEntry *e = entries.v[i];
 
@@ -830,7 +868,6 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 out:
 	commit_chunker_release(&ch);
 	entry_list_release(&entries);
-	git_object_free(obj);
 	free(rev);
 	free(path);
 	free(start);
