@@ -16,12 +16,21 @@
 #include "service/util.h"
 
 #define ZERO_OID_SHA1 "0000000000000000000000000000000000000000"
-#define ZERO_OID_SHA256 ZERO_OID_SHA1 ZERO_OID_SHA1 "000000000000000000000000"
+#define ZERO_OID_SHA256 "0000000000000000000000000000000000000000000000000000000000000000"
 #define EMPTY_TREE_SHA1 "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 #define EMPTY_TREE_SHA256 "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"
-/* The zero id and empty tree of the repository's object format. */
-#define ZERO_OID (repo_cache_is_sha256(repo_path) ? ZERO_OID_SHA256 : ZERO_OID_SHA1)
-#define EMPTY_TREE_OID (repo_cache_is_sha256(repo_path) ? EMPTY_TREE_SHA256 : EMPTY_TREE_SHA1)
+
+/* The zero id of the repository's object format (upstream's ZeroOID). */
+static const char *zero_oid(const char *repo_path)
+{
+	return repo_cache_is_sha256(repo_path) ? ZERO_OID_SHA256 : ZERO_OID_SHA1;
+}
+
+/* The empty tree of the repository's object format. */
+static const char *empty_tree_oid(const char *repo_path)
+{
+	return repo_cache_is_sha256(repo_path) ? EMPTY_TREE_SHA256 : EMPTY_TREE_SHA1;
+}
 /* Cap on git diff's raw output and on cat-file's answers. */
 #define RAW_OUTPUT_CAP ((size_t)256 * 1024 * 1024)
 /* Upstream's chunker flushes before a message would reach 1 MiB. */
@@ -83,7 +92,7 @@ static int validate_revisions(const char *repo_path, const struct service_git_en
 	strbuf_init(&in, 1024 * 1024);
 	strbuf_init(&out, 64 * 1024);
 	for (int i = 0; i < 2; i++) {
-		if (!strcmp(revs[i], ZERO_OID) || strchr(revs[i], '\n'))
+		if (!strcmp(revs[i], zero_oid(repo_path)) || strchr(revs[i], '\n'))
 			continue;
 		if (strbuf_adds(&in, revs[i]) < 0 || strbuf_addch(&in, '\n') < 0) {
 			error_set(err, STATUS_INVALID_ARGUMENT, "revision too long");
@@ -97,7 +106,7 @@ static int validate_revisions(const char *repo_path, const struct service_git_en
 		const char *line;
 		int ok;
 
-		if (!strcmp(revs[i], ZERO_OID))
+		if (!strcmp(revs[i], zero_oid(repo_path)))
 			continue;
 		line = asked[i] ? next_line(&out, &pos) : NULL;
 		ok = line && !strstr(line, " missing") && !strstr(line, " ambiguous") && *revs[i];
@@ -280,12 +289,12 @@ int repo_raw_changes(struct rpc_call *call, const char *repo_path,
 	strbuf_init(&diff, RAW_OUTPUT_CAP);
 	strbuf_init(&names, RAW_OUTPUT_CAP);
 	strbuf_init(&answers, RAW_OUTPUT_CAP);
-	if (!strcmp(to, ZERO_OID)) {
+	if (!strcmp(to, zero_oid(repo_path))) {
 		ret = 0;
 		goto out;
 	}
-	if (!strcmp(from, ZERO_OID))
-		from = EMPTY_TREE_OID;
+	if (!strcmp(from, zero_oid(repo_path)))
+		from = empty_tree_oid(repo_path);
 	cmd = service_git_new(repo_path, genv, "diff");
 	git_cmd_flag(cmd, "--raw");
 	git_cmd_flag(cmd, "-z");

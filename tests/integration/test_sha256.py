@@ -6,12 +6,17 @@ ids are 64 hex digits everywhere, the zero id is 64 zeros, and ids of the
 wrong length are refused with upstream's messages."""
 
 import hashlib
+import io
+import os
+import tarfile
 
 import grpc
 import pytest
 
 import blob_pb2
 import blob_pb2_grpc
+import analysis_pb2
+import analysis_pb2_grpc
 import commit_pb2
 import commit_pb2_grpc
 import diff_pb2
@@ -26,6 +31,13 @@ from conftest import assert_code, git, git_supports_sha256, make_repo, rpc_error
 pytestmark = pytest.mark.skipif(not git_supports_sha256(), reason="git without sha256")
 
 ZERO64 = "0" * 64
+MIT = (b"MIT License\n\nPermission is hereby granted, free of charge, to any person "
+       b"obtaining a copy of this software and associated documentation files, to deal "
+       b"in the Software without restriction.\n\nThe above copyright notice and this "
+       b"permission notice shall be included in all copies or substantial portions of the "
+       b"Software.\n")
+FAKE_SIG = (b"-----BEGIN PGP SIGNATURE-----\n\niQEzBAABCAAdFiEEfakefake\n=ABCD\n"
+            b"-----END PGP SIGNATURE-----\n")
 
 
 def hexlen(oid):
@@ -64,18 +76,37 @@ def repo(gitaly):
     path = gitaly.path(rel)
     make_repo(path, object_format="sha256")
     binary = bytes(range(256)) * 40
-    base = fast_commit(path, {"README.md": b"# hello\n", "src/a.c": b"int a;\n",
-                              "old.txt": b"to be renamed\n" * 20}, "base", date=1700000000)
-    c1 = fast_commit(path, {"README.md": b"# hello\nmore\n", "src/a.c": b"int a;\n",
-                            "new.txt": b"to be renamed\n" * 20, "logo.bin": binary},
+    lfs = ("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize 12345\n"
+           % hashlib.sha256(b"big").hexdigest()).encode()
+    common = {"LICENSE": MIT, ".gitattributes": b"*.rb linguist-language=Python\n",
+              "lib/x.rb": b"puts 1\n" * 10, "big.dat": lfs}
+
+    def files(**kw):
+        d = dict(common)
+        d.update({k.replace("__", "/").replace("_dot_", "."): v for k, v in kw.items()})
+        return d
+
+    base = fast_commit(path, files(README_dot_md=b"# hello\n", src__a_dot_c=b"int a;\n",
+                                   old_dot_txt=b"to be renamed\n" * 20), "base", date=1700000000)
+    c1 = fast_commit(path, files(README_dot_md=b"# hello\nmore\n", src__a_dot_c=b"int a;\n",
+                                 new_dot_txt=b"to be renamed\n" * 20, logo_dot_bin=binary),
                      "rename and binary\n\nbody text", [base], date=1700000100)
-    side = fast_commit(path, {"README.md": b"# hello\n", "src/a.c": b"int a;\nint b;\n",
-                              "old.txt": b"to be renamed\n" * 20}, "side", [base], date=1700000200,
-                       ref="refs/heads/feature")
-    merge = fast_commit(path, {"README.md": b"# hello\nmore\n", "src/a.c": b"int a;\nint b;\n",
-                               "new.txt": b"to be renamed\n" * 20, "logo.bin": binary},
+    side = fast_commit(path, files(README_dot_md=b"# hello\n", src__a_dot_c=b"int a;\nint b;\n",
+                                   old_dot_txt=b"to be renamed\n" * 20), "side", [base],
+                       date=1700000200, ref="refs/heads/feature")
+    merge = fast_commit(path, files(README_dot_md=b"# hello\nmore\n",
+                                    src__a_dot_c=b"int a;\nint b;\n",
+                                    new_dot_txt=b"to be renamed\n" * 20, logo_dot_bin=binary),
                         "Merge branch 'feature'", [c1, side], date=1700000300,
                         ref="refs/heads/main")
+    # A signed commit (the signature is not checked, only carried).
+    tree = revparse(path, merge + "^{tree}")
+    raw = ("tree %s\nparent %s\nauthor A <a@example.com> 1700000500 +0000\n"
+           "committer C <c@example.com> 1700000500 +0000\ngpgsig %s\n\nsigned\n"
+           % (tree, merge, FAKE_SIG.decode().rstrip("\n").replace("\n", "\n "))).encode()
+    signed = git("-C", path, "hash-object", "-t", "commit", "-w", "--stdin",
+                 input=raw).decode().strip()
+    git("-C", path, "update-ref", "refs/heads/signed", signed)
     git("-C", path, "tag", "light", c1)
     git("-C", path, "tag", "-a", "v1.0", "-m", "release 1.0", merge,
         env={"GIT_COMMITTER_DATE": "1700000400 +0000"})
@@ -83,7 +114,8 @@ def repo(gitaly):
     git("-C", path, "update-ref", "refs/remotes/origin/main", side)
     for oid in (base, c1, side, merge):
         hexlen(oid)
-    return dict(rel=rel, path=path, base=base, c1=c1, side=side, merge=merge,
+    return dict(rel=rel, path=path, base=base, c1=c1, side=side, merge=merge, signed=signed,
+                lfs=lfs, signed_raw=raw,
                 repo=shared_pb2.Repository(storage_name="default", relative_path=rel),
                 binary=binary)
 
@@ -171,7 +203,7 @@ def test_list_commits_and_log_queries_match_git(ch, repo):
     assert got == [repo["c1"]]
     all_ids = {c.id for r in cs.ListAllCommits(commit_pb2.ListAllCommitsRequest(
         repository=repo["repo"])) for c in r.commits}
-    assert all_ids == {repo["base"], repo["c1"], repo["side"], repo["merge"]}
+    assert all_ids == {repo["base"], repo["c1"], repo["side"], repo["merge"], repo["signed"]}
 
 
 def test_counts_ancestry_stats(ch, repo):
@@ -282,7 +314,7 @@ def test_containing_commit(ch, repo):
         ref_pb2.ListBranchNamesContainingCommitRequest(repository=repo["repo"],
                                                        commit_id=repo["side"]))
         for n in r.branch_names)
-    assert got == [b"feature", b"main"]
+    assert got == [b"feature", b"main", b"signed"]
     got = sorted(n for r in rs.ListTagNamesContainingCommit(
         ref_pb2.ListTagNamesContainingCommitRequest(repository=repo["repo"],
                                                     commit_id=repo["c1"]))
@@ -424,3 +456,225 @@ def test_cached_reader_sees_new_objects_and_refs(ch, repo):
     git("-C", repo["path"], "update-ref", "-d", "refs/heads/late")
     assert not rs.RefExists(ref_pb2.RefExistsRequest(repository=repo["repo"],
                                                      ref=b"refs/heads/late")).value
+
+
+# ---------------------------------------------------------------- more commits
+
+def test_list_files_and_recursive_tree(ch, repo):
+    cs = commit_pb2_grpc.CommitServiceStub(ch)
+    got = sorted(p for r in cs.ListFiles(commit_pb2.ListFilesRequest(
+        repository=repo["repo"], revision=b"main")) for p in r.paths)
+    assert got == sorted(git("-C", repo["path"], "ls-tree", "-r", "--name-only",
+                             "main").split(b"\n")[:-1])
+    got = sorted((e.path, e.oid, e.type) for r in cs.GetTreeEntries(
+        commit_pb2.GetTreeEntriesRequest(repository=repo["repo"], revision=b"main", path=b".",
+                                         recursive=True)) for e in r.entries)
+    want = []
+    for l in git("-C", repo["path"], "ls-tree", "-r", "-t", "main").splitlines():
+        meta, name = l.split(b"\t")
+        typ = {b"blob": commit_pb2.TreeEntry.BLOB, b"tree": commit_pb2.TreeEntry.TREE}[meta.split()[1]]
+        want.append((name, meta.split()[2].decode(), typ))
+    assert got == sorted(want)
+    # Flat paths of a single-child chain and a sub tree entry.
+    e = [e for r in cs.GetTreeEntries(commit_pb2.GetTreeEntriesRequest(
+        repository=repo["repo"], revision=b"main", path=b"lib")) for e in r.entries]
+    assert [(x.path, x.oid) for x in e] == [(b"lib/x.rb",
+                                              revparse(repo["path"], "main:lib/x.rb"))]
+    t = list(cs.TreeEntry(commit_pb2.TreeEntryRequest(repository=repo["repo"], revision=b"main",
+                                                      path=b"src")))
+    assert t[0].type == commit_pb2.TreeEntryResponse.TREE
+    assert t[0].oid == revparse(repo["path"], "main:src")
+    assert t[0].size == int(git("-C", repo["path"], "cat-file", "-s", "main:src"))
+
+
+def test_languages_blame_last_commits(ch, repo):
+    cs = commit_pb2_grpc.CommitServiceStub(ch)
+    langs = {l.name: l.bytes for l in cs.CommitLanguages(commit_pb2.CommitLanguagesRequest(
+        repository=repo["repo"], revision=b"main")).languages}
+    # src/a.c is C; lib/x.rb is Python through .gitattributes.
+    assert langs == {"C": len(b"int a;\nint b;\n"), "Python": len(b"puts 1\n" * 10)}
+    blame = b"".join(r.data for r in cs.RawBlame(commit_pb2.RawBlameRequest(
+        repository=repo["repo"], revision=b"main", path=b"src/a.c")))
+    assert blame == git("-C", repo["path"], "blame", "-p", "main", "--", "src/a.c")
+    got = [(c.path_bytes, c.commit.id) for r in cs.ListLastCommitsForTree(
+        commit_pb2.ListLastCommitsForTreeRequest(repository=repo["repo"], revision="main",
+                                                 path=b"", limit=25)) for c in r.commits]
+    for path, oid in got:
+        want = git("-C", repo["path"], "log", "-1", "--format=%H", "main", "--",
+                   path.decode()).decode().strip()
+        assert oid == hexlen(want), path
+    assert {p for p, _ in got} >= {b"src", b"README.md", b"new.txt"}
+
+
+def test_signatures(ch, repo):
+    cs = commit_pb2_grpc.CommitServiceStub(ch)
+    got = [s for r in cs.FilterShasWithSignatures(iter([
+        commit_pb2.FilterShasWithSignaturesRequest(
+            repository=repo["repo"], shas=[repo["merge"].encode(), repo["signed"].encode()])]))
+        for s in r.shas]
+    assert got == [repo["signed"].encode()]
+    sig, text = b"", b""
+    for r in cs.GetCommitSignatures(commit_pb2.GetCommitSignaturesRequest(
+            repository=repo["repo"], commit_ids=[repo["signed"], repo["merge"]])):
+        if r.commit_id:
+            assert r.commit_id == repo["signed"]
+        sig += r.signature
+        text += r.signed_text
+    assert sig == FAKE_SIG.rstrip(b"\n")
+    assert text.endswith(b"\nsigned\n") and b"gpgsig" not in text
+    # Ids of the other format's length are refused as upstream does.
+    e = rpc_error(lambda: list(cs.GetCommitSignatures(commit_pb2.GetCommitSignaturesRequest(
+        repository=repo["repo"], commit_ids=["a" * 40]))))
+    assert_code(e, grpc.StatusCode.INVALID_ARGUMENT,
+                'invalid object ID: "%s", expected length 64, got 40' % ("a" * 40))
+
+
+# ---------------------------------------------------------------- more blobs
+
+def test_list_blobs_match_rev_list(ch, repo):
+    bs = blob_pb2_grpc.BlobServiceStub(ch)
+    got = [(b.oid, b.path) for r in bs.ListBlobs(blob_pb2.ListBlobsRequest(
+        repository=repo["repo"], revisions=["main"], with_paths=True)) for b in r.blobs if b.oid]
+    want = []
+    for l in git("-C", repo["path"], "rev-list", "--objects", "--in-commit-order",
+                 "--filter=blob:limit=9223372036854775807", "main").splitlines():
+        oid = l.split(b" ")[0].decode()
+        if cat(repo["path"], "-t", oid).strip() == b"blob":
+            want.append((oid, l[len(oid) + 1:]))
+    assert got == want
+    got = sorted(b.oid for r in bs.ListAllBlobs(blob_pb2.ListAllBlobsRequest(
+        repository=repo["repo"])) for b in r.blobs if b.oid)
+    want = sorted(l.split()[0].decode() for l in git(
+        "-C", repo["path"], "cat-file", "--batch-all-objects", "--batch-check").splitlines()
+        if l.split()[1] == b"blob")
+    assert got == want
+    data = b"".join(b.data for r in bs.ListBlobs(blob_pb2.ListBlobsRequest(
+        repository=repo["repo"], revisions=[repo["c1"] + ":logo.bin"], bytes_limit=-1))
+        for b in r.blobs)
+    assert data == repo["binary"]
+
+
+def test_lfs_pointers(ch, repo):
+    bs = blob_pb2_grpc.BlobServiceStub(ch)
+    oid = revparse(repo["path"], "main:big.dat")
+    want = [(oid, repo["lfs"])]
+    got = [(p.oid, p.data) for r in bs.GetLFSPointers(blob_pb2.GetLFSPointersRequest(
+        repository=repo["repo"], blob_ids=[oid, revparse(repo["path"], "main:README.md")]))
+        for p in r.lfs_pointers]
+    assert got == want
+    got = [(p.oid, p.data) for r in bs.ListLFSPointers(blob_pb2.ListLFSPointersRequest(
+        repository=repo["repo"], revisions=["main"])) for p in r.lfs_pointers]
+    assert got == want
+    got = [(p.oid, p.data) for r in bs.ListAllLFSPointers(blob_pb2.ListAllLFSPointersRequest(
+        repository=repo["repo"])) for p in r.lfs_pointers]
+    assert got == want
+
+
+def test_check_blobs_generated(ch, repo):
+    an = analysis_pb2_grpc.AnalysisServiceStub(ch)
+    req = analysis_pb2.CheckBlobsGeneratedRequest(repository=repo["repo"], blobs=[
+        analysis_pb2.CheckBlobsGeneratedRequest.Blob(revision=b"main:src/a.c", path=b"src/a.c"),
+        analysis_pb2.CheckBlobsGeneratedRequest.Blob(
+            revision=revparse(repo["path"], "main:README.md").encode(), path=b"Cargo.lock")])
+    got = [(b.revision, b.generated) for r in an.CheckBlobsGenerated(iter([req]))
+           for b in r.blobs]
+    assert got == [(b"main:src/a.c", False),
+                   (revparse(repo["path"], "main:README.md").encode(), True)]
+
+
+def test_commit_delta(ch, repo):
+    ds = diff_pb2_grpc.DiffServiceStub(ch)
+    got = sorted((d.from_path, d.to_path, d.from_id, d.to_id) for r in ds.CommitDelta(
+        diff_pb2.CommitDeltaRequest(repository=repo["repo"], left_commit_id=repo["base"],
+                                    right_commit_id=repo["side"])) for d in r.deltas)
+    old = revparse(repo["path"], repo["base"] + ":src/a.c")
+    new = revparse(repo["path"], repo["side"] + ":src/a.c")
+    assert got == [(b"src/a.c", b"src/a.c", old, new)]
+
+
+# ---------------------------------------------------------------- repository reads
+
+def test_repository_reads(ch, repo):
+    rs = repository_pb2_grpc.RepositoryServiceStub(ch)
+    lic = rs.FindLicense(repository_pb2.FindLicenseRequest(repository=repo["repo"]))
+    assert (lic.license_short_name, lic.license_path) == ("mit", "LICENSE")
+    attrs = [(a.path, a.attribute, a.value) for a in rs.GetFileAttributes(
+        repository_pb2.GetFileAttributesRequest(repository=repo["repo"], revision=b"main",
+                                                attributes=["linguist-language"],
+                                                paths=["lib/x.rb", "src/a.c"])).attribute_infos]
+    assert attrs == [("lib/x.rb", "linguist-language", "Python")]
+    assert b"".join(r.attributes for r in rs.GetInfoAttributes(
+        repository_pb2.GetInfoAttributesRequest(repository=repo["repo"]))) == b""
+    names = [f for r in rs.SearchFilesByName(repository_pb2.SearchFilesByNameRequest(
+        repository=repo["repo"], query="src/", ref=b"main")) for f in r.files]
+    assert names == [b"src/a.c"]
+    hits = b"".join(r.match_data for r in rs.SearchFilesByContent(
+        repository_pb2.SearchFilesByContentRequest(repository=repo["repo"], query="int b",
+                                                   ref=b"main")))
+    assert b"main:src/a.c" in hits
+    changes = [(c.blob_id, c.operation) for r in rs.GetRawChanges(
+        repository_pb2.GetRawChangesRequest(repository=repo["repo"], from_revision=ZERO64,
+                                            to_revision=repo["base"])) for c in r.raw_changes]
+    assert len(changes) == 7  # every file of base, added
+    assert all(len(b) == 64 and op == 1 for b, op in changes)
+    size = rs.ObjectsSize(iter([repository_pb2.ObjectsSizeRequest(
+        repository=repo["repo"], revisions=[b"main"])])).size
+    assert size == int(git("-C", repo["path"], "rev-list", "--disk-usage", "--objects", "main"))
+    assert rs.Fsck(repository_pb2.FsckRequest(repository=repo["repo"])).error == b""
+    bundle = b"".join(r.data for r in rs.CreateBundle(repository_pb2.CreateBundleRequest(
+        repository=repo["repo"])))
+    assert bundle.startswith(b"# v3 git bundle\n@object-format=sha256\n")
+    bundle = b"".join(r.data for r in rs.CreateBundleFromRefList(iter([
+        repository_pb2.CreateBundleFromRefListRequest(repository=repo["repo"],
+                                                      patterns=[b"refs/heads/main"])])))
+    assert ("%s refs/heads/main" % repo["merge"]).encode() in bundle
+    tar = b"".join(r.data for r in rs.GetArchive(repository_pb2.GetArchiveRequest(
+        repository=repo["repo"], commit_id=repo["merge"], prefix="p",
+        format=repository_pb2.GetArchiveRequest.TAR)))
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        assert t.extractfile("p/src/a.c").read() == b"int a;\nint b;\n"
+    snap = b"".join(r.data for r in rs.GetSnapshot(repository_pb2.GetSnapshotRequest(
+        repository=repo["repo"])))
+    with tarfile.open(fileobj=io.BytesIO(snap)) as t:
+        names = t.getnames()
+    assert "HEAD" in names
+    # SHA-256 object file names: xx/<62 hex> and pack-<64 hex>.pack/.idx.
+    on_disk = set()
+    for d in ("objects/pack",) + tuple("objects/%02x" % i for i in range(256)):
+        full = os.path.join(repo["path"], d)
+        if os.path.isdir(full):
+            on_disk |= {d + "/" + f for f in os.listdir(full)
+                        if f.endswith((".pack", ".idx")) or d != "objects/pack"}
+    assert on_disk and on_disk <= set(names)
+    assert any(n.endswith(".pack") and len(os.path.basename(n)) == 5 + 64 + 5 for n in names)
+
+
+def test_quarantined_objects_through_the_reader(ch, repo):
+    """Objects only in a quarantine directory are seen by requests naming it
+    (the cat-file reader gets its own cache key), and only by them."""
+    qdir = os.path.join(repo["path"], "objects", "incoming-sha256")
+    os.makedirs(qdir, exist_ok=True)
+    env = {"GIT_OBJECT_DIRECTORY": qdir,
+           "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.path.join(repo["path"], "objects")}
+    blob = git("-C", repo["path"], "hash-object", "-w", "--stdin", input=b"quarantined\n",
+               env=env).decode().strip()
+    hexlen(blob)
+    bs = blob_pb2_grpc.BlobServiceStub(ch)
+    q = shared_pb2.Repository(storage_name="default", relative_path=repo["rel"],
+                              git_object_directory="objects/incoming-sha256",
+                              git_alternate_object_directories=["objects"])
+    data = b"".join(r.data for r in bs.GetBlob(blob_pb2.GetBlobRequest(
+        repository=q, oid=blob, limit=-1)))
+    assert data == b"quarantined\n"
+    # Objects of the repository itself are visible through the alternate.
+    main_readme = revparse(repo["path"], "main:README.md")
+    assert b"".join(r.data for r in bs.GetBlob(blob_pb2.GetBlobRequest(
+        repository=q, oid=main_readme, limit=-1))) == b"# hello\nmore\n"
+    # Without the quarantine the object does not exist: one empty message.
+    r = list(bs.GetBlob(blob_pb2.GetBlobRequest(repository=repo["repo"], oid=blob, limit=-1)))
+    assert len(r) == 1 and r[0].oid == "" and r[0].size == 0
+    cs = commit_pb2_grpc.CommitServiceStub(ch)
+    got = {x.name: x.exists for resp in cs.CheckObjectsExist(iter([
+        commit_pb2.CheckObjectsExistRequest(repository=q, revisions=[blob.encode()])]))
+        for x in resp.revisions}
+    assert got == {blob.encode(): True}
