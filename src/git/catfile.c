@@ -244,6 +244,11 @@ int catfile_contents(struct catfile *cf, const char *rev, char *oid, git_object_
 	return 1;
 }
 
+pid_t catfile_pid(const struct catfile *cf)
+{
+	return cf->pid;
+}
+
 int catfile_usable(const struct catfile *cf)
 {
 	return cf && !cf->broken;

@@ -12,6 +12,7 @@
 #include <git2.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/error.h"
 
@@ -46,6 +47,9 @@ int catfile_contents(struct catfile *cf, const char *rev, char *oid, git_object_
 
 /* False once the process failed; such a reader must not be reused. */
 int catfile_usable(const struct catfile *cf);
+
+/* The process id of the reader's git (for tests and diagnostics). */
+pid_t catfile_pid(const struct catfile *cf);
 
 /* Closes stdin, waits for the process (killing it when it lingers). */
 void catfile_close(struct catfile *cf);
