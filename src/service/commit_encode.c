@@ -274,7 +274,8 @@ int commit_read_hex(struct commit_repo *r, const char *hex, Gitaly__GitCommit **
 
 	if (r->cf)
 		return read_catfile(r->cf, hex, 0, out, err);
-	if (git_oid_fromstr(&oid, hex) < 0)
+	/* git_oid_fromstr would read the first 40 digits of a longer id. */
+	if (strlen(hex) != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex) < 0)
 		return 0;
 	return commit_read_oid(r->git, &oid, out, err);
 }

@@ -307,7 +307,8 @@ int gitcommit_read_raw_h(const struct repo_handle *h, const char *hex, git_objec
 
 	*data = NULL;
 	if (!h->cf) {
-		if (git_oid_fromstr(&bin, hex) < 0)
+		/* git_oid_fromstr would read the first 40 digits of a longer id. */
+		if (strlen(hex) != GIT_OID_HEXSZ || git_oid_fromstr(&bin, hex) < 0)
 			return error_set(err, STATUS_NOT_FOUND, "object not found");
 		return gitcommit_read_raw(h->repo, &bin, type, data, len, err);
 	}
