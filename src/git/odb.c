@@ -303,6 +303,13 @@ int odb_h_tree_each(const struct repo_handle *h, const char *oid, odb_tree_fn fn
 			return 0;
 		return lg2_error(err, "reading tree");
 	}
+	ret = odb_tree_each_lg(tree, fn, arg, err) < 0 ? -1 : 1;
+	git_tree_free(tree);
+	return ret;
+}
+
+int odb_tree_each_lg(const git_tree *tree, odb_tree_fn fn, void *arg, struct error *err)
+{
 	for (size_t i = 0; i < git_tree_entrycount(tree); i++) {
 		const git_tree_entry *te = git_tree_entry_byindex(tree, i);
 		struct odb_tree_entry e;
@@ -312,14 +319,12 @@ int odb_h_tree_each(const struct repo_handle *h, const char *oid, odb_tree_fn fn
 		e.name = git_tree_entry_name(te);
 		e.name_len = strlen(e.name);
 		git_oid_tostr(e.oid, sizeof(e.oid), git_tree_entry_id(te));
-		rc = fn(arg, &e, err);
+		int rc = fn(arg, &e, err);
+
 		if (rc < 0)
-			goto out;
+			return -1;
 		if (rc > 0)
 			break;
 	}
-	ret = 1;
-out:
-	git_tree_free(tree);
-	return ret;
+	return 0;
 }

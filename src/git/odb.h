@@ -95,6 +95,9 @@ typedef int (*odb_tree_fn)(void *arg, const struct odb_tree_entry *e, struct err
 int odb_h_tree_each(const struct repo_handle *h, const char *oid, odb_tree_fn fn, void *arg,
 		    struct error *err);
 
+/* odb_h_tree_each over a tree libgit2 has already loaded (returns 0/-1). */
+int odb_tree_each_lg(const git_tree *tree, odb_tree_fn fn, void *arg, struct error *err);
+
 /*
  * Parses raw tree bytes with ids of raw_len bytes (20 or 32), as above.
  * Returns 0, or -1 (Internal "malformed tree") / fn's error.

@@ -226,6 +226,25 @@ static int tree_entries(struct commit_repo *r, const char *rev, const char *path
 	free(clean);
 	if (!found)
 		return 0;
+	if (r->git) {
+		/* libgit2 resolves to the loaded tree: walk it without a second
+		 * lookup (large trees are not in its object cache). */
+		struct strbuf spec = STRBUF_INIT;
+		git_object *obj = NULL;
+		int ret = 0;
+
+		strbuf_adds(&spec, rev);
+		strbuf_addch(&spec, ':');
+		strbuf_adds(&spec, path);
+		found = commit_resolve(r->git, spec.buf, &obj, err);
+		strbuf_release(&spec);
+		if (found < 0)
+			return -1;
+		if (found && git_object_type(obj) == GIT_OBJECT_TREE)
+			ret = odb_tree_each_lg((const git_tree *)obj, push_entry, &p, err);
+		git_object_free(obj);
+		return ret;
+	}
 	found = resolve_path(r, rev, path, oid, &type, err);
 	if (found < 0)
 		return -1;

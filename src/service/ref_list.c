@@ -604,8 +604,6 @@ int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 	}
 	w->call = call;
 	w->peel = req->peel_tags;
-	if (ref_ctx_is_sha256(&ctx, &sha256, err) < 0)
-		goto out;
 	if (req->head) {
 		int rc = ref_ctx_resolve(&ctx, "HEAD", w->head_oid, err);
 
@@ -613,6 +611,8 @@ int ref_list_refs_rpc(struct rpc_call *call, struct error *err)
 			goto out;
 		w->head_pending = rc > 0;
 	}
+	if (list_refs_walkable(req, key) && ref_ctx_is_sha256(&ctx, &sha256, err) < 0)
+		goto out;
 	if (!sha256 && list_refs_walkable(req, key)) {
 		ret = list_refs_walk(&ctx, req, desc, w, err);
 		goto out;
