@@ -2,6 +2,8 @@
  * Object reads over a libgit2 handle, shaped after git cat-file's answers so
  * that services can replace a cat-file process with an in-process lookup:
  * "missing" is a normal outcome (0), anything else going wrong is Internal.
+ * The handle-generic half below dispatches to libgit2 or to the cat-file
+ * reader of SHA-256 repositories, and parses raw trees for the latter.
  */
 #include "git/odb.h"
 

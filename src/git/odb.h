@@ -2,6 +2,9 @@
  * Object reads over a libgit2 handle, with the answers git cat-file gives:
  * revision resolution (full hex ids take the fast path), object headers,
  * bounded content reads, type names, and the LFS pointer check upstream uses.
+ * The odb_h_* functions do the same on either kind of cached handle (libgit2
+ * for SHA-1, the cat-file reader for SHA-256) with hex object ids, and parse
+ * tree objects of both id sizes.
  * Lookups return 1 (found), 0 (missing: the "missing" line of cat-file) or
  * -1 with err set (Internal: corrupt object, I/O error).
  */

@@ -15,6 +15,13 @@
  * and objects directories recorded at open time. Every handle reads objects
  * through our own object database (git/odb_loose.c): libgit2 1.5's loose
  * reader never returns on a truncated loose object.
+ *
+ * SHA-256 repositories (extensions.objectFormat in their config, checked
+ * when an entry is opened) cannot be opened by libgit2 1.5: their entries
+ * hold a `git cat-file --batch-command` process (git/catfile.c) instead,
+ * under the same key, bounds, TTL and identity check. git itself rereads
+ * refs and rescans packs on a miss, so the reader sees pushes and repacks
+ * too; a reader whose process failed is closed when returned.
  */
 #include "git/repo_cache.h"
 

@@ -7,7 +7,9 @@
  * (reusing an idle handle for the same key, else opening a new one) and
  * repo_cache_put returns it. The key is (repository path, object directory,
  * alternates), so a quarantined request never shares a handle with a normal
- * one. Handles see new refs and packs written by git underneath them.
+ * one. Handles see new refs and packs written by git underneath them. For
+ * SHA-256 repositories the cached handle is a cat-file reader (see
+ * struct repo_handle below).
  */
 #ifndef GIT_REPO_CACHE_H
 #define GIT_REPO_CACHE_H

@@ -2,9 +2,11 @@
  * CommitService below the RPC layer: the pieces shared by the commit_*.c
  * handler files. A request's repository is located (locator, quarantine
  * environment) before anything else is validated, then opened in-process
- * through the libgit2 handle cache. Commits are encoded into gitaly.GitCommit
- * by the shared encoder (service/gitcommit.h) from their raw object bytes,
- * and list answers go out through upstream's 1 MiB item chunker.
+ * through the handle cache (libgit2, or a cat-file reader for SHA-256
+ * repositories; the helpers below take either). Commits are encoded into
+ * gitaly.GitCommit by the shared encoder (service/gitcommit.h) from their
+ * raw object bytes, and list answers go out through upstream's 1 MiB item
+ * chunker.
  */
 #ifndef SERVICE_COMMIT_INTERNAL_H
 #define SERVICE_COMMIT_INTERNAL_H

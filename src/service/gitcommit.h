@@ -1,8 +1,8 @@
 /*
  * Git objects as the protobuf messages RPCs answer with: a commit becomes a
  * gitaly.GitCommit, an annotated tag a gitaly.Tag. Parsing works on the raw
- * object bytes (read through libgit2's object database) exactly as upstream's
- * catfile parser does, so odd headers, non-UTF-8 names and messages, and
+ * object bytes (read through the cached handle of either kind) exactly as
+ * upstream's catfile parser does, so odd headers, non-UTF-8 names and messages, and
  * out-of-range dates come out the way GitLab expects: body and tag message
  * truncated to 10 KiB with the full size alongside, dates outside
  * [0, 2^53] replaced by upstream's fallback, signature type from the first

@@ -147,6 +147,27 @@ int ref_ctx_first_ref(struct ref_ctx *ctx, const char *prefix, char **out, struc
 	*out = NULL;
 	if (ref_ctx_handle(ctx, &h, err) < 0)
 		return -1;
+	if (h->repo) {
+		/* In-process: the smallest name under prefix, as for-each-ref's first. */
+		git_reference_iterator *it = NULL;
+		const char *name;
+		char *glob = NULL;
+
+		if (asprintf(&glob, "%s*", prefix) < 0)
+			return error_set(err, STATUS_INTERNAL, "out of memory");
+		if (git_reference_iterator_glob_new(&it, h->repo, glob) == 0) {
+			while (git_reference_next_name(&name, it) == 0) {
+				if (!*out || strcmp(name, *out) < 0) {
+					free(*out);
+					if (!(*out = strdup(name)))
+						break;
+				}
+			}
+		}
+		git_reference_iterator_free(it);
+		free(glob);
+		return 0;
+	}
 	cmd = ref_ctx_git(ctx, "for-each-ref");
 	git_cmd_flag(cmd, "--format=%(refname)");
 	git_cmd_flag(cmd, "--count=1");
