@@ -678,3 +678,31 @@ def test_quarantined_objects_through_the_reader(ch, repo):
         commit_pb2.CheckObjectsExistRequest(repository=q, revisions=[blob.encode()])]))
         for x in resp.revisions}
     assert got == {blob.encode(): True}
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_default_branch_fallbacks(ch, gitaly, fmt):
+    """HEAD naming a missing branch, no main or master: the first branch by
+    name is the default, for RefService and for CommitService's empty
+    revision; a detached HEAD fails head_only as git symbolic-ref does. Both
+    formats (libgit2 and the cat-file reader) answer alike."""
+    rel = "@hashed/5a/26/%s-fallback.git" % fmt
+    path = gitaly.path(rel)
+    make_repo(path, object_format=fmt, default_branch="nope")
+    b = fast_commit(path, {"b.c": b"int b;\n"}, "b", ref="refs/heads/beta")
+    a = fast_commit(path, {"a.c": b"int a;\n"}, "a", ref="refs/heads/alpha")
+    r = shared_pb2.Repository(storage_name="default", relative_path=rel)
+    rs = ref_pb2_grpc.RefServiceStub(ch)
+    cs = commit_pb2_grpc.CommitServiceStub(ch)
+    assert rs.FindDefaultBranchName(ref_pb2.FindDefaultBranchNameRequest(
+        repository=r)).name == b"refs/heads/alpha"
+    assert rs.FindDefaultBranchName(ref_pb2.FindDefaultBranchNameRequest(
+        repository=r, head_only=True)).name == b"refs/heads/nope"
+    files = [p for resp in cs.ListFiles(commit_pb2.ListFilesRequest(repository=r))
+             for p in resp.paths]
+    assert files == [b"a.c"]
+    git("-C", path, "update-ref", "--no-deref", "HEAD", b)
+    e = rpc_error(rs.FindDefaultBranchName, ref_pb2.FindDefaultBranchNameRequest(
+        repository=r, head_only=True))
+    assert_code(e, grpc.StatusCode.INTERNAL, "head reference: exit status 128")
+    assert a != b
