@@ -706,3 +706,18 @@ def test_default_branch_fallbacks(ch, gitaly, fmt):
         repository=r, head_only=True))
     assert_code(e, grpc.StatusCode.INTERNAL, "head reference: exit status 128")
     assert a != b
+
+
+def test_large_blob_streamed(ch, repo):
+    """Blobs over 8 MiB are streamed from git rather than read whole: the
+    bytes and the 128 KiB chunking are the same on SHA-256."""
+    data = hashlib.sha256(b"seed").digest() * (9 * 1024 * 1024 // 32 + 7)
+    oid = git("-C", repo["path"], "hash-object", "-w", "--stdin", input=data).decode().strip()
+    bs = blob_pb2_grpc.BlobServiceStub(ch)
+    msgs = list(bs.GetBlob(blob_pb2.GetBlobRequest(repository=repo["repo"], oid=oid, limit=-1)))
+    assert msgs[0].oid == hexlen(oid) and msgs[0].size == len(data)
+    assert all(len(m.data) == 128 * 1024 for m in msgs[:-1])
+    assert b"".join(m.data for m in msgs) == data
+    part = b"".join(m.data for m in bs.GetBlob(blob_pb2.GetBlobRequest(
+        repository=repo["repo"], oid=oid, limit=200000)))
+    assert part == data[:200000]
