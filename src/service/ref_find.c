@@ -118,8 +118,9 @@ int ref_exists_rpc(struct rpc_call *call, struct error *err)
 	if (ref_ctx_is_sha256(&ctx, &sha256, err) < 0)
 		goto out;
 	if (sha256 && !service_has_nul(req->ref.data, req->ref.len)) {
-		/* cat-file resolves the ref (and says missing for a ref to a
-		 * missing object, where show-ref --verify would fail). */
+		/* cat-file answers a ref that resolves; "missing" is either no
+		 * such ref or a ref to a missing object, which upstream's
+		 * show-ref --verify tells apart (the latter fails). */
 		char hex[GIT_OID_HEXSZ_MAX + 1];
 
 		name = strndup((const char *)req->ref.data, req->ref.len);
@@ -130,6 +131,21 @@ int ref_exists_rpc(struct rpc_call *call, struct error *err)
 		rc = ref_ctx_resolve(&ctx, name, hex, err);
 		if (rc < 0)
 			goto out;
+		if (rc == 0) {
+			struct git_cmd *cmd = ref_ctx_git(&ctx, "show-ref");
+			struct git_result res;
+
+			git_cmd_flag(cmd, "--verify");
+			git_cmd_flag(cmd, "--quiet");
+			git_cmd_arg(cmd, name);
+			if (git_cmd_run(cmd, NULL, 0, NULL, NULL, &res, err) < 0)
+				goto out;
+			if (res.exit_code != 0 && res.exit_code != 1) {
+				error_set(err, STATUS_INTERNAL, "exit status %d", res.exit_code);
+				goto out;
+			}
+			rc = res.exit_code == 0;
+		}
 		resp.value = rc > 0;
 	} else if (!service_has_nul(req->ref.data, req->ref.len)) {
 		if (ref_ctx_repo(&ctx, &repo, err) < 0)

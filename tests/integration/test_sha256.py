@@ -721,3 +721,21 @@ def test_large_blob_streamed(ch, repo):
     part = b"".join(m.data for m in bs.GetBlob(blob_pb2.GetBlobRequest(
         repository=repo["repo"], oid=oid, limit=200000)))
     assert part == data[:200000]
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_ref_exists_alike_on_both_formats(ch, gitaly, fmt):
+    """RefExists as upstream's show-ref --verify on both formats: a present
+    ref, an absent one, and a ref to a missing object (an error)."""
+    rel = "@hashed/5a/27/%s-exists.git" % fmt
+    path = gitaly.path(rel)
+    make_repo(path, object_format=fmt)
+    fast_commit(path, {"a": b"a\n"}, "a", ref="refs/heads/main")
+    with open(os.path.join(path, "refs", "heads", "ghost"), "w") as f:
+        f.write("e" * (64 if fmt == "sha256" else 40) + "\n")
+    r = shared_pb2.Repository(storage_name="default", relative_path=rel)
+    rs = ref_pb2_grpc.RefServiceStub(ch)
+    assert rs.RefExists(ref_pb2.RefExistsRequest(repository=r, ref=b"refs/heads/main")).value
+    assert not rs.RefExists(ref_pb2.RefExistsRequest(repository=r, ref=b"refs/heads/x")).value
+    e = rpc_error(rs.RefExists, ref_pb2.RefExistsRequest(repository=r, ref=b"refs/heads/ghost"))
+    assert_code(e, grpc.StatusCode.INTERNAL, "exit status 128")
