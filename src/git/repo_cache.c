@@ -70,6 +70,13 @@ struct entry_list {
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+/* Idle cat-file readers are processes: a reaper thread (started with the
+ * first one) closes them once past the TTL even when no request comes by
+ * to sweep. */
+static pthread_once_t reaper_once = PTHREAD_ONCE_INIT;
+static pthread_cond_t reaper_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t reaper_thread;
+static int reaper_running, reaper_stop;
 static size_t cache_max_idle = REPO_CACHE_DEFAULT_MAX;
 static int64_t cache_ttl_ms = REPO_CACHE_TTL_MS;
 static struct entry_list idle_list, busy_list;
@@ -118,6 +125,41 @@ static void global_init(void)
 static void ensure_init(void)
 {
 	pthread_once(&init_once, global_init);
+}
+
+static void sweep_locked(struct cache_entry **graveyard, int64_t now);
+static void free_chain(struct cache_entry *e);
+static void update_members(void);
+
+/* Sweeps the idle list once a second until repo_cache_shutdown. */
+static void *reaper_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&cache_lock);
+	while (!reaper_stop) {
+		struct cache_entry *graveyard = NULL;
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&reaper_cond, &cache_lock, &until);
+		if (reaper_stop)
+			break;
+		sweep_locked(&graveyard, now_ms());
+		update_members();
+		pthread_mutex_unlock(&cache_lock);
+		free_chain(graveyard);
+		pthread_mutex_lock(&cache_lock);
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return NULL;
+}
+
+static void start_reaper(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	reaper_running = pthread_create(&reaper_thread, NULL, reaper_main, NULL) == 0;
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void repo_cache_configure(size_t max_idle)
@@ -333,6 +375,7 @@ static int entry_open(const char *repo_path, const char *object_dir, const char 
 	if (repo_cache_is_sha256(repo_path)) {
 		if (catfile_open(repo_path, e->object_dir, e->alternates, &e->cf, err) < 0)
 			goto out;
+		pthread_once(&reaper_once, start_reaper);
 		*out = e;
 		e = NULL;
 		ret = 0;
@@ -593,6 +636,16 @@ void repo_cache_set_ttl_ms(int64_t ttl_ms)
 
 void repo_cache_shutdown(void)
 {
+	int join;
+
+	pthread_mutex_lock(&cache_lock);
+	reaper_stop = 1;
+	join = reaper_running;
+	reaper_running = 0;
+	pthread_cond_signal(&reaper_cond);
+	pthread_mutex_unlock(&cache_lock);
+	if (join)
+		pthread_join(reaper_thread, NULL);
 	repo_cache_clear();
 	pthread_mutex_lock(&cache_lock);
 	if (!busy_list.len) {

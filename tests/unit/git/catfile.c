@@ -205,6 +205,29 @@ static void test_handles_by_format(void **state)
 	assert_int_equal(repo_cache_idle_count(), 0);
 }
 
+static void test_idle_reader_reaped_without_traffic(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct repo_handle h;
+	pid_t pid;
+	int i;
+
+	(void)state;
+	repo_cache_clear();
+	repo_cache_set_ttl_ms(100);
+	assert_int_equal(repo_cache_get_handle(repo256, NULL, NULL, &h, &err), 0);
+	pid = catfile_pid(h.cf);
+	repo_cache_put_handle(&h);
+	assert_int_equal(repo_cache_idle_count(), 1);
+	/* No get or put from here on: the reaper alone closes it. */
+	for (i = 0; i < 50 && repo_cache_idle_count(); i++)
+		usleep(100 * 1000);
+	assert_int_equal(repo_cache_idle_count(), 0);
+	/* The process was waited for: no such child any more. */
+	assert_int_equal(kill(pid, 0), -1);
+	repo_cache_set_ttl_ms(-1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_dead_process_breaks_the_reader),
 		cmocka_unit_test(test_object_format_detection),
 		cmocka_unit_test(test_handles_by_format),
+		cmocka_unit_test(test_idle_reader_reaped_without_traffic),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
