@@ -557,8 +557,10 @@ int limit_set_enter(struct limit_set *s, const char *full_method, const char *ke
 		g->slot = NULL;
 		goto out;
 	}
-	*out = g;
-	g = NULL;
+	if (g->slot) { /* else nothing to give back */
+		*out = g;
+		g = NULL;
+	}
 	ret = 0;
 out:
 	free(g);
