@@ -115,7 +115,7 @@ class Clone:
 
     def __init__(self, url, dest):
         self.dest = dest
-        self.proc = subprocess.Popen(["git", "-c", "http.lowSpeedLimit=0", "clone", "-q", "--bare",
+        self.proc = subprocess.Popen(["git", "-c", "protocol.version=2", "clone", "-q", "--bare",
                                       url, dest],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
@@ -250,10 +250,11 @@ def test_three_clones_one_runs_one_waits_one_refused(queue_env):
     assert metric(samples, "gitaly_requests_dropped_total", reason="max_size", **LABELS) == 1
     assert metric(samples, "gitaly_concurrency_limiting_in_progress", **LABELS) == 0
     assert metric(samples, "gitaly_concurrency_limiting_queued", **LABELS) == 0
-    assert metric(samples, "gitaly_concurrency_limiting_acquiring_seconds_count", **LABELS) == 3
+    # protocol v2: every clone makes two upload-pack calls (ls-refs, fetch)
+    assert metric(samples, "gitaly_concurrency_limiting_acquiring_seconds_count", **LABELS) == 6
     ok = gitaly_lines(env, lambda e: e.get("grpc.code") == "OK"
                       and e.get("limit.limiting_key") == "big.git")
-    assert len(ok) == 2
+    assert len(ok) == 4
     assert max(e["limit.concurrency_queue_ms"] for e in ok) >= 100
 
 
