@@ -29,6 +29,7 @@ from conftest import assert_code, make_history, metric, rpc_error
 HOLD_RPC = "/gitaly.CommitService/CheckObjectsExist"
 WAIT_RPC = "/gitaly.CommitService/FilterShasWithSignatures"
 RATE_RPC = "/gitaly.RepositoryService/RepositoryExists"
+ADAPTIVE_RPC = "/gitaly.CommitService/CountCommits"
 
 LIMITS_TOML = """
 [[concurrency]]
@@ -41,11 +42,18 @@ rpc = "%s"
 max_per_repo = 1
 max_queue_wait = "100ms"
 
+[[concurrency]]
+rpc = "%s"
+adaptive = true
+initial_limit = 3
+min_limit = 1
+max_limit = 5
+
 [[rate_limiting]]
 rpc = "%s"
 interval = "1m"
 burst = 2
-""" % (HOLD_RPC, WAIT_RPC, RATE_RPC)
+""" % (HOLD_RPC, WAIT_RPC, ADAPTIVE_RPC, RATE_RPC)
 
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -328,4 +336,17 @@ def test_replicate_repository_has_an_implicit_limit(server):
     samples = server.metrics()
     methods = {l.get("grpc_method") for n, l, v in samples
                if n == "gitaly_concurrency_limiting_in_progress"}
-    assert methods == {"CheckObjectsExist", "FilterShasWithSignatures", "ReplicateRepository"}
+    assert methods == {"CheckObjectsExist", "FilterShasWithSignatures", "CountCommits",
+                       "ReplicateRepository"}
+
+
+def test_adaptive_limit_starts_at_initial(server):
+    # The calculator resets the limit to initial_limit at startup and moves
+    # it every 30 s within [min_limit, max_limit] (unit-tested with fake
+    # watchers); here, the gauge is exported under upstream's limit name.
+    got = metric(server.metrics(), "gitaly_concurrency_limiting_current_limit",
+                 limit="perRPC" + ADAPTIVE_RPC)
+    assert got is not None and 1 <= got <= 5
+    # static limits are not adaptive limits
+    assert metric(server.metrics(), "gitaly_concurrency_limiting_current_limit",
+                  limit="perRPC" + HOLD_RPC) is None
