@@ -50,6 +50,10 @@ void gitaly_client_init(void);
 int gitaly_conn_dial(const char *address, const struct gitaly_conn_opts *opts,
 		     struct gitaly_conn **out, struct error *err);
 
+/* Same on an already connected stream socket (taken over, even on error). */
+int gitaly_conn_from_fd(int fd, const struct gitaly_conn_opts *opts, struct gitaly_conn **out,
+			struct error *err);
+
 /* True when the connection can no longer be used (yamux session ended). */
 int gitaly_conn_broken(struct gitaly_conn *c);
 

@@ -329,48 +329,17 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int gitaly_conn_dial(const char *address, const struct gitaly_conn_opts *opts,
-		     struct gitaly_conn **out, struct error *err)
+/* Fills c from a connected socket fd (taken over, even on error). */
+static int conn_setup(struct gitaly_conn *c, int fd, const char *target, int plain,
+		      struct error *err)
 {
-	struct gitaly_conn_opts none = { 0 };
-	struct gitaly_conn *c = NULL;
 	struct yamux_stream *st = NULL;
 	grpc_channel_credentials *creds = NULL;
-	char kind, *host = NULL, *port = NULL;
-	int fd = -1, chan_fd = -1, ret = -1;
+	int chan_fd = -1, ret = -1;
 	grpc_arg args[2];
 	grpc_channel_args chargs;
 
-	gitaly_client_init();
-	if (!opts)
-		opts = &none;
-	if (gitaly_address_parse(address, &kind, &host, &port, err) < 0)
-		goto out;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		error_set(err, STATUS_INTERNAL, "out of memory");
-		goto out;
-	}
-	c->token = strdup(opts->token ? opts->token : "");
-	c->client_name = strdup(opts->client_name ? opts->client_name : "gitaly-client");
-	if (!c->token || !c->client_name) {
-		error_set(err, STATUS_INTERNAL, "out of memory");
-		goto out;
-	}
-	if (kind == 'u') {
-		if (connect_unix(host, &fd, err) < 0)
-			goto out;
-	} else {
-		if (connect_tcp(host, port, &fd, err) < 0)
-			goto out;
-		if (kind == 's') {
-			int plain;
-			if (tls_wrap(fd, host, opts->ca_file, &plain, err) < 0)
-				goto out;
-			fd = plain;
-		}
-	}
-	if (opts->plain) {
+	if (plain) {
 		chan_fd = fd;
 		fd = -1;
 	} else {
@@ -379,11 +348,11 @@ int gitaly_conn_dial(const char *address, const struct gitaly_conn_opts *opts,
 				  strerror(errno));
 			goto out;
 		}
-		if (yamux_session_new(fd, YAMUX_CLIENT, NULL, &c->session, err) < 0) {
-			fd = -1; /* the session owned it */
+		ret = yamux_session_new(fd, YAMUX_CLIENT, NULL, &c->session, err);
+		fd = -1; /* the session owns it, even on error */
+		if (ret < 0)
 			goto out;
-		}
-		fd = -1;
+		ret = -1;
 		if (yamux_open(c->session, &st, err) < 0)
 			goto out;
 		if (yamux_stream_bridge(st, &chan_fd, err) < 0) {
@@ -410,14 +379,12 @@ int gitaly_conn_dial(const char *address, const struct gitaly_conn_opts *opts,
 	chargs.num_args = 2;
 	chargs.args = args;
 	creds = grpc_insecure_credentials_create();
-	c->channel = grpc_channel_create_from_fd(address, chan_fd, creds, &chargs);
+	c->channel = grpc_channel_create_from_fd(target, chan_fd, creds, &chargs);
 	chan_fd = -1; /* grpc core owns it now, even if the channel is broken */
 	if (!c->channel) {
-		error_set(err, STATUS_UNAVAILABLE, "cannot create channel to %s", address);
+		error_set(err, STATUS_UNAVAILABLE, "cannot create channel to %s", target);
 		goto out;
 	}
-	*out = c;
-	c = NULL;
 	ret = 0;
 out:
 	if (creds)
@@ -427,6 +394,83 @@ out:
 	if (chan_fd >= 0)
 		close(chan_fd);
 	yamux_stream_free(st);
+	return ret;
+}
+
+static struct gitaly_conn *conn_alloc(const struct gitaly_conn_opts *opts, struct error *err)
+{
+	struct gitaly_conn *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->token = strdup(opts->token ? opts->token : "");
+		c->client_name = strdup(opts->client_name ? opts->client_name : "gitaly-client");
+	}
+	if (!c || !c->token || !c->client_name) {
+		gitaly_conn_free(c);
+		error_set(err, STATUS_INTERNAL, "out of memory");
+		return NULL;
+	}
+	return c;
+}
+
+int gitaly_conn_from_fd(int fd, const struct gitaly_conn_opts *opts, struct gitaly_conn **out,
+			struct error *err)
+{
+	struct gitaly_conn_opts none = { 0 };
+	struct gitaly_conn *c;
+
+	gitaly_client_init();
+	c = conn_alloc(opts ? opts : &none, err);
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	if (conn_setup(c, fd, "fd", opts ? opts->plain : 0, err) < 0) {
+		gitaly_conn_free(c);
+		return -1;
+	}
+	*out = c;
+	return 0;
+}
+
+int gitaly_conn_dial(const char *address, const struct gitaly_conn_opts *opts,
+		     struct gitaly_conn **out, struct error *err)
+{
+	struct gitaly_conn_opts none = { 0 };
+	struct gitaly_conn *c = NULL;
+	char kind, *host = NULL, *port = NULL;
+	int fd = -1, ret = -1;
+
+	gitaly_client_init();
+	if (!opts)
+		opts = &none;
+	if (gitaly_address_parse(address, &kind, &host, &port, err) < 0)
+		goto out;
+	c = conn_alloc(opts, err);
+	if (!c)
+		goto out;
+	if (kind == 'u') {
+		if (connect_unix(host, &fd, err) < 0)
+			goto out;
+	} else {
+		if (connect_tcp(host, port, &fd, err) < 0)
+			goto out;
+		if (kind == 's') {
+			int plain;
+			if (tls_wrap(fd, host, opts->ca_file, &plain, err) < 0)
+				goto out;
+			fd = plain;
+		}
+	}
+	ret = conn_setup(c, fd, address, opts->plain, err);
+	fd = -1;
+	if (ret < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
 	gitaly_conn_free(c);
 	free(host);
 	free(port);
