@@ -488,8 +488,6 @@ unsigned gateway_http_status(int code)
 		return 403;
 	case STATUS_UNAUTHENTICATED:
 		return 401;
-	case STATUS_INVALID_ARGUMENT:
-		return 400;
 	default:
 		return 500;
 	}

@@ -29,6 +29,7 @@
 
 #define RECEIVE_CHUNK (64u * 1024u)
 #define INFLATE_CHUNK (64u * 1024u)
+#define FIRST_READ (64u * 1024u)
 
 enum req_kind { REQ_INFO_UPLOAD, REQ_INFO_RECEIVE, REQ_UPLOAD_PACK, REQ_RECEIVE_PACK };
 
@@ -51,6 +52,8 @@ struct req {
 	int call_failed;
 	struct gitaly_sc_call *sc;
 	struct yamux_stream *st;
+	char *first; /* upload-pack: the first bytes of the answer */
+	size_t first_len, first_off;
 	/* a received response message not yet fully written */
 	ProtobufCMessage *pending;
 	const uint8_t *pend_data;
@@ -85,6 +88,7 @@ static void req_unref(struct req *r)
 	free(r->gl_id);
 	free(r->gl_username);
 	free(r->err_msg);
+	free(r->first);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -429,6 +433,16 @@ static ssize_t sidechannel_reader(void *cls, uint64_t pos, char *buf, size_t max
 	struct error err = ERROR_INIT;
 	size_t n = 0;
 
+	if (r->first_off < r->first_len) {
+		n = r->first_len - r->first_off < max ? r->first_len - r->first_off : max;
+		memcpy(buf, r->first + r->first_off, n);
+		r->first_off += n;
+		return (ssize_t)n;
+	}
+	if (r->first_len == 0 && r->first_off == 0 && r->first) {
+		r->first_off = 1; /* the answer was empty: end of stream */
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
 	if (yamux_stream_read(r->st, buf, max, &n, &err) < 0) {
 		log_msg(LOG_ERROR, "gitaly-gateway: upload-pack %s: read sidechannel: %s",
 			r->repo.relative_path, err.message ? err.message : "");
@@ -477,6 +491,18 @@ static enum MHD_Result finish_upload_pack(struct req *r, struct MHD_Connection *
 		goto fail;
 	}
 	strbuf_release(&r->body);
+	/* like Workhorse, a failure before the first byte is still an HTTP error */
+	r->first = malloc(FIRST_READ);
+	if (!r->first) {
+		error_set(&err, STATUS_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if (yamux_stream_read(r->st, r->first, FIRST_READ, &r->first_len, &err) < 0)
+		goto fail;
+	if (!r->first_len) {
+		if (gitaly_sc_call_finish(r->sc, NULL, &err) < 0)
+			goto fail;
+	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sidechannel_reader,
 						 r, response_done);
 	if (!resp)
@@ -550,9 +576,12 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 	strbuf_init(&r->body, (size_t)cfg->max_upload_pack_body + 1);
 	*con_cls = r;
 	if (route(r, method, url, c, &err) < 0) {
-		ret = err.code == STATUS_UNIMPLEMENTED
-			      ? respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, err.message)
-			      : respond_error(c, &err);
+		/* the client's mistake: 405, 404, or 400 */
+		ret = respond_text(c,
+				   err.code == STATUS_UNIMPLEMENTED ? MHD_HTTP_METHOD_NOT_ALLOWED
+				   : err.code == STATUS_NOT_FOUND   ? MHD_HTTP_NOT_FOUND
+								    : MHD_HTTP_BAD_REQUEST,
+				   err.message);
 		goto out;
 	}
 	if (authenticate(r, c) < 0) {
