@@ -164,8 +164,10 @@ class SSHServer:
             pub = f.read().strip()
         cmd = "%s --config %s ssh-command %s" % (GATEWAY_BIN, gateway_config, user)
         with open(self.authorized_keys, "w") as f:
-            f.write('command="%s",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,'
-                    'no-pty %s\n' % (cmd, pub))
+            # SHLVL=1 keeps bash (root's shell, which runs the forced
+            # command) from sourcing ~/.bashrc as it does under sshd
+            f.write('environment="SHLVL=1",command="%s",no-port-forwarding,'
+                    'no-X11-forwarding,no-agent-forwarding,no-pty %s\n' % (cmd, pub))
         with open(self.config, "w") as f:
             f.write("\n".join([
                 "Port %d" % self.port,
@@ -178,8 +180,12 @@ class SSHServer:
                 "KbdInteractiveAuthentication no",
                 "UsePAM no",
                 "AcceptEnv GIT_PROTOCOL",
+                "PermitUserEnvironment SHLVL",
                 "PidFile %s" % os.path.join(base, "sshd.pid"),
                 "LogLevel ERROR",
+                "UseDNS no",
+                # cheap key exchange: the machine running the tests is busy
+                "KexAlgorithms curve25519-sha256",
                 "",
             ]))
         os.makedirs("/run/sshd", exist_ok=True)
@@ -218,7 +224,8 @@ class SSHServer:
     def ssh_command(self):
         return ("ssh -p %d -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
                 "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                "-o LogLevel=ERROR -F /dev/null" % (self.port, self.user_key))
+                "-o LogLevel=ERROR -o KexAlgorithms=curve25519-sha256 -F /dev/null"
+                % (self.port, self.user_key))
 
     def env(self):
         return {"GIT_SSH_COMMAND": self.ssh_command()}

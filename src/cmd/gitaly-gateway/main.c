@@ -58,8 +58,13 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	if (!strcmp(argv[i], "serve"))
+	if (!strcmp(argv[i], "serve")) {
+		/* a shell's background job starts with SIGINT ignored, and an
+		 * ignored signal never reaches sigwait */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (gateway_config_load(config, &cfg, &err) < 0) {
 		fprintf(stderr, "gitaly-gateway: %s\n", err.message);
