@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -233,6 +234,7 @@ static int tls_wrap(int fd, const char *host, const char *ca_file, int *plain_ou
 	SSL *ssl = NULL;
 	int ret = -1;
 	struct timeval tv = { DIAL_TIMEOUT_MS / 1000, 0 }, zero = { 0, 0 };
+	struct in6_addr ip;
 
 	ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx) {
@@ -256,8 +258,13 @@ static int tls_wrap(int fd, const char *host, const char *ca_file, int *plain_ou
 		error_set(err, STATUS_INTERNAL, "tls: cannot create connection");
 		goto out;
 	}
-	SSL_set_tlsext_host_name(ssl, host);
-	SSL_set1_host(ssl, host);
+	if (inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1) {
+		/* an address: match the certificate's IP SANs, no SNI */
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, host);
+		SSL_set1_host(ssl, host);
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (SSL_connect(ssl) != 1) {

@@ -46,7 +46,7 @@ class Gateway:
     """One `gitaly-gateway serve` process in front of a gitaly."""
 
     def __init__(self, base, gitaly, users=(), auth_required=False, anonymous_gl_id="user-1",
-                 extra_toml="", storages=None):
+                 extra_toml="", storages=None, address=None, ca_file=None):
         self.base = base
         self.gitaly = gitaly
         self.port = free_port()
@@ -63,8 +63,11 @@ class Gateway:
             lines.append("")
         for name in (storages or gitaly.storages):
             lines += ["[[storage]]", 'name = "%s"' % name,
-                      'address = "unix:%s"' % gitaly.socket_path,
-                      'token = "%s"' % (gitaly.token or ""), ""]
+                      'address = "%s"' % (address or "unix:" + gitaly.socket_path),
+                      'token = "%s"' % (gitaly.token or "")]
+            if ca_file:
+                lines.append('ca_file = "%s"' % ca_file)
+            lines.append("")
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.proc = None
@@ -349,12 +352,14 @@ def wait_no_git(base, timeout=10):
 class Env:
     """gitaly + GitLab stub + gateway (+ optional sshd) for one test module."""
 
-    def __init__(self, token="gwtoken", **gw_kw):
+    def __init__(self, token="gwtoken", tls=None, address=None, **gw_kw):
         self.stub = GitLabStub().start()
-        self.gitaly = StubbedGitaly(short_tmpdir(), self.stub.url, token=token)
+        self.gitaly = StubbedGitaly(short_tmpdir(), self.stub.url, token=token, tls=tls)
         self.gitaly.start()
         self.gw_base = short_tmpdir()
-        self.gateway = Gateway(self.gw_base, self.gitaly, **gw_kw).start()
+        if callable(address):
+            address = address(self.gitaly)
+        self.gateway = Gateway(self.gw_base, self.gitaly, address=address, **gw_kw).start()
         self.sshd = None
         self.work = short_tmpdir()
 

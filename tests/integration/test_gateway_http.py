@@ -354,3 +354,33 @@ def test_anonymous_push_refused_without_default_gl_id():
         assert refs(env.gitaly.path("anon.git")) == {}
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "tls", "tls-wrong-ca"])
+def test_gitaly_over_tcp_and_tls(tls_cert, kind):
+    """The gateway reaches gitaly over tcp:// and tls:// (verified against a
+    CA file) with the same multiplexed connection; a certificate it cannot
+    verify is refused."""
+    if kind == "tcp":
+        addr, ca = (lambda g: "tcp://127.0.0.1:%d" % g.port), None
+    else:
+        addr = lambda g: "tls://127.0.0.1:%d" % g.tls_port  # noqa: E731
+        ca = tls_cert["cert"] if kind == "tls" else "/etc/ssl/certs/ca-certificates.crt"
+    env = Env(tls=tls_cert, address=addr, ca_file=ca)
+    try:
+        if kind == "tls-wrong-ca":
+            st, _, body = env.gateway.request("GET",
+                                              "/x.git/info/refs?service=git-upload-pack")
+            assert st == 500 and b"gitaly unavailable" in body
+            assert "tls handshake with 127.0.0.1 failed: self-signed certificate" in \
+                env.gateway.log_text()
+            return
+        src = make_source(os.path.join(env.work, "src"), n_branches=1)
+        env.gateway.create("net.git")
+        git_ok("push", "-q", env.gateway.url("net.git"), "main", "v1.0", cwd=src)
+        clone = os.path.join(env.work, "clone")
+        git_ok("clone", "-q", "--mirror", env.gateway.url("net.git"), clone)
+        assert refs(clone) == {k: v for k, v in refs(src).items()
+                               if k in ("refs/heads/main", "refs/tags/v1.0")}
+    finally:
+        env.close()
