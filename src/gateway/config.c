@@ -46,6 +46,27 @@ static int get_string(const struct toml_value *v, const char *key, char **dst, c
 	return 0;
 }
 
+/* An array of "key=value" strings. */
+static int get_string_array(const struct toml_value *v, const char *key, char ***dst,
+			    size_t *n, const char *name, struct error *err)
+{
+	if (v->type != TOML_ARRAY)
+		return bad(err, name, v, "expected an array of strings for", key);
+	*dst = calloc(v->u.array.len + 1, sizeof(char *));
+	if (!*dst)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		const struct toml_value *e = v->u.array.items[i];
+		if (e->type != TOML_STRING || !strchr(e->u.string.ptr, '=') ||
+		    e->u.string.ptr[0] == '=')
+			return bad(err, name, e, "expected \"key=value\" strings in", key);
+		if (get_string(e, key, &(*dst)[i], name, err) < 0)
+			return -1;
+		(*n)++;
+	}
+	return 0;
+}
+
 static int get_bool(const struct toml_value *v, const char *key, int *dst, const char *name,
 		    struct error *err)
 {
@@ -198,6 +219,9 @@ int gateway_config_parse(const char *text, size_t len, const char *name,
 			r = get_uint(v, kv->key, &cfg->max_receive_pack_body, name, err);
 		else if (!strcmp(kv->key, "call_timeout"))
 			r = get_uint(v, kv->key, &timeout_s, name, err);
+		else if (!strcmp(kv->key, "git_config_options"))
+			r = get_string_array(v, kv->key, &cfg->git_config, &cfg->n_git_config, name,
+					     err);
 		else if (!strcmp(kv->key, "auth"))
 			r = parse_auth(v, cfg, name, err);
 		else if (!strcmp(kv->key, "storage")) {
@@ -313,6 +337,9 @@ void gateway_config_free(struct gateway_config *cfg)
 		free(cfg->users[i].password);
 		free(cfg->users[i].gl_id);
 	}
+	for (size_t i = 0; i < cfg->n_git_config; i++)
+		free(cfg->git_config[i]);
+	free(cfg->git_config);
 	free(cfg->storages);
 	free(cfg->users);
 	free(cfg->listen_addr);

@@ -46,6 +46,8 @@ struct gateway_config {
 	uint64_t max_upload_pack_body;  /* decompressed, buffered; bytes */
 	uint64_t max_receive_pack_body; /* decompressed, streamed; 0 = unlimited */
 	int64_t call_timeout_ms;        /* per git operation; 0 = none */
+	char **git_config;              /* "key=value" for git, as GitLab's /allowed gives */
+	size_t n_git_config;
 	struct gateway_storage *storages;
 	size_t n_storages;
 	struct gateway_user *users;

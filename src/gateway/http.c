@@ -340,6 +340,8 @@ static enum MHD_Result handle_info_refs(struct req *r, struct MHD_Connection *c)
 	gateway_repo_message(&r->repo, &repo);
 	req.repository = &repo;
 	req.git_protocol = r->git_protocol;
+	req.git_config_options = r->cfg->git_config;
+	req.n_git_config_options = r->cfg->n_git_config;
 	if (gitaly_call_start(r->conn->conn, method, &o, &r->call, &err) < 0 ||
 	    gitaly_call_send(r->call, &req.base, 1, &err) < 0) {
 		if (r->call && gitaly_call_finish(r->call, &err) == 0 && !error_is_set(&err))
@@ -474,6 +476,8 @@ static enum MHD_Result finish_upload_pack(struct req *r, struct MHD_Connection *
 	gateway_repo_message(&r->repo, &repo);
 	req.repository = &repo;
 	req.git_protocol = r->git_protocol;
+	req.git_config_options = r->cfg->git_config;
+	req.n_git_config_options = r->cfg->n_git_config;
 	if (gitaly_sc_call_start(r->conn->conn,
 				 "/gitaly.SmartHTTPService/PostUploadPackWithSidechannel", &req.base,
 				 &gitaly__post_upload_pack_with_sidechannel_response__descriptor, &o,
@@ -497,8 +501,14 @@ static enum MHD_Result finish_upload_pack(struct req *r, struct MHD_Connection *
 		error_set(&err, STATUS_INTERNAL, "out of memory");
 		goto fail;
 	}
-	if (yamux_stream_read(r->st, r->first, FIRST_READ, &r->first_len, &err) < 0)
+	if (yamux_stream_read(r->st, r->first, FIRST_READ, &r->first_len, &err) < 0) {
+		/* a failed call drops its sidechannel: its status says why */
+		struct error cerr = ERROR_INIT;
+		if (gitaly_sc_call_finish(r->sc, NULL, &cerr) < 0)
+			error_move(&err, &cerr);
+		error_release(&cerr);
 		goto fail;
+	}
 	if (!r->first_len) {
 		if (gitaly_sc_call_finish(r->sc, NULL, &err) < 0)
 			goto fail;
@@ -536,6 +546,8 @@ static int start_receive_pack(struct req *r, struct error *err)
 	m.gl_username = r->gl_username;
 	m.gl_repository = r->repo.relative_path;
 	m.git_protocol = r->git_protocol;
+	m.git_config_options = r->cfg->git_config;
+	m.n_git_config_options = r->cfg->n_git_config;
 	if (gitaly_call_start(r->conn->conn, "/gitaly.SmartHTTPService/PostReceivePack", &o,
 			      &r->call, err) < 0)
 		return -1;

@@ -178,8 +178,9 @@ out:
 	return NULL;
 }
 
-static int upload_pack(struct gateway_conn *conn, const struct gateway_repo *r,
-		       const char *proto, const struct gitaly_call_opts *o, struct error *err)
+static int upload_pack(struct gateway_config *cfg, struct gateway_conn *conn,
+		       const struct gateway_repo *r, const char *proto,
+		       const struct gitaly_call_opts *o, struct error *err)
 {
 	Gitaly__SSHUploadPackWithSidechannelRequest req =
 		GITALY__SSHUPLOAD_PACK_WITH_SIDECHANNEL_REQUEST__INIT;
@@ -194,6 +195,8 @@ static int upload_pack(struct gateway_conn *conn, const struct gateway_repo *r,
 	gateway_repo_message(r, &repo);
 	req.repository = &repo;
 	req.git_protocol = (char *)proto;
+	req.git_config_options = cfg->git_config;
+	req.n_git_config_options = cfg->n_git_config;
 	if (gitaly_sc_call_start(conn->conn, "/gitaly.SSHService/SSHUploadPackWithSidechannel",
 				 &req.base,
 				 &gitaly__sshupload_pack_with_sidechannel_response__descriptor, o,
@@ -214,8 +217,14 @@ static int upload_pack(struct gateway_conn *conn, const struct gateway_repo *r,
 	for (;;) {
 		int band;
 		size_t len;
-		if (sidechannel_sideband_read(&io, &band, buf, &len, err) < 0)
+		if (sidechannel_sideband_read(&io, &band, buf, &len, err) < 0) {
+			/* a failed call drops its sidechannel: its status says why */
+			struct error cerr = ERROR_INIT;
+			if (gitaly_sc_call_finish(sc, NULL, &cerr) < 0)
+				error_move(err, &cerr);
+			error_release(&cerr);
 			goto out;
+		}
 		if (!len)
 			break;
 		if (write_fd(band == 1 ? 1 : 2, buf, len) < 0) {
@@ -368,7 +377,7 @@ int gateway_ssh_command(struct gateway_config *cfg, const char *user)
 	strbuf_addf(&gl_id, "username-%s", user);
 	gateway_repo_message(&r, &repo);
 	if (!strcmp(service, "git-upload-pack")) {
-		if (upload_pack(conn, &r, proto, &o, &err) == 0)
+		if (upload_pack(cfg, conn, &r, proto, &o, &err) == 0)
 			code = 0;
 	} else if (!strcmp(service, "git-receive-pack")) {
 		Gitaly__SSHReceivePackRequest m = GITALY__SSHRECEIVE_PACK_REQUEST__INIT;
@@ -377,6 +386,8 @@ int gateway_ssh_command(struct gateway_config *cfg, const char *user)
 		m.gl_username = (char *)user;
 		m.gl_repository = r.relative_path;
 		m.git_protocol = (char *)proto;
+		m.git_config_options = cfg->git_config;
+		m.n_git_config_options = cfg->n_git_config;
 		if (bidi_relay(conn, "/gitaly.SSHService/SSHReceivePack", &m.base, 0, &o, &code,
 			       &err) < 0)
 			code = 1;

@@ -132,6 +132,12 @@ def test_info_refs_headers_and_errors(gwenv):
     # missing repository: 404; dumb HTTP: refused; bad paths: 400
     st, _, body = gwenv.gateway.request("GET", "/nope.git/info/refs?service=git-upload-pack")
     assert st == 404, body
+    st, _, body = gwenv.gateway.request("POST", "/nope.git/git-upload-pack",
+                                        body=b"0000", headers={})
+    assert st == 404, body
+    st, _, body = gwenv.gateway.request("POST", "/nope.git/git-receive-pack",
+                                        body=b"0000", headers={})
+    assert st == 404, body
     st, _, _ = gwenv.gateway.request("GET", "/hdr.git/info/refs")
     assert st == 400
     for bad in ("/../hdr.git", "/a/../../hdr.git", "//etc/hdr.git", "/hdr.git/."):

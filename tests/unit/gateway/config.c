@@ -19,6 +19,7 @@ static const char good[] = "listen_addr = \"127.0.0.1:9999\"\n"
 			   "default_storage = \"b\"\n"
 			   "max_upload_pack_body = 1000\n"
 			   "call_timeout = 5\n"
+			   "git_config_options = [\"uploadpack.allowFilter=true\", \"a.b=\"]\n"
 			   "[auth]\n"
 			   "required = true\n"
 			   "anonymous_gl_id = \"user-9\"\n"
@@ -55,6 +56,9 @@ static void test_parse_good(void **state)
 	assert_string_equal(cfg->default_storage, "b");
 	assert_int_equal(cfg->max_upload_pack_body, 1000);
 	assert_int_equal(cfg->call_timeout_ms, 5000);
+	assert_int_equal(cfg->n_git_config, 2);
+	assert_string_equal(cfg->git_config[0], "uploadpack.allowFilter=true");
+	assert_string_equal(cfg->git_config[1], "a.b=");
 	assert_int_equal(cfg->auth_required, 1);
 	assert_string_equal(cfg->anonymous_gl_id, "user-9");
 	assert_int_equal(cfg->n_users, 2);
@@ -109,6 +113,10 @@ static void test_parse_bad(void **state)
 	expect_bad("[[storage]]\nname=\"x\"\naddress=\"unix:/s\"\n[[auth.user]]\nname=\"a\"\n",
 		   "needs a password");
 	expect_bad("x = [\n", "t.toml:");
+	expect_bad("git_config_options = [\"nokey\"]\n[[storage]]\nname=\"x\"\naddress=\"unix:/s\"\n",
+		   "key=value");
+	expect_bad("git_config_options = \"a=b\"\n[[storage]]\nname=\"x\"\naddress=\"unix:/s\"\n",
+		   "array of strings");
 }
 
 static void expect_repo(struct gateway_config *cfg, const char *path, const char *storage,
