@@ -26,7 +26,6 @@
 struct gitaly_call {
 	grpc_call *call;
 	grpc_completion_queue *cq;
-	pthread_mutex_t mu;
 	int md_sent;
 	int send_closed;
 	int recv_md_done;
@@ -84,7 +83,6 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return error_set(err, STATUS_INTERNAL, "out of memory");
-	pthread_mutex_init(&k->mu, NULL);
 	grpc_metadata_array_init(&k->initial_md);
 	grpc_metadata_array_init(&k->trailing_md);
 	k->details = grpc_empty_slice();
@@ -123,6 +121,7 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	op.data.recv_status_on_client.status_details = &k->details;
 	rc = grpc_call_start_batch(k->call, &op, 1, &k->tag_status, NULL);
 	if (rc != GRPC_CALL_OK) {
+		k->finished = 1; /* no status will ever arrive */
 		gitaly_call_free(k);
 		return error_set(err, STATUS_INTERNAL, "start status batch: %d", rc);
 	}
@@ -305,7 +304,6 @@ void gitaly_call_free(struct gitaly_call *k)
 	grpc_metadata_array_destroy(&k->initial_md);
 	grpc_metadata_array_destroy(&k->trailing_md);
 	grpc_slice_unref(k->details);
-	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
 

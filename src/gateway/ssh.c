@@ -98,6 +98,11 @@ int gateway_ssh_parse_command(const char *cmd, const char **service, char **path
 	if (split_words(cmd, w, 4, &n, err) < 0)
 		goto out;
 	strbuf_init(&name, 64);
+	for (size_t i = 0; i < n; i++)
+		if (!w[i].buf && strbuf_add(&w[i], "", 0) < 0) { /* '' words */
+			error_set(err, STATUS_INTERNAL, "out of memory");
+			goto out;
+		}
 	if (n == 3 && !strcmp(w[0].buf, "git")) {
 		strbuf_addf(&name, "git-%s", w[1].buf);
 		first = 1;
@@ -111,11 +116,11 @@ int gateway_ssh_parse_command(const char *cmd, const char **service, char **path
 	for (size_t i = 0; i < 3; i++)
 		if (!strcmp(name.buf, services[i]))
 			*service = services[i];
-	if (!*service) {
+	if (!*service || !name.buf) {
 		error_set(err, STATUS_INVALID_ARGUMENT, "Disallowed command");
 		goto out;
 	}
-	*path = strdup(w[first + 1].buf ? w[first + 1].buf : "");
+	*path = strdup(w[first + 1].buf);
 	if (!*path) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;

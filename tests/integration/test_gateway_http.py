@@ -390,3 +390,24 @@ def test_gitaly_over_tcp_and_tls(tls_cert, kind):
                                if k in ("refs/heads/main", "refs/tags/v1.0")}
     finally:
         env.close()
+
+
+def test_large_push_and_clone(gwenv):
+    """A push far beyond git's 1 MiB http.postBuffer goes out chunked (git
+    probes with a small request first), a clone brings it back intact."""
+    src = os.path.join(gwenv.work, "big")
+    git_ok("init", "-q", "-b", "main", src)
+    blob = os.urandom(6 << 20)
+    with open(os.path.join(src, "random.bin"), "wb") as f:
+        f.write(blob)
+    git_ok("add", "-A", cwd=src)
+    git_ok("commit", "-q", "-m", "big", cwd=src)
+    gwenv.gateway.create("big.git")
+    r = git_ok("push", gwenv.gateway.url("big.git"), "main", cwd=src,
+               env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
+    assert b"Transfer-Encoding: chunked" in r.stderr
+    clone = os.path.join(gwenv.work, "bigclone")
+    git_ok("clone", "-q", gwenv.gateway.url("big.git"), clone)
+    with open(os.path.join(clone, "random.bin"), "rb") as f:
+        assert f.read() == blob
+    git_ok("-C", gwenv.gitaly.path("big.git"), "fsck", "--strict")

@@ -212,6 +212,9 @@ static void test_ssh_command(void **state)
 	expect_cmd_bad("git-upload-pack 'unterminated");
 	expect_cmd_bad("git-shell 'a'");
 	expect_cmd_bad("git config 'a'");
+	expect_cmd_bad("'' 'a'");
+	expect_cmd_bad("git '' 'a'");
+	expect_cmd("git-upload-pack ''", "git-upload-pack", ""); /* refused later as a path */
 }
 
 static void test_http_status(void **state)
