@@ -33,6 +33,19 @@
 
 enum req_kind { REQ_INFO_UPLOAD, REQ_INFO_RECEIVE, REQ_UPLOAD_PACK, REQ_RECEIVE_PACK };
 
+static const char *const kind_names[] = { "info/refs upload-pack", "info/refs receive-pack",
+					  "git-upload-pack", "git-receive-pack" };
+
+/* Status of the response last queued on this thread (for the request log;
+ * libmicrohttpd runs each connection on its own thread). */
+static __thread unsigned queued_status;
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp)
+{
+	queued_status = status;
+	return MHD_queue_response(c, status, resp);
+}
+
 struct req {
 	struct gateway_config *cfg;
 	enum req_kind kind;
@@ -116,7 +129,7 @@ static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status, c
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(c, status, resp);
+	ret = queue(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -131,6 +144,7 @@ static enum MHD_Result respond_auth(struct req *r, struct MHD_Connection *c)
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	queued_status = MHD_HTTP_UNAUTHORIZED;
 	ret = MHD_queue_basic_auth_fail_response(c, r->cfg->realm, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -314,7 +328,7 @@ static enum MHD_Result respond_stream(struct req *r, struct MHD_Connection *c,
 	pthread_mutex_unlock(&r->mu);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	ret = queue(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -523,7 +537,7 @@ static enum MHD_Result finish_upload_pack(struct req *r, struct MHD_Connection *
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"application/x-git-upload-pack-result");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	ret = queue(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ret;
 fail:
@@ -678,14 +692,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		if (r->st)
 			yamux_stream_reset(r->st);
 	}
-	if (r->repo.relative_path) {
+	{
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		log_msg(LOG_INFO, "gitaly-gateway: %s %s %s (%.3fs)%s", r->method,
-			r->repo.storage ? r->repo.storage->name : "-", r->repo.relative_path,
+		log_msg(LOG_INFO, "gitaly-gateway: %s %s %s:%s %u %.3fs%s", r->method,
+			r->repo.relative_path ? kind_names[r->kind] : "-",
+			r->repo.storage ? r->repo.storage->name : "-",
+			r->repo.relative_path ? r->repo.relative_path : "-", queued_status,
 			(double)(now.tv_sec - r->start.tv_sec) +
 				(double)(now.tv_nsec - r->start.tv_nsec) / 1e9,
-			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+		queued_status = 0;
 	}
 	*con_cls = NULL;
 	req_unref(r);
