@@ -618,7 +618,9 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 	if (proto && (!strcmp(proto, "version=2") || !strcmp(proto, "version=1")))
 		snprintf(r->git_protocol, sizeof(r->git_protocol), "%s", proto);
 	enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-	if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"))) {
+	/* gzip, or zlib ("deflate" in HTTP): inflate tells them apart */
+	if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip") ||
+		    !strcasecmp(enc, "deflate"))) {
 		r->gzip = 1;
 		if (inflateInit2(&r->z, 15 + 32) != Z_OK) {
 			ret = respond_text(c, 500, "inflate init failed");

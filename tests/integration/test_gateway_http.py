@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import time
+import zlib
 
 import pytest
 
@@ -175,6 +176,15 @@ def test_upload_pack_gzip_and_chunked(gwenv):
                                           body=gzip.compress(upload_request(oid)),
                                           headers=dict(hdr, **{"Content-Encoding": "gzip"}))
     assert st == 200 and zipped.startswith(b"0008NAK\n") and b"PACK" in zipped
+    # a zlib stream, labelled gzip or deflate
+    for label in ("gzip", "deflate"):
+        st, _, z = gwenv.gateway.request("POST", "/gz.git/git-upload-pack",
+                                         body=zlib.compress(upload_request(oid)),
+                                         headers=dict(hdr, **{"Content-Encoding": label}))
+        assert st == 200 and z.startswith(b"0008NAK\n") and b"PACK" in z
+    st, _, _ = gwenv.gateway.request("POST", "/gz.git/git-upload-pack", body=b"x",
+                                     headers=dict(hdr, **{"Content-Encoding": "br"}))
+    assert st == 415
 
     # chunked transfer encoding of a gzip body, split at odd places
     data = gzip.compress(upload_request(oid))
