@@ -421,3 +421,29 @@ def test_large_push_and_clone(gwenv):
     with open(os.path.join(clone, "random.bin"), "rb") as f:
         assert f.read() == blob
     git_ok("-C", gwenv.gitaly.path("big.git"), "fsck", "--strict")
+
+
+def test_gitaly_restart_redials():
+    """With gitaly down the gateway answers 500 and stays up; once gitaly is
+    back, the pooled connection is dialled again."""
+    env = Env()
+    try:
+        src = make_source(os.path.join(env.work, "src"), n_branches=1)
+        env.gateway.create("re.git")
+        git_ok("push", "-q", env.gateway.url("re.git"), "main", cwd=src)
+        path = "/re.git/info/refs?service=git-upload-pack"
+        assert env.gateway.request("GET", path)[0] == 200
+        env.gitaly.stop()
+        st, _, body = env.gateway.request("GET", path)
+        assert st == 500 and body == b"gitaly unavailable\n"
+        assert env.gateway.alive()
+        env.gitaly.start()
+        deadline = time.time() + 10
+        while env.gateway.request("GET", path)[0] != 200:
+            assert time.time() < deadline, env.gateway.log_text()
+            time.sleep(0.2)
+        clone = os.path.join(env.work, "clone")
+        git_ok("clone", "-q", env.gateway.url("re.git"), clone)
+        assert refs(clone)["refs/heads/main"] == refs(src)["refs/heads/main"]
+    finally:
+        env.close()
