@@ -8,7 +8,9 @@ commands.
 import io
 import os
 import stat
+import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -152,4 +154,49 @@ def test_exit_status_and_bad_commands(gwenv, ssh):
     r = ssh.run("git-upload-pack 'exit.git'", input=b"")
     assert b"refs/heads/main" in r.stdout
     wait_no_git(gwenv.gitaly.base, timeout=15)
+    assert gwenv.gateway.alive()
+
+
+def _gateway_ssh_processes():
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"ssh-command" in cmd and any(c.endswith(b"gitaly-gateway") for c in cmd):
+            found.append(int(pid))
+    return found
+
+
+def test_client_vanishes_mid_push(gwenv, ssh):
+    gwenv.gateway.create("vanish.git")
+    p = subprocess.Popen(ssh.ssh_command().split() + ["root@127.0.0.1",
+                                                      "git-receive-pack 'vanish.git'"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        # the advertisement, up to its flush packet
+        while True:
+            n = int(p.stdout.read(4), 16)
+            if n == 0:
+                break
+            p.stdout.read(n - 4)
+        cmd = b"%s %s refs/heads/gone\0report-status side-band-64k\n" % (b"0" * 40, b"1" * 40)
+        p.stdin.write(b"%04x" % (len(cmd) + 4) + cmd + b"0000PACK\0\0\0\2\0\0\0\5")
+        p.stdin.write(os.urandom(300000))
+        p.stdin.flush()
+        time.sleep(0.5)
+    finally:
+        p.kill()
+        p.wait()
+    wait_no_git(gwenv.gitaly.base, timeout=15)
+    deadline = time.time() + 10
+    while _gateway_ssh_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _gateway_ssh_processes()
+    assert refs(gwenv.gitaly.path("vanish.git")) == {}
     assert gwenv.gateway.alive()
