@@ -111,6 +111,13 @@ const char *rpc_call_metadata(struct rpc_call *call, const char *key)
 	return NULL;
 }
 
+const char *rpc_call_metadata_last(struct rpc_call *call, const char *key)
+{
+	(void)call;
+	(void)key;
+	return NULL;
+}
+
 const char *rpc_call_peer(struct rpc_call *call)
 {
 	(void)call;
