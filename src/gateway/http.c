@@ -56,6 +56,7 @@ struct req {
 	char *gl_id;
 	char *gl_username;
 	char git_protocol[16];
+	char correlation_id[65]; /* from X-Request-Id, as Workhorse does; "" = random */
 	int gzip;
 	z_stream z;
 	int z_init, z_end;
@@ -337,6 +338,7 @@ static struct gitaly_call_opts call_opts(struct req *r)
 {
 	struct gitaly_call_opts o = { 0 };
 	o.timeout_ms = r->cfg->call_timeout_ms;
+	o.correlation_id = r->correlation_id;
 	return o;
 }
 
@@ -588,7 +590,7 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 {
 	struct error err = ERROR_INIT;
 	struct req *r;
-	const char *proto, *enc;
+	const char *proto, *enc, *rid;
 	enum MHD_Result ret;
 
 	r = calloc(1, sizeof(*r));
@@ -614,6 +616,11 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 		ret = respond_auth(r, c);
 		goto out;
 	}
+	rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+	if (rid && *rid && strlen(rid) < sizeof(r->correlation_id) &&
+	    strspn(rid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
+		    strlen(rid))
+		snprintf(r->correlation_id, sizeof(r->correlation_id), "%s", rid);
 	proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Git-Protocol");
 	if (proto && (!strcmp(proto, "version=2") || !strcmp(proto, "version=1")))
 		snprintf(r->git_protocol, sizeof(r->git_protocol), "%s", proto);

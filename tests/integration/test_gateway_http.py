@@ -126,6 +126,13 @@ def test_info_refs_headers_and_errors(gwenv):
     assert st == 200
     assert h["content-type"] == "application/x-git-receive-pack-advertisement"
     assert body.startswith(b"001f# service=git-receive-pack\n0000")
+    # X-Request-Id becomes gitaly's correlation id, as with Workhorse
+    st, _, _ = gwenv.gateway.request("GET", "/hdr.git/info/refs?service=git-upload-pack",
+                                     headers={"X-Request-Id": "req-4711-abc"})
+    assert st == 200
+    assert gwenv.gitaly.wait_log(lambda e: e.get("correlation_id") == "req-4711-abc"
+                                 and e.get("grpc.method") == "InfoRefsUploadPack"
+                                 and e.get("grpc.meta.client_name") == "gitaly-gateway")
     # the explicit storage prefix reaches the same repository
     st, _, body2 = gwenv.gateway.request("GET",
                                          "/default/hdr.git/info/refs?service=git-upload-pack")
