@@ -57,7 +57,7 @@ if [ -n "$BROWSE_CACHE" ]; then
 	cp -a "$BROWSE_CACHE/browse.git" "$REPO"
 fi
 GITALY_BUILD="$BUILD" /usr/bin/python3 "$BENCH_DIR/browse_setup.py" "$REPO" default browse.git "$scratch/req"
-echo "repository generated in $(($(date +%s) - t0)) s: $(git -C "$REPO" rev-list --count main) commits," \
+echo "repository ready in $(($(date +%s) - t0)) s: $(git -C "$REPO" rev-list --count main) commits," \
 	"$(git -C "$REPO" for-each-ref refs/heads/ | wc -l) branches," \
 	"$(git -C "$REPO" ls-tree -r main | wc -l) blobs at main"
 

@@ -3,10 +3,12 @@
  * signature (the gpgsig / gpgsig-sha256 header, continuation spaces
  * removed) and the signed text (the object without that header), streamed
  * as upstream; FilterShasWithSignatures answers, per request of a bidi
- * stream, which of the given commits carry a signature. Signatures are not
- * verified here: every signer is reported as SIGNER_USER (upstream reports
- * SIGNER_SYSTEM for commits signed with [git] signing_key, which this
- * server does not use yet).
+ * stream, which of the given commits carry a signature. As upstream, a
+ * signature that verifies with `[git] signing_key` (or one of
+ * `rotated_signing_keys`) is reported as SIGNER_SYSTEM, any other as
+ * SIGNER_USER. Verification is in-process for OpenSSH keys (ed25519, RSA;
+ * see sshsig.c); a GPG signing key is read but not verified against, so
+ * its commits are reported as SIGNER_USER.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "base/strbuf.h"
 #include "git/revision.h"
 #include "service/commit_internal.h"
+#include "service/sshsig.h"
 
 /* Object hex length of the repository: 64 with extensions.objectformat=sha256. */
 static size_t hex_len(git_repository *repo)
@@ -29,6 +32,53 @@ static size_t hex_len(git_repository *repo)
 	git_buf_dispose(&buf);
 	git_config_free(cfg);
 	return len;
+}
+
+/* The server's signing keys: [git] signing_key then the rotated ones. */
+struct signing_keys {
+	struct sshsig_key *keys;
+	size_t n;
+};
+
+/* Loads the OpenSSH keys among the configured ones; a key file that cannot
+ * be read fails the request as upstream ("failed to parse signing key"). */
+static int signing_keys_load(const struct config *cfg, struct signing_keys *out, struct error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!cfg || !cfg->git.signing_key || !*cfg->git.signing_key)
+		return 0;
+	out->keys = calloc(cfg->git.n_rotated_signing_keys + 1, sizeof(*out->keys));
+	if (!out->keys)
+		abort();
+	for (size_t i = 0; i <= cfg->git.n_rotated_signing_keys; i++) {
+		const char *path = i == 0 ? cfg->git.signing_key : cfg->git.rotated_signing_keys[i - 1];
+		int rc = sshsig_key_load(path, &out->keys[out->n], err);
+
+		if (rc < 0) {
+			error_prefix(err, "failed to parse signing key");
+			return -1;
+		}
+		if (rc > 0)
+			out->n++;
+	}
+	return 0;
+}
+
+static void signing_keys_release(struct signing_keys *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		sshsig_key_release(&k->keys[i]);
+	free(k->keys);
+	memset(k, 0, sizeof(*k));
+}
+
+static int signed_by_system(const struct signing_keys *k, const struct strbuf *sig,
+			    const struct strbuf *text)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (sshsig_verify(&k->keys[i], sig->buf, sig->len, text->buf ? text->buf : "", text->len))
+			return 1;
+	return 0;
 }
 
 /* Splits a raw commit at its signature header. */
@@ -76,6 +126,8 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__GetCommitSignaturesRequest *req =
 		(const Gitaly__GetCommitSignaturesRequest *)rpc_call_request(call);
+	const struct service_deps *deps = rpc_call_service_data(call);
+	struct signing_keys keys = { 0 };
 	struct commit_repo r;
 	git_odb *odb = NULL;
 	size_t want;
@@ -120,6 +172,8 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INTERNAL, "opening object database");
 		goto out;
 	}
+	if (signing_keys_load(deps ? deps->cfg : NULL, &keys, err) < 0)
+		goto out;
 	for (size_t i = 0; i < req->n_commit_ids; i++) {
 		Gitaly__GetCommitSignaturesResponse head = GITALY__GET_COMMIT_SIGNATURES_RESPONSE__INIT;
 		struct strbuf sig = STRBUF_INIT, text = STRBUF_INIT;
@@ -140,7 +194,9 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 			head.commit_id = req->commit_ids[i];
 			head.signature.data = (uint8_t *)sig.buf;
 			head.signature.len = sig.len;
-			head.signer = GITALY__GET_COMMIT_SIGNATURES_RESPONSE__SIGNER__SIGNER_USER;
+			head.signer = signed_by_system(&keys, &sig, &text)
+					      ? GITALY__GET_COMMIT_SIGNATURES_RESPONSE__SIGNER__SIGNER_SYSTEM
+					      : GITALY__GET_COMMIT_SIGNATURES_RESPONSE__SIGNER__SIGNER_USER;
 			rc = rpc_call_send(call, &head.base, err);
 			for (size_t off = 0; rc == 0 && off < text.len; off += SERVICE_CHUNK_SIZE) {
 				Gitaly__GetCommitSignaturesResponse chunk = GITALY__GET_COMMIT_SIGNATURES_RESPONSE__INIT;
@@ -160,6 +216,7 @@ int commit_signatures_rpc(struct rpc_call *call, struct error *err)
 	}
 	ret = 0;
 out:
+	signing_keys_release(&keys);
 	git_odb_free(odb);
 	commit_repo_release(&r);
 	return ret;
