@@ -1,13 +1,16 @@
-"""GetCommitSignatures with `[git] signing_key`: commits signed (by git with
-gpg.format=ssh, i.e. ssh-keygen -Y sign) with the server's key, or one of
-its rotated keys, are SIGNER_SYSTEM; commits signed with another key, or
-whose signed text was altered, are SIGNER_USER. Keys (ed25519 and RSA) are
-generated at test time."""
+"""GetCommitSignatures with `[git] signing_key`: commits signed by git with
+the server's key, or one of its rotated keys, are SIGNER_SYSTEM; commits
+signed with another key, or whose signed text was altered, are
+SIGNER_USER. Both key kinds upstream accepts: OpenSSH private keys
+(gpg.format=ssh, ed25519 and RSA) and binary GPG secret keys (ed25519 and
+RSA, checked through gpgv); all generated at test time. An unreadable key
+file fails the request as upstream."""
 
 import os
 import shutil
 import subprocess
 
+import grpc
 import pytest
 
 import commit_pb2 as cp
@@ -100,6 +103,84 @@ def test_without_signing_key_everything_is_user(setup):
         got = signers(commit_pb2_grpc.CommitServiceStub(ch), g2.repo("signed.git"), [c["system"], c["rotated"]])
         ch.close()
         assert got[c["system"]][0] == USER and got[c["rotated"]][0] == USER
+    finally:
+        g2.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def gpg(home, *args, **kw):
+    return subprocess.run(["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback",
+                           "--passphrase", "", *args], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kw).stdout
+
+
+@pytest.fixture(scope="module")
+def gpg_setup():
+    if shutil.which("gpg") is None or shutil.which("gpgv") is None:
+        pytest.skip("no gpg/gpgv")
+    base = short_tmpdir()
+    home = os.path.join(base, "gnupg")
+    os.makedirs(home, mode=0o700)
+    keys = {}
+    try:
+        for name, algo in (("system", "ed25519"), ("rotated", "rsa2048"), ("other", "ed25519")):
+            gpg(home, "--quick-gen-key", "%s <%s@example.com>" % (name, name), algo, "sign", "never")
+            fpr = [l.split(b":")[9].decode() for l in gpg(home, "--with-colons", "--list-secret-keys",
+                                                          "%s@example.com" % name).splitlines()
+                   if l.startswith(b"fpr:")][0]
+            path = os.path.join(base, name + ".gpg")
+            with open(path, "wb") as f:
+                f.write(gpg(home, "--export-secret-keys", fpr))
+            keys[name] = (fpr, path)
+        g = Gitaly(base, extra_toml='[git]\nsigning_key = "%s"\nrotated_signing_keys = ["%s"]\n'
+                   % (keys["system"][1], keys["rotated"][1]))
+        g.start()
+        path = g.path("gpg.git")
+        make_repo(path)
+        plain = commit(path, {"f": b"1"}, "plain")
+        c = {}
+        for name, (fpr, _) in keys.items():
+            tree = git("-C", path, "write-tree", env={"GIT_INDEX_FILE": path + "/idx"}).decode().strip()
+            c[name] = git("-C", path, "-c", "gpg.program=gpg", "-c", "user.signingkey=" + fpr,
+                          "commit-tree", "-S", tree, "-p", plain, "-m", "by-" + name,
+                          env={"GNUPGHOME": home}).decode().strip()
+        raw = git("-C", path, "cat-file", "commit", c["system"])
+        c["forged"] = git("-C", path, "hash-object", "-t", "commit", "-w", "--stdin",
+                          input=raw.replace(b"by-system", b"by-systen")).decode().strip()
+        ch = g.channel("unix")
+        # the agent gpg started for the test is not gitaly's: gone before stop()
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        yield commit_pb2_grpc.CommitServiceStub(ch), g.repo("gpg.git"), c, g
+        ch.close()
+        g.stop()
+    finally:
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_gpg_system_and_rotated_keys_are_system(gpg_setup):
+    stub, repo, c, g = gpg_setup
+    got = signers(stub, repo, [c["system"], c["rotated"], c["other"], c["forged"]])
+    assert got[c["system"]][0] == SYSTEM
+    assert got[c["rotated"]][0] == SYSTEM
+    assert got[c["other"]][0] == USER
+    assert got[c["forged"]][0] == USER
+    assert got[c["system"]][1].startswith(b"-----BEGIN PGP SIGNATURE-----")
+
+
+def test_unreadable_signing_key_fails_the_request(setup):
+    _, _, c, g = setup
+    base = short_tmpdir()
+    g2 = Gitaly(base, extra_toml='[git]\nsigning_key = "%s/missing.key"\n' % base)
+    g2.start()
+    try:
+        shutil.copytree(g.path("signed.git"), g2.path("signed.git"))
+        ch = g2.channel("unix")
+        with pytest.raises(grpc.RpcError) as e:
+            signers(commit_pb2_grpc.CommitServiceStub(ch), g2.repo("signed.git"), [c["system"]])
+        ch.close()
+        assert e.value.code() == grpc.StatusCode.UNKNOWN
+        assert e.value.details().startswith("failed to parse signing key: open file")
     finally:
         g2.stop()
         shutil.rmtree(base, ignore_errors=True)
