@@ -258,6 +258,50 @@ out:
 	return ret;
 }
 
+/*
+ * The entry tree_entries(rev, dir) would list with exactly this path, found
+ * by name in the directory's tree instead of by building the whole listing:
+ * 1 with *out set, 0 when there is none, -1 on error.
+ */
+static int tree_entry_at(git_repository *repo, const char *rev, const char *dir, const char *path,
+			 Gitaly__TreeEntry **out, struct error *err)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	git_object *obj = NULL;
+	char *clean, *base = NULL;
+	int found, ret = -1;
+
+	*out = NULL;
+	if (!strcmp(dir, "."))
+		dir = "";
+	clean = commit_path_clean(dir);
+	found = strncmp(clean, "../", 3) != 0;
+	free(clean);
+	if (!found)
+		return 0;
+	found = resolve_path(repo, rev, dir, &obj, err);
+	if (found < 0)
+		goto out;
+	if (found && git_object_type(obj) == GIT_OBJECT_TREE && *name) {
+		const git_tree_entry *te = git_tree_entry_byname((const git_tree *)obj, name);
+
+		if (te) {
+			base = path_join(dir, "");
+			*out = tree_entry_new(rev, base, te);
+			if ((*out)->path.len != strlen(path) || memcmp((*out)->path.data, path, (*out)->path.len)) {
+				tree_entry_free(*out);
+				*out = NULL;
+			}
+		}
+	}
+	ret = *out ? 1 : 0;
+out:
+	free(base);
+	git_object_free(obj);
+	return ret;
+}
+
 static int send_tree_entry_blob(struct rpc_call *call, git_repository *repo,
 				const Gitaly__TreeEntry *e, int64_t limit, int64_t max_size,
 				struct error *err)
@@ -325,9 +369,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__TreeEntryRequest *req = (const Gitaly__TreeEntryRequest *)rpc_call_request(call);
 	Gitaly__TreeEntryResponse resp = GITALY__TREE_ENTRY_RESPONSE__INIT;
-	struct entry_list entries = { 0 };
 	struct commit_repo r;
-	const Gitaly__TreeEntry *found = NULL;
+	Gitaly__TreeEntry *found = NULL;
 	char *rev = NULL, *path = NULL, *dir = NULL;
 	int ret = -1;
 
@@ -355,15 +398,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
 		path[n - 1] = '\0';
 	dir = path_dir(path);
-	if (tree_entries(r.git, rev, dir, &entries, err) < 0)
+	if (tree_entry_at(r.git, rev, dir, path, &found, err) < 0)
 		goto out;
-	for (size_t i = 0; i < entries.n; i++) {
-		if (entries.v[i]->path.len == strlen(path) &&
-		    !memcmp(entries.v[i]->path.data, path, entries.v[i]->path.len)) {
-			found = entries.v[i];
-			break;
-		}
-	}
 	if (!found) {
 		error_set(err, STATUS_NOT_FOUND, "tree entry not found");
 		goto out;
@@ -397,7 +433,7 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 		ret = send_tree_entry_blob(call, r.git, found, req->limit, req->max_size, err);
 	}
 out:
-	entry_list_release(&entries);
+	tree_entry_free(found);
 	free(rev);
 	free(path);
 	free(dir);
