@@ -355,7 +355,14 @@ static int conn_setup(struct gitaly_conn *c, int fd, const char *target, int pla
 				  strerror(errno));
 			goto out;
 		}
-		ret = yamux_session_new(fd, YAMUX_CLIENT, NULL, &c->session, err);
+		/* hashicorp's default backlog (upstream clients keep it): the
+		 * server opens one sidechannel stream per concurrent RPC, and a
+		 * backlog of 1 would reset all but one of a burst */
+		struct yamux_config ycfg;
+
+		yamux_config_default(&ycfg);
+		ycfg.accept_backlog = 256;
+		ret = yamux_session_new(fd, YAMUX_CLIENT, &ycfg, &c->session, err);
 		fd = -1; /* the session owns it, even on error */
 		if (ret < 0)
 			goto out;
