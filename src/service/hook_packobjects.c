@@ -275,8 +275,17 @@ static int run_pack_objects(struct producer *p, struct packcache_sink *sink, str
 				close(err_fd);
 				err_fd = -1;
 			} else {
-				if (errkeep.len + (size_t)n <= STDERR_KEEP)
-					strbuf_add(&errkeep, ebuf, (size_t)n);
+				/* Keep the tail: git's complaint and "Total" come last. */
+				if (errkeep.len + (size_t)n > STDERR_KEEP) {
+					size_t keep = STDERR_KEEP / 2;
+					if (errkeep.len > keep) {
+						memmove(errkeep.buf, errkeep.buf + errkeep.len - keep,
+							keep);
+						errkeep.len = keep;
+						errkeep.buf[keep] = '\0';
+					}
+				}
+				strbuf_add(&errkeep, ebuf, (size_t)n);
 				if (sideband(sink, 2, ebuf, (size_t)n, err) < 0)
 					goto out;
 			}
@@ -287,7 +296,9 @@ static int run_pack_objects(struct producer *p, struct packcache_sink *sink, str
 	if (res.exit_code != 0) {
 		struct strbuf q = STRBUF_INIT;
 		strbuf_init(&q, STDERR_KEEP * 4 + 16);
-		service_go_quote(&q, errkeep.buf ? errkeep.buf : "", errkeep.len);
+		/* The tail holds git's complaint; progress lines come first. */
+		size_t from = errkeep.len > 4096 ? errkeep.len - 4096 : 0;
+		service_go_quote(&q, errkeep.buf ? errkeep.buf + from : "", errkeep.len - from);
 		if (res.signal)
 			error_set(err, STATUS_INTERNAL, "git-pack-objects: stderr: %s err: signal: %s",
 				  q.buf ? q.buf : "\"\"", strsignal(res.signal));

@@ -23,7 +23,7 @@ for a in "$@"; do
       "%(git)s" "$@" | python3 -c '
 import sys, time
 while True:
-    b = sys.stdin.buffer.read(4096)
+    b = sys.stdin.buffer.read(16384)
     if not b:
         break
     sys.stdout.buffer.write(b); sys.stdout.buffer.flush(); time.sleep(0.05)
