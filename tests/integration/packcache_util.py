@@ -37,33 +37,47 @@ exec "%(git)s" "$@"
 """
 
 
+def make_git_wrapper(tmp):
+    """Writes the recording git wrapper into tmp; returns (path, pack_log,
+    slow_flag)."""
+    pack_log = os.path.join(tmp, "pack-objects.log")
+    slow_flag = os.path.join(tmp, "slow")
+    real_git = subprocess.check_output(["sh", "-c", "command -v git"]).decode().strip()
+    wrapper = os.path.join(tmp, "git-wrapper")
+    with open(wrapper, "w") as f:
+        f.write(WRAPPER % {"log": pack_log, "slow": slow_flag, "git": real_git})
+    os.chmod(wrapper, stat.S_IRWXU)
+    return wrapper, pack_log, slow_flag
+
+
+def cache_toml(wrapper, min_occurrences=1, max_age="5m", enabled=True):
+    return ('[git]\nbin_path = "%s"\n\n' % wrapper +
+            "[pack_objects_cache]\nenabled = %s\nmax_age = \"%s\"\nmin_occurrences = %d\n" % (
+                "true" if enabled else "false", max_age, min_occurrences))
+
+
+def read_pack_runs(pack_log):
+    try:
+        with open(pack_log) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
 class CacheServer:
     """A gitaly with [pack_objects_cache] on and a recording git wrapper."""
 
     def __init__(self, factory, min_occurrences=1, max_age="5m", enabled=True, extra=""):
         self.tmp = short_tmpdir()
-        self.pack_log = os.path.join(self.tmp, "pack-objects.log")
-        self.slow_flag = os.path.join(self.tmp, "slow")
-        real_git = subprocess.check_output(["sh", "-c", "command -v git"]).decode().strip()
-        self.wrapper = os.path.join(self.tmp, "git-wrapper")
-        with open(self.wrapper, "w") as f:
-            f.write(WRAPPER % {"log": self.pack_log, "slow": self.slow_flag, "git": real_git})
-        os.chmod(self.wrapper, stat.S_IRWXU)
-        toml = '[git]\nbin_path = "%s"\n\n' % self.wrapper
-        toml += "[pack_objects_cache]\nenabled = %s\nmax_age = \"%s\"\nmin_occurrences = %d\n" % (
-            "true" if enabled else "false", max_age, min_occurrences)
-        toml += extra
+        self.wrapper, self.pack_log, self.slow_flag = make_git_wrapper(self.tmp)
+        toml = cache_toml(self.wrapper, min_occurrences, max_age, enabled) + extra
         self.g = factory(extra_toml=toml)
         self.runtime = os.path.join(self.g.runtime_dir, "gitaly-%d" % self.g.proc.pid)
         self.intern = os.path.join(self.runtime, "sock.d", "intern")
         self.cache_dir = os.path.join(self.g.storages["default"], "+gitaly", "PackObjectsCache")
 
     def pack_runs(self):
-        try:
-            with open(self.pack_log) as f:
-                return [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            return []
+        return read_pack_runs(self.pack_log)
 
     def payload(self, rel, remote_ip="127.0.0.1", protocol="http"):
         repo = json.dumps({"storageName": "default", "relativePath": rel,
