@@ -361,7 +361,7 @@ void accesslog_emit(const struct accesslog_entry *e)
 		return;
 	code_name = status_code_name(e->code);
 	k.n = 0;
-	strbuf_init(&k.vals, 1024);
+	strbuf_init(&k.vals, 0); /* no cap: a long error must not cut the line */
 	k.obj = NULL;
 	if (!log_is_json()) {
 		k.obj = json_object();

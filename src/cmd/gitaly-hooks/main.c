@@ -5,7 +5,9 @@
  * matching HookService RPC on gitaly's internal socket with the v2 token,
  * streams its stdin to the server, copies the server's stdout and stderr
  * back, and exits with the exit status the server reports. Any other
- * failure prints "error executing git hook" and exits 1.
+ * failure prints "error executing git hook" and exits 1. Run by upload-pack
+ * as `gitaly-hooks git pack-objects ...` it is the pack-objects hook
+ * (packobjects.c).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -28,28 +30,21 @@
 #include "hook.pb-c.h"
 #include "hook/payload.h"
 #include "rpc/auth.h"
+#include "client.h"
 
 extern char **environ;
 
 #define CHUNK ((size_t)128 * 1024)
 #define MAX_STDIN ((size_t)64 << 20)
 
-struct client {
-	grpc_channel *ch;
-	grpc_completion_queue *cq;
-	grpc_call *call;
-	grpc_metadata md[32];
-	size_t n_md;
-};
-
-static int wait_tag(struct client *c, void *tag)
+int wait_tag(struct client *c, void *tag)
 {
 	grpc_event ev = grpc_completion_queue_pluck(c->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME),
 						    NULL);
 	return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
 }
 
-static void add_md(struct client *c, const char *key, const char *value)
+void add_md(struct client *c, const char *key, const char *value)
 {
 	if (!value || !*value || c->n_md >= sizeof(c->md) / sizeof(c->md[0]))
 		return;
@@ -81,7 +76,7 @@ static void add_feature_flags(struct client *c, const char *json)
 }
 
 /* Starts the call and sends the initial metadata. */
-static int start_call(struct client *c, const struct hook_payload *p, const char *method)
+int start_call(struct client *c, const struct hook_payload *p, const char *method)
 {
 	char target[4200], token[256];
 	int tag = 1;
@@ -118,7 +113,7 @@ static int start_call(struct client *c, const struct hook_payload *p, const char
 	return wait_tag(c, &tag);
 }
 
-static int send_msg(struct client *c, const ProtobufCMessage *m, int close)
+int send_msg(struct client *c, const ProtobufCMessage *m, int close)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -261,7 +256,7 @@ static int recv_all(struct client *c, const ProtobufCMessageDescriptor *desc, in
 	return ok && code == GRPC_STATUS_OK && have_status ? 0 : -1;
 }
 
-static void client_close(struct client *c)
+void client_close(struct client *c)
 {
 	if (c->call)
 		grpc_call_unref(c->call);
@@ -455,7 +450,8 @@ int main(int argc, char **argv)
 
 	snprintf(argv0, sizeof(argv0), "%s", argc > 0 ? argv[0] : "");
 	const char *name = basename(argv0);
-	unsigned bit = hook_bit(name);
+	int pack_objects = argc > 1 && !strcmp(argv[1], "git");
+	unsigned bit = pack_objects ? HOOK_PACK_OBJECTS : hook_bit(name);
 	const char *value = getenv(HOOK_PAYLOAD_ENV);
 
 	if (!bit) {
@@ -476,7 +472,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	grpc_init();
-	if (run(name, argc, argv, &p, &exit_code) < 0) {
+	if (pack_objects) {
+		exit_code = pack_objects_hook(argc - 2, argv + 2, &p);
+	} else if (run(name, argc, argv, &p, &exit_code) < 0) {
 		fprintf(stderr, "error executing git hook\n");
 		exit_code = 1;
 	}
