@@ -23,6 +23,37 @@ static int log_fd = 2;
 
 static const char *const level_names[] = { "debug", "info", "warning", "error", "fatal" };
 
+/*
+ * The "pid" field: glibc no longer caches getpid(), and one system call per
+ * log line shows in ServerInfo's profile. A forked child (config_command's
+ * fork) starts over; posix_spawn children never run this code.
+ */
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static int pid_cached; /* atomics; 0: not known */
+
+static void pid_forget(void)
+{
+	__atomic_store_n(&pid_cached, 0, __ATOMIC_RELAXED);
+}
+
+static void pid_once_init(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+static int log_pid(void)
+{
+	int p;
+
+	pthread_once(&pid_once, pid_once_init);
+	p = __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
+	if (!p) {
+		p = (int)getpid();
+		__atomic_store_n(&pid_cached, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
 void log_configure(enum log_format format, enum log_level level, int fd)
 {
 	log_format_cur = format;
@@ -89,7 +120,7 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 		char *line;
 		json_object_set_new(fields, "level", json_string(level_names[level]));
 		json_object_set_new(fields, "msg", json_string(msg));
-		json_object_set_new(fields, "pid", json_integer(getpid()));
+		json_object_set_new(fields, "pid", json_integer(log_pid()));
 		json_object_set_new(fields, "time", json_string(ts));
 		line = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (line) {
@@ -100,7 +131,7 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 		const char *key;
 		json_t *value;
 		strbuf_addf(&sb, "time=\"%s\" level=%s msg=\"%s\" pid=%d", ts, level_names[level], msg,
-			    (int)getpid());
+			    log_pid());
 		json_object_foreach(fields, key, value) {
 			char *v = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 			if (v) {
@@ -272,7 +303,7 @@ void log_json_fields(enum log_level level, const struct log_json_field *fields, 
 	if (log_json_string(&vals, msg) < 0)
 		offs[1] = vals.len; /* left out, as jansson would */
 	offs[2] = vals.len;
-	strbuf_addf(&vals, "%d", (int)getpid());
+	strbuf_addf(&vals, "%d", log_pid());
 	offs[3] = vals.len;
 	log_json_string(&vals, ts);
 	{
