@@ -98,6 +98,13 @@ struct rpc_server {
 	int idle, parked, max_idle;
 	pthread_cond_t park_cond;
 	/*
+	 * Threads are started as needed (n_started of n_workers, under lock):
+	 * max_idle at start, one more whenever a thread takes a call while
+	 * none is left waiting or parked. An idle server keeps a handful of
+	 * threads (each costs touched stack and per-thread allocator state).
+	 */
+	int n_started;
+	/*
 	 * Async unary calls being handled, under lock: they start batches on
 	 * the shared queue, so it is shut down only when none is left, and
 	 * none starts after (queue_closing).
@@ -429,6 +436,42 @@ static void run_unary(struct rpc_server *srv, struct unary_req *u)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+static void *worker_main(void *arg);
+
+/* Starts the next worker (lock held); 0 or an errno. */
+static int start_worker(struct rpc_server *srv)
+{
+	pthread_attr_t attr;
+	struct worker *w = &srv->workers[srv->n_started];
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
+	rc = pthread_create(&w->thread, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	if (rc)
+		return rc;
+	w->started = 1;
+	srv->n_started++;
+	return 0;
+}
+
+/* A thread took a call (lock held): make sure another one waits. */
+static void replace_waiter(struct rpc_server *srv)
+{
+	if (srv->idle > 0 || srv->shut_down)
+		return;
+	if (srv->parked > 0) {
+		pthread_cond_signal(&srv->park_cond);
+		return;
+	}
+	if (srv->n_started < srv->n_workers) {
+		int rc = start_worker(srv);
+		if (rc)
+			log_msg(LOG_WARN, "cannot start a worker thread: %s", strerror(rc));
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -468,8 +511,7 @@ static void *worker_main(void *arg)
 				unary_req_release(u);
 				continue;
 			}
-			if (srv->idle == 0 && srv->parked > 0)
-				pthread_cond_signal(&srv->park_cond);
+			replace_waiter(srv);
 			pthread_mutex_unlock(&srv->lock);
 			run_unary(srv, u);
 			pthread_mutex_lock(&srv->lock);
@@ -485,9 +527,8 @@ static void *worker_main(void *arg)
 			sl->pending = 0;
 			continue;
 		}
-		/* The last waiter took a call: let a parked thread take its place. */
-		if (srv->idle == 0 && srv->parked > 0)
-			pthread_cond_signal(&srv->park_cond);
+		/* The last waiter took a call: another takes its place. */
+		replace_waiter(srv);
 		pthread_mutex_unlock(&srv->lock);
 
 		rpc_call_handle(srv, sl->gc, &sl->details, &sl->md, sl->call_cq);
@@ -510,7 +551,6 @@ static void *worker_main(void *arg)
 
 int rpc_server_start(struct rpc_server *srv, struct error *err)
 {
-	pthread_attr_t attr;
 
 	if (srv->started)
 		return 0;
@@ -553,18 +593,15 @@ int rpc_server_start(struct rpc_server *srv, struct error *err)
 		if (request_unary(srv, &srv->unary_reqs[i]) < 0)
 			return error_set(err, STATUS_INTERNAL,
 					 "grpc_server_request_registered_call failed");
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
-	for (int i = 0; i < srv->n_workers; i++) {
-		struct worker *w = &srv->workers[i];
-		int rc = pthread_create(&w->thread, &attr, worker_main, w);
+	pthread_mutex_lock(&srv->lock);
+	while (srv->n_started < srv->n_workers && srv->n_started < srv->max_idle) {
+		int rc = start_worker(srv);
 		if (rc) {
-			pthread_attr_destroy(&attr);
+			pthread_mutex_unlock(&srv->lock);
 			return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));
 		}
-		w->started = 1;
 	}
-	pthread_attr_destroy(&attr);
+	pthread_mutex_unlock(&srv->lock);
 	return 0;
 }
 
