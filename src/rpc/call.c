@@ -1,12 +1,19 @@
 /*
- * One gRPC call from start to end, run synchronously on a worker thread.
- * The worker's NEXT completion queue is bound to the call; every operation
+ * One gRPC call from start to end, run on a worker thread. Two paths share
+ * handle_call: a call of a streaming (or unknown) method is synchronous:
+ * the worker's NEXT completion queue is bound to the call, every operation
  * batch is started and then waited for on that queue, and the
  * RECV_CLOSE_ON_SERVER completion (which grpc core delivers when the client
  * cancels, the deadline passes, or the status went out) is recognised
- * whenever it shows up. The order matches grpc-go with Gitaly's
- * interceptors: method lookup, first request, correlation id, auth, handler,
- * status (with grpc-status-details-bin), access log and metrics.
+ * whenever it shows up. A call of a registered unary method arrives with
+ * its message already read and is bound to the server's shared queue:
+ * nothing is waited for; the close is requested at the start (so
+ * cancellation is seen as on the other path), the access-log line is
+ * written, then the response and status go out in one batch, and both
+ * completions are bookkeeping for whichever worker takes them (struct
+ * call_fin). The order matches grpc-go with Gitaly's interceptors: method
+ * lookup, first request, correlation id, auth, handler, status (with
+ * grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
 #include <stddef.h>
