@@ -138,9 +138,11 @@ static void test_pktscan_deepen(void **state)
 	gitproto_pktscan_init(&s, NULL);
 	assert_int_equal(feed_str(&s, "000ddeepen 1\n0000"), 0);
 	assert_true(s.saw_deepen);
+	gitproto_pktscan_release(&s);
 	gitproto_pktscan_init(&s, NULL);
 	feed_str(&s, "000ashallow0000");
 	assert_false(s.saw_deepen);
+	gitproto_pktscan_release(&s);
 }
 
 /* Appends one pkt-line made from fmt to buf (room for 1024 bytes). */
@@ -216,6 +218,8 @@ static void test_pktscan_statistics(void **state)
 	assert_int_equal(st.packets, 10);
 	assert_string_equal(st.filter, "blob:none");
 	gitproto_run_release(&r); /* frees the strings of s */
+	free(st.caps[0]); /* the fake call's arena is plain malloc */
+	free(st.caps);
 }
 
 static void test_config_options(void **state)
