@@ -913,8 +913,32 @@ void yamux_session_close(struct yamux_session *s)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&s->mu);
-	/* also wakes a stream writer stuck on a peer that does not read */
-	shutdown(s->fd, SHUT_RDWR);
+	/* also wakes a stream writer stuck on a peer that does not read; after
+	 * yamux_session_free the number may belong to someone else */
+	pthread_mutex_lock(&s->wmu);
+	if (!s->fd_closed)
+		shutdown(s->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&s->wmu);
+}
+
+void yamux_session_hold(struct yamux_session *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->refs++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void yamux_session_release(struct yamux_session *s)
+{
+	int destroy;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	destroy = --s->refs == 0;
+	pthread_mutex_unlock(&s->mu);
+	if (destroy)
+		session_destroy(s);
 }
 
 void yamux_session_free(struct yamux_session *s)
@@ -1179,6 +1203,8 @@ void yamux_stream_free(struct yamux_stream *st)
 
 struct bridge {
 	struct yamux_stream *st;
+	void (*on_done)(void *arg);
+	void *arg;
 	int fd;
 	int live; /* pump threads still running, under mu */
 	pthread_mutex_t mu;
@@ -1194,6 +1220,8 @@ static void bridge_done(struct bridge *b)
 	if (!last)
 		return;
 	close(b->fd);
+	if (b->on_done)
+		b->on_done(b->arg);
 	yamux_stream_free(b->st);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
@@ -1276,6 +1304,12 @@ static void *bridge_down(void *arg)
 
 int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 {
+	return yamux_stream_bridge_notify(st, fd_out, NULL, NULL, err);
+}
+
+int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_done)(void *arg),
+			       void *arg, struct error *err)
+{
 	struct bridge *b = NULL;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -1292,6 +1326,8 @@ int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 		goto out;
 	}
 	b->st = st;
+	b->on_done = on_done;
+	b->arg = arg;
 	b->fd = sv[0];
 	b->live = 2;
 	pthread_mutex_init(&b->mu, NULL);

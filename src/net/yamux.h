@@ -112,6 +112,15 @@ void yamux_session_error(struct yamux_session *s, struct error *err);
 /* Go-away code the peer sent, or -1 if none arrived. */
 int yamux_session_remote_go_away(struct yamux_session *s);
 
+/*
+ * Extra references for code that looks a session up from another thread
+ * (src/net/backchannel.c): hold keeps the memory valid, release drops it.
+ * Only the owner's yamux_session_free closes the session and joins its
+ * threads; a held session that was freed just reports itself closed.
+ */
+void yamux_session_hold(struct yamux_session *s);
+void yamux_session_release(struct yamux_session *s);
+
 /* True once the session is closed or dead. */
 int yamux_session_is_closed(struct yamux_session *s);
 
@@ -173,5 +182,13 @@ void yamux_stream_free(struct yamux_stream *st);
  * Set O_NONBLOCK on *fd_out yourself before giving it to grpc core.
  */
 int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err);
+
+/*
+ * yamux_stream_bridge, plus on_done(arg) once both directions ended (called
+ * on a pump thread, after *fd_out's peer end is closed and while st, and so
+ * its session, is still referenced). on_done may be NULL.
+ */
+int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_done)(void *arg),
+			       void *arg, struct error *err);
 
 #endif

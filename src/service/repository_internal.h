@@ -104,6 +104,10 @@ int repository_find_merge_base_rpc(struct rpc_call *call, struct error *err);
 int repository_get_config_rpc(struct rpc_call *call, struct error *err);
 int repository_set_full_path_rpc(struct rpc_call *call, struct error *err);
 int repository_full_path_rpc(struct rpc_call *call, struct error *err);
+int repository_get_custom_hooks_rpc(struct rpc_call *call, struct error *err);
+int repository_backup_custom_hooks_rpc(struct rpc_call *call, struct error *err);
+int repository_set_custom_hooks_rpc(struct rpc_call *call, struct error *err);
+int repository_restore_custom_hooks_rpc(struct rpc_call *call, struct error *err);
 
 /* --- Repository reads (fsck, sizes, attributes, search, ...) --- */
 

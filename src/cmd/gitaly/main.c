@@ -26,6 +26,8 @@
 #include "git/command.h"
 #include "git/locator.h"
 #include "git/repo_cache.h"
+#include "hook/install.h"
+#include "net/backchannel.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "rpc/accesslog.h"
@@ -176,14 +178,21 @@ struct serve_state {
 	struct tls_server *tls;
 	pthread_t cleaner;
 	int cleaner_started;
+	char *hooks_bin, *hooks_dir;
+	char intern[PATH_MAX];
 };
 
+static int to_grpc(void *ctx, int fd, struct error *err)
+{
+	return rpc_server_add_fd(ctx, fd, err);
+}
+
+/* Every listener's connections go through the listen-mux first. */
 static void on_conn(void *ctx, int fd, enum listener_type type)
 {
 	struct error err = ERROR_INIT;
-	(void)type;
-	/* Hook point: the listen-mux (backchannel) peek goes here. */
-	if (rpc_server_add_fd(ctx, fd, &err) < 0) {
+
+	if (backchannel_serve(fd, -1, to_grpc, ctx, &err) < 0) {
 		log_msg(LOG_WARN, "dropping %s connection: %s", listener_type_name(type),
 			err.message);
 		error_release(&err);
@@ -291,6 +300,42 @@ static int setup_git(struct serve_state *st, struct error *err)
 	return 0;
 }
 
+/* Links gitaly-hooks into <runtime_dir>/hooks.d for core.hooksPath. */
+static int setup_hooks(struct serve_state *st, struct error *err)
+{
+	char bin[PATH_MAX];
+	const char *dir = st->cfg.bin_dir;
+	char self[PATH_MAX];
+
+	if (!dir || !*dir) {
+		/* no bin_dir: gitaly-hooks sits beside this binary */
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		char *slash;
+
+		if (n <= 0)
+			return error_set(err, STATUS_INTERNAL, "resolve own binary: %s",
+					 strerror(errno));
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash)
+			*slash = 0;
+		dir = self;
+	}
+	if ((size_t)snprintf(bin, sizeof(bin), "%s/gitaly-hooks", dir) >= sizeof(bin))
+		return error_set(err, STATUS_INVALID_ARGUMENT, "bin_dir too long");
+	st->hooks_bin = strdup(bin);
+	if (!st->hooks_bin)
+		return error_set(err, STATUS_INTERNAL, "out of memory");
+	if (hook_install(st->runtime_dir, st->hooks_bin, &st->hooks_dir, err) < 0)
+		return error_prefix(err, "install hooks");
+	snprintf(st->intern, sizeof(st->intern), "%s/sock.d/intern", st->runtime_dir);
+	st->deps.hooks_dir = st->hooks_dir;
+	st->deps.gitaly_hooks_bin = st->hooks_bin;
+	st->deps.runtime_dir = st->runtime_dir;
+	st->deps.internal_socket = st->intern;
+	return 0;
+}
+
 static int setup_server(struct serve_state *st, struct error *err)
 {
 	const struct config *cfg = &st->cfg;
@@ -309,6 +354,8 @@ static int setup_server(struct serve_state *st, struct error *err)
 	st->locator.n_storages = cfg->n_storages;
 	st->deps.cfg = cfg;
 	st->deps.locator = &st->locator;
+	if (setup_hooks(st, err) < 0)
+		return -1;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.auth.token = cfg->auth.token;
@@ -424,6 +471,8 @@ fail:
 	rc = 1;
 out:
 	listener_free(st.listeners);
+	free(st.hooks_bin);
+	free(st.hooks_dir);
 	if (st.runtime_dir) {
 		remove_tree(st.runtime_dir);
 		free(st.runtime_dir);
