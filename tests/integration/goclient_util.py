@@ -223,6 +223,10 @@ class _WorkhorseHandler(http.server.BaseHTTPRequestHandler):
             repo = self._repo("/" + service)
             if repo:
                 argv = self.client.argv(mode, "-repo", repo, "-protocol", self._proto())
+                if mode == "post-receive-pack":
+                    # Workhorse passes what Rails' /allowed answered
+                    argv += ["-gl-repository", "project-1", "-gl-id", "user-1",
+                             "-gl-username", "user"]
                 self._relay(argv, body, "application/x-%s-result" % service)
                 return
         self.send_error(404)
