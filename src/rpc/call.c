@@ -68,9 +68,21 @@ struct rpc_call {
 	size_t n_msgs, alloc_msgs;
 
 	int close_done;          /* RECV_CLOSE_ON_SERVER completed (atomic) */
+	/* Completions taken from cq by one thread for another (see wait_tag). */
 	pthread_mutex_t stash_lock;
-	int stash_valid, stash_success;
-	void *stash_tag;
+	pthread_cond_t stash_cond;
+	int polling;             /* a thread is inside grpc_completion_queue_next */
+	struct {
+		void *tag;
+		int success;
+	} stash[4];
+	int n_stash;
+	/* Receiving may run on a helper thread while the handler sends; a
+	 * receive can be abandoned (rpc_call_recv_abort) and is drained at the
+	 * end of the call. */
+	grpc_byte_buffer *recv_bb;
+	int recv_pending;        /* a RECV_MESSAGE batch is outstanding */
+	int recv_abort;          /* under stash_lock */
 	int close_cancelled;     /* ... and reported the call as cancelled */
 	int initial_md_sent;
 	int client_done;         /* client half-closed */
@@ -83,7 +95,7 @@ struct rpc_call {
 	struct arena_chunk *arena;
 	json_t *log_fields;
 
-	char tag_op, tag_close; /* addresses used as completion tags */
+	char tag_op, tag_close, tag_recv, tag_wake; /* addresses used as completion tags */
 };
 
 static void *xmalloc(size_t n)
@@ -154,59 +166,80 @@ static int64_t now_ms(clockid_t clk)
 }
 
 /*
- * rpc_call_cancelled may run on another thread (a handler's helper) while
- * the handler thread waits here, and both take events from the same queue.
- * An event the poller takes that is not the close is parked in a stash that
- * the waiter checks; the waiter therefore waits in bounded slices.
+ * Several threads may wait on the call's queue at once: the handler, a
+ * helper receiving the client's stream, rpc_call_cancelled from anywhere.
+ * One of them at a time polls the queue (leader/followers); every completion
+ * it takes is parked in the stash, and the others are woken to look for
+ * theirs, so no completion is delayed by another thread's poll.
  */
-static int stash_take(struct rpc_call *call, void *tag, int *success)
+static int stash_take_locked(struct rpc_call *call, void *tag, int *success)
 {
-	int found = 0;
-	pthread_mutex_lock(&call->stash_lock);
-	if (call->stash_valid && call->stash_tag == tag) {
-		call->stash_valid = 0;
-		*success = call->stash_success;
-		found = 1;
+	for (int i = 0; i < call->n_stash; i++) {
+		if (call->stash[i].tag != tag)
+			continue;
+		*success = call->stash[i].success;
+		call->stash[i] = call->stash[--call->n_stash];
+		return 1;
 	}
-	pthread_mutex_unlock(&call->stash_lock);
-	return found;
+	return 0;
 }
 
-static void stash_put(struct rpc_call *call, void *tag, int success)
+/* Records a completion taken from the queue (stash_lock held). */
+static void record_event_locked(struct rpc_call *call, const grpc_event *ev)
 {
-	pthread_mutex_lock(&call->stash_lock);
-	call->stash_valid = 1;
-	call->stash_tag = tag;
-	call->stash_success = success;
-	pthread_mutex_unlock(&call->stash_lock);
+	if (ev->type != GRPC_OP_COMPLETE)
+		return;
+	if (ev->tag == &call->tag_close) {
+		__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	if (ev->tag == &call->tag_wake)
+		return; /* only there to end a poll */
+	if (call->n_stash < (int)(sizeof(call->stash) / sizeof(call->stash[0]))) {
+		call->stash[call->n_stash].tag = ev->tag;
+		call->stash[call->n_stash].success = ev->success;
+		call->n_stash++;
+	}
 }
 
-/* Waits for tag on the call's queue; returns the completion's success. */
+/*
+ * Waits for tag on the call's queue; returns the completion's success, or
+ * -1 when tag is the receive tag and rpc_call_recv_abort was called.
+ */
 static int wait_tag(struct rpc_call *call, void *tag)
 {
-	int success;
+	int success = 0;
+
+	pthread_mutex_lock(&call->stash_lock);
 	for (;;) {
-		if (tag == &call->tag_close && __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
-			return 1;
-		if (stash_take(call, tag, &success))
-			return success;
+		if (tag == &call->tag_close && __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE)) {
+			success = 1;
+			break;
+		}
+		if (stash_take_locked(call, tag, &success))
+			break;
+		if (tag == &call->tag_recv && call->recv_abort) {
+			success = -1;
+			break;
+		}
+		if (call->polling) {
+			pthread_cond_wait(&call->stash_cond, &call->stash_lock);
+			continue;
+		}
+		call->polling = 1;
+		pthread_mutex_unlock(&call->stash_lock);
 		gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 						  gpr_time_from_millis(500, GPR_TIMESPAN));
 		grpc_event ev = grpc_completion_queue_next(call->cq, until, NULL);
-		if (ev.type == GRPC_QUEUE_TIMEOUT)
-			continue;
-		if (ev.type != GRPC_OP_COMPLETE)
-			return 0; /* queue shut down: cannot happen while the call runs */
-		if (ev.tag == &call->tag_close) {
-			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
-			if (tag == &call->tag_close)
-				return 1;
-			continue;
-		}
-		if (ev.tag == tag)
-			return ev.success;
-		stash_put(call, ev.tag, ev.success);
+		pthread_mutex_lock(&call->stash_lock);
+		call->polling = 0;
+		record_event_locked(call, &ev);
+		pthread_cond_broadcast(&call->stash_cond);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break; /* cannot happen while the call runs */
 	}
+	pthread_mutex_unlock(&call->stash_lock);
+	return success;
 }
 
 /* Non-blocking check whether the close completion arrived. */
@@ -214,13 +247,29 @@ static void poll_close(struct rpc_call *call)
 {
 	if (__atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
 		return;
-	grpc_event ev = grpc_completion_queue_next(call->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
-	if (ev.type != GRPC_OP_COMPLETE)
-		return;
-	if (ev.tag == &call->tag_close)
-		__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
-	else
-		stash_put(call, ev.tag, ev.success); /* the handler thread's event */
+	pthread_mutex_lock(&call->stash_lock);
+	if (!call->polling) {
+		/* (While another thread polls, it records the close itself.) */
+		call->polling = 1;
+		pthread_mutex_unlock(&call->stash_lock);
+		grpc_event ev = grpc_completion_queue_next(call->cq,
+							   gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+		pthread_mutex_lock(&call->stash_lock);
+		call->polling = 0;
+		record_event_locked(call, &ev);
+		pthread_cond_broadcast(&call->stash_cond);
+	}
+	pthread_mutex_unlock(&call->stash_lock);
+}
+
+void rpc_call_recv_abort(struct rpc_call *call)
+{
+	pthread_mutex_lock(&call->stash_lock);
+	call->recv_abort = 1;
+	pthread_cond_broadcast(&call->stash_cond);
+	pthread_mutex_unlock(&call->stash_lock);
+	/* An empty batch completes at once: it ends a poll in progress. */
+	grpc_call_start_batch(call->gc, NULL, 0, &call->tag_wake, NULL);
 }
 
 static int start_batch(struct rpc_call *call, const grpc_op *ops, size_t n, void *tag)
@@ -393,17 +442,39 @@ static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 {
 	grpc_byte_buffer *bb = NULL;
 	grpc_op op;
-	int ret = -1;
+	int ret = -1, ok;
 	grpc_byte_buffer_reader reader;
 	int reader_init = 0;
 
 	*out = grpc_empty_slice();
 	if (call->client_done)
 		return 0;
+	pthread_mutex_lock(&call->stash_lock);
+	ok = !call->recv_abort;
+	pthread_mutex_unlock(&call->stash_lock);
+	if (!ok) {
+		error_set(err, STATUS_CANCELLED, "context canceled");
+		goto out;
+	}
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
-	op.data.recv_message.recv_message = &bb;
-	if (!start_batch(call, &op, 1, &call->tag_op)) {
+	call->recv_bb = NULL;
+	op.data.recv_message.recv_message = &call->recv_bb;
+	if (grpc_call_start_batch(call->gc, &op, 1, &call->tag_recv, NULL) != GRPC_CALL_OK) {
+		gone_error(call, err);
+		goto out;
+	}
+	call->recv_pending = 1;
+	ok = wait_tag(call, &call->tag_recv);
+	if (ok < 0) {
+		/* Abandoned: the batch completes when the call ends (drained there). */
+		error_set(err, STATUS_CANCELLED, "context canceled");
+		goto out;
+	}
+	call->recv_pending = 0;
+	bb = call->recv_bb;
+	call->recv_bb = NULL;
+	if (!ok) {
 		gone_error(call, err);
 		goto out;
 	}
@@ -851,6 +922,7 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
 	memset(call, 0, sizeof(*call));
 	pthread_mutex_init(&call->stash_lock, NULL);
+	pthread_cond_init(&call->stash_cond, NULL);
 	call->srv = srv;
 	call->opts = rpc_server_opts(srv);
 	call->gc = gc;
@@ -974,6 +1046,13 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 
 out:
 	wait_tag(call, &call->tag_close);
+	if (call->recv_pending) {
+		/* A receive abandoned by the handler completes now that the call is over. */
+		call->recv_abort = 0;
+		wait_tag(call, &call->tag_recv);
+		if (call->recv_bb)
+			grpc_byte_buffer_destroy(call->recv_bb);
+	}
 	if (logged)
 		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
 			   auth_version);
@@ -986,5 +1065,6 @@ out:
 	json_decref(call->log_fields);
 	error_release(&err);
 	arena_free(call);
+	pthread_cond_destroy(&call->stash_cond);
 	pthread_mutex_destroy(&call->stash_lock);
 }

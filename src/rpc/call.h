@@ -68,6 +68,16 @@ int rpc_call_recv(struct rpc_call *call, ProtobufCMessage **out, struct error *e
 void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg);
 
 /*
+ * rpc_call_recv may run on one helper thread while the handler thread
+ * sends. rpc_call_recv_abort (from the handler) makes a receive in
+ * progress, and every later one, fail with Canceled "context canceled"
+ * without waiting for the client: how a handler stops its reader when it
+ * finishes before the client half-closed. The abandoned receive is drained
+ * when the call ends. Join the reader thread before returning.
+ */
+void rpc_call_recv_abort(struct rpc_call *call);
+
+/*
  * Sends one response message. For unary calls, call it exactly once; the
  * runtime sends the message together with the final status. Returns 0, or
  * -1 with err set when the client went away.

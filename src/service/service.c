@@ -11,8 +11,10 @@
 #include "service/hook.h"
 #include "service/ref.h"
 #include "service/service_internal.h"
+#include "service/smarthttp.h"
+#include "service/ssh.h"
 
-enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COMMIT, SVC_HOOK, SVC_COUNT };
+enum { SVC_HEALTH, SVC_SERVER, SVC_REPOSITORY, SVC_BLOB, SVC_ANALYSIS, SVC_DIFF, SVC_REF, SVC_COMMIT, SVC_HOOK, SVC_SMARTHTTP, SVC_SSH, SVC_COUNT };
 
 const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 {
@@ -28,6 +30,8 @@ const struct rpc_service *services_all(struct service_deps *deps, size_t *n)
 	services[SVC_REF] = *ref_service(deps);
 	services[SVC_COMMIT] = *commit_service(deps);
 	services[SVC_HOOK] = *hook_service(deps);
+	services[SVC_SMARTHTTP] = *smarthttp_service(deps);
+	services[SVC_SSH] = *ssh_service(deps);
 	*n = SVC_COUNT;
 	return services;
 }

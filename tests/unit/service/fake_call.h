@@ -93,6 +93,11 @@ int rpc_call_send_raw(struct rpc_call *call, const void *data, size_t len, struc
 	return error_set(err, STATUS_UNIMPLEMENTED, "raw send not supported by the fake call");
 }
 
+void rpc_call_recv_abort(struct rpc_call *call)
+{
+	call->recv_pos = call->recv_n; /* nothing more for the handler */
+}
+
 void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 {
 	(void)call;
@@ -100,6 +105,13 @@ void rpc_call_free_message(struct rpc_call *call, ProtobufCMessage *msg)
 }
 
 const char *rpc_call_metadata(struct rpc_call *call, const char *key)
+{
+	(void)call;
+	(void)key;
+	return NULL;
+}
+
+const char *rpc_call_metadata_last(struct rpc_call *call, const char *key)
 {
 	(void)call;
 	(void)key;

@@ -1,0 +1,154 @@
+/*
+ * What SmartHTTPService and SSHService share: turning a request's
+ * git_config_options and git_protocol into git arguments, the hooks
+ * environment of receive-pack and of upload-pack's pack-objects hook, the
+ * pkt-line scanner behind the negotiation timeout, and one engine that runs
+ * a git transport command with its stdin fed from the client (gRPC messages
+ * or a sidechannel) on a helper thread while its stdout and stderr are
+ * copied to the client with 64 KiB reads. Whatever happens, the git process
+ * group is killed on failure and always reaped before the engine returns.
+ */
+#ifndef SERVICE_GITPROTO_H
+#define SERVICE_GITPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "base/error.h"
+#include "base/strbuf.h"
+#include "git/command.h"
+#include "net/yamux.h"
+#include "rpc/call.h"
+#include "service/service.h"
+#include "shared.pb-c.h"
+
+/* Read size for git's output (upstream's large copy buffer). */
+#define GITPROTO_COPY_BUF ((size_t)64 * 1024)
+/* Longest pkt-line, header included. */
+#define GITPROTO_PKT_MAX 65520
+
+/* The packets the monitors wait for. */
+#define GITPROTO_PKT_DONE "0009done\n"
+#define GITPROTO_PKT_FLUSH "0000"
+
+/*
+ * Incremental pkt-line scanner over a client's request bytes: finds one
+ * exact packet (header included) and notes `deepen` lines. Lengths 0000-0003
+ * are 4-byte special packets; non-hex digits and lengths above 65520 make
+ * the stream invalid, as upstream's scanner.
+ */
+struct gitproto_pktscan {
+	const char *want; /* the packet looked for, or NULL */
+	size_t want_len;
+	char hdr[4];
+	size_t hdr_len;  /* header bytes of the current packet seen so far */
+	size_t left;     /* payload bytes still to come in the current packet */
+	size_t pay_len;  /* payload length of the current packet */
+	uint8_t head[16]; /* its first payload bytes */
+	size_t head_len;
+	int found;      /* want was seen */
+	int bad;        /* invalid pkt-line: scanning stopped */
+	int saw_deepen; /* a packet starting with "deepen" */
+};
+
+void gitproto_pktscan_init(struct gitproto_pktscan *s, const char *want);
+
+/* Feeds len bytes. Returns 1 once want has been seen, -1 once the stream is
+ * invalid, 0 otherwise (the same answer again for later feeds). */
+int gitproto_pktscan_feed(struct gitproto_pktscan *s, const uint8_t *data, size_t len);
+
+/*
+ * Upstream's ConvertConfigOptions: every option must be "key=value";
+ * otherwise InvalidArgument `cannot convert invalid config key: "<opt>"`
+ * (callers change the code where upstream returns a plain error). Keys are
+ * checked against git's key rule when the command is built.
+ */
+int gitproto_check_config(char *const *opts, size_t n, struct error *err);
+
+/* The GIT_PROTOCOL value for a request's git_protocol: "version=2" or
+ * "version=1" pass, anything else is ignored (NULL). */
+const char *gitproto_protocol(const char *git_protocol);
+
+/* Adds the request's options (already checked) as -c and GIT_PROTOCOL. */
+void gitproto_apply(struct git_cmd *cmd, const char *git_protocol, char *const *opts, size_t n);
+
+/* Who runs a receive-pack or upload-pack, for the hooks payload. */
+struct gitproto_user {
+	const char *gl_id;
+	const char *gl_username;
+	const char *protocol;   /* "http" or "ssh" */
+	const char *remote_ip;
+};
+
+/*
+ * Receive-pack's hooks: -c core.hooksPath=<deps->hooks_dir> and
+ * GITALY_HOOKS_PAYLOAD requesting pre-receive, update, post-receive and
+ * reference-transaction. gl_repository is used when the repository
+ * message has none. Internal when the server has no hooks directory.
+ */
+int gitproto_receive_hooks(const struct service_deps *deps, const Gitaly__Repository *repo,
+			   const char *repo_path, const char *gl_repository,
+			   const struct gitproto_user *user, struct git_cmd *cmd, struct error *err);
+
+/*
+ * Upload-pack's pack-objects hook when [pack_objects_cache] is enabled
+ * (upstream's WithPackObjectsHookEnv): -c uploadpack.packObjectsHook=
+ * <gitaly-hooks> and the payload with the user details from the call's
+ * metadata. Does nothing when the cache is disabled.
+ */
+int gitproto_pack_objects_hook(const struct service_deps *deps, struct rpc_call *call,
+			       const Gitaly__Repository *repo, const char *repo_path,
+			       const char *protocol, struct git_cmd *cmd, struct error *err);
+
+/* Where the command's stdin comes from. */
+enum gitproto_input {
+	GITPROTO_IN_NONE,        /* /dev/null */
+	GITPROTO_IN_GRPC,        /* the stdin field of the call's next messages */
+	GITPROTO_IN_SIDECHANNEL, /* the unframed request on a sidechannel stream */
+};
+
+/* The bytes field carrying stdin in a request message (NULL: none). */
+typedef const ProtobufCBinaryData *(*gitproto_stdin_fn)(const ProtobufCMessage *m);
+/* Sends output; band 1 is stdout, 2 stderr. */
+typedef int (*gitproto_out_fn)(void *ctx, int band, const uint8_t *buf, size_t len,
+			       struct error *err);
+
+struct gitproto_run {
+	struct rpc_call *call;
+	enum gitproto_input input;
+	gitproto_stdin_fn stdin_of;  /* GITPROTO_IN_GRPC */
+	/* GITPROTO_IN_SIDECHANNEL: the engine takes the stream over; it
+	 * half-closes it once git is done and frees it when its reader is done
+	 * too (the reader may outlive the RPC until the client closes). */
+	struct yamux_stream *stream;
+	gitproto_out_fn out;
+	void *out_ctx;
+	int send_stderr;             /* also hand stderr to out (band 2) */
+	/* Negotiation monitor: the packet, and how long to wait for it. */
+	const char *monitor_pkt;     /* NULL: none */
+	int64_t monitor_timeout_ms;
+
+	/* Results. */
+	int started;                 /* git was spawned */
+	struct git_result res;
+	struct strbuf stderr_text;   /* what git wrote to stderr (capped) */
+	int negotiation_timeout;     /* killed: monitor packet not seen in time */
+	int saw_deepen;
+	int64_t response_bytes;      /* stdout bytes sent */
+};
+
+/* Zeroes r and prepares its buffers. */
+void gitproto_run_init(struct gitproto_run *r);
+void gitproto_run_release(struct gitproto_run *r);
+
+/*
+ * Starts cmd (freed) and runs it to its end. Returns 0 when git ran and was
+ * reaped (check r->res, r->negotiation_timeout), -1 with err set when it
+ * could not be started or the client went away or an output write failed
+ * (git is then killed and reaped as well).
+ */
+int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *err);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * The shared git-transport module: the pkt-line scanner behind the
+ * negotiation monitors (split input, special packets, invalid lengths,
+ * deepen), git_config_options and git_protocol handling, the hook
+ * environments (payload contents, pack-objects hook only with the cache on),
+ * and receive-pack refusing to run without hooks, driven through the fake
+ * call.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fake_call.h"
+#include "hook/payload.h"
+#include "service/gitproto.h"
+#include "service/smarthttp.h"
+#include "service/ssh.h"
+#include "smarthttp.pb-c.h"
+#include "ssh.pb-c.h"
+
+static char tmp[] = "/tmp/gitproto-XXXXXX";
+static char storage_path[256], repo_path[300];
+static struct locator_storage storages[1];
+static struct locator loc;
+static struct config cfg;
+static struct service_deps deps;
+static Gitaly__Repository repo_msg = GITALY__REPOSITORY__INIT;
+
+static int run_argv(const char *const *argv)
+{
+	int st = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(tmp))
+		return -1;
+	snprintf(storage_path, sizeof(storage_path), "%s/storage", tmp);
+	snprintf(repo_path, sizeof(repo_path), "%s/repo.git", storage_path);
+	const char *init[] = { "/usr/bin/git", "init", "--bare", "-q", repo_path, NULL };
+	if (run_argv(init) != 0)
+		return -1;
+	storages[0].name = "default";
+	storages[0].path = storage_path;
+	loc.storages = storages;
+	loc.n_storages = 1;
+	deps.locator = &loc;
+	deps.cfg = &cfg;
+	repo_msg.storage_name = "default";
+	repo_msg.relative_path = "repo.git";
+	repo_msg.gl_project_path = "group/proj";
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	const char *rm[] = { "/bin/rm", "-rf", tmp, NULL };
+	run_argv(rm);
+	return 0;
+}
+
+static int feed_str(struct gitproto_pktscan *s, const char *data)
+{
+	return gitproto_pktscan_feed(s, (const uint8_t *)data, strlen(data));
+}
+
+static void test_pktscan_done_split(void **state)
+{
+	struct gitproto_pktscan s;
+	const char *req = "0032want 0123456789012345678901234567890123456789\n0000"
+			  "0009done\n";
+	(void)state;
+
+	/* byte by byte: found only with the last byte of "done\n" */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	for (size_t i = 0; req[i]; i++) {
+		int r = gitproto_pktscan_feed(&s, (const uint8_t *)req + i, 1);
+		assert_int_equal(r, req[i + 1] ? 0 : 1);
+	}
+	/* in one go */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, req), 1);
+	assert_false(s.saw_deepen);
+	/* "done" without newline, or inside a longer line, is not it */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, "0008done0000000adone now\n"), 0);
+}
+
+static void test_pktscan_flush_and_specials(void **state)
+{
+	struct gitproto_pktscan s;
+	(void)state;
+
+	gitproto_pktscan_init(&s, GITPROTO_PKT_FLUSH);
+	assert_int_equal(feed_str(&s, "001aargument --format"), 0);
+	assert_int_equal(feed_str(&s, "=tar\n0001"), 0); /* delim is not a flush */
+	assert_int_equal(feed_str(&s, "0000"), 1);
+	/* 0002 and 0003 are 4-byte packets too */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, "000200030009done\n"), 1);
+}
+
+static void test_pktscan_invalid(void **state)
+{
+	struct gitproto_pktscan s;
+	(void)state;
+
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, "00zz"), -1);
+	assert_int_equal(feed_str(&s, "0009done\n"), -1); /* stays invalid */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, "fff1"), -1); /* longer than 65520 */
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	assert_int_equal(feed_str(&s, "fff0"), 0); /* the longest allowed */
+}
+
+static void test_pktscan_deepen(void **state)
+{
+	struct gitproto_pktscan s;
+	(void)state;
+
+	gitproto_pktscan_init(&s, NULL);
+	assert_int_equal(feed_str(&s, "000ddeepen 1\n0000"), 0);
+	assert_true(s.saw_deepen);
+	gitproto_pktscan_init(&s, NULL);
+	feed_str(&s, "000ashallow0000");
+	assert_false(s.saw_deepen);
+}
+
+static void test_config_options(void **state)
+{
+	struct error err = ERROR_INIT;
+	char *good[] = { "a.b=c", "x.y=" , "k.v=a=b" };
+	char *bad[] = { "a.b=c", "novalue" };
+	(void)state;
+
+	assert_int_equal(gitproto_check_config(good, 3, &err), 0);
+	assert_int_equal(gitproto_check_config(bad, 2, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "cannot convert invalid config key: \"novalue\"");
+	error_release(&err);
+
+	assert_string_equal(gitproto_protocol("version=2"), "version=2");
+	assert_string_equal(gitproto_protocol("version=1"), "version=1");
+	assert_null(gitproto_protocol("version=3"));
+	assert_null(gitproto_protocol(""));
+	assert_null(gitproto_protocol(NULL));
+}
+
+static int has(const char *const *v, const char *s)
+{
+	for (; *v; v++)
+		if (!strcmp(*v, s))
+			return 1;
+	return 0;
+}
+
+static const char *env_of(const char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (; *envp; envp++)
+		if (!strncmp(*envp, name, n) && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+static void test_apply(void **state)
+{
+	struct error err = ERROR_INIT;
+	char *opts[] = { "uploadpack.hideRefs=refs/x/", "core.k=a=b" };
+	struct git_cmd *cmd = git_cmd_new(repo_path, "upload-pack");
+	const char *const *argv, *const *envp;
+	(void)state;
+
+	git_cmd_arg(cmd, repo_path);
+	gitproto_apply(cmd, "version=2", opts, 2);
+	argv = git_cmd_argv(cmd, &err);
+	assert_non_null(argv);
+	assert_true(has(argv, "uploadpack.hideRefs=refs/x/"));
+	assert_true(has(argv, "core.k=a=b"));
+	envp = git_cmd_envp(cmd, &err);
+	assert_string_equal(env_of(envp, "GIT_PROTOCOL"), "version=2");
+	git_cmd_free(cmd);
+
+	cmd = git_cmd_new(repo_path, "upload-pack");
+	gitproto_apply(cmd, "version=9", NULL, 0);
+	envp = git_cmd_envp(cmd, &err);
+	assert_null(env_of(envp, "GIT_PROTOCOL"));
+	git_cmd_free(cmd);
+}
+
+static void test_receive_hooks_payload(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct gitproto_user u = { "user-9", "jane", "ssh", "10.0.0.9" };
+	struct hook_payload p;
+	struct git_cmd *cmd = git_cmd_new(repo_path, "receive-pack");
+	struct service_deps d = deps;
+	const char *const *argv, *const *envp;
+	char hooks_arg[64];
+	(void)state;
+
+	/* without a hooks directory, receive-pack is refused */
+	assert_int_equal(gitproto_receive_hooks(&d, &repo_msg, repo_path, "project-3", &u, cmd,
+						&err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	error_release(&err);
+
+	d.hooks_dir = "/run/hooks.d";
+	d.internal_socket = "/run/sock.d/intern";
+	d.runtime_dir = "/run";
+	cfg.auth.token = "secret-token";
+	assert_int_equal(gitproto_receive_hooks(&d, &repo_msg, repo_path, "project-3", &u, cmd,
+						&err), 0);
+	cfg.auth.token = NULL;
+	argv = git_cmd_argv(cmd, &err);
+	snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s", d.hooks_dir);
+	assert_true(has(argv, hooks_arg));
+	envp = git_cmd_envp(cmd, &err);
+	assert_non_null(env_of(envp, HOOK_PAYLOAD_ENV));
+	assert_int_equal(hook_payload_decode(env_of(envp, HOOK_PAYLOAD_ENV), &p, &err), 0);
+	assert_int_equal(p.requested_hooks, HOOK_RECEIVE_PACK);
+	assert_string_equal(p.repo.storage_name, "default");
+	assert_string_equal(p.repo.relative_path, "repo.git");
+	assert_string_equal(p.repo.gl_repository, "project-3"); /* from the request */
+	assert_string_equal(p.repo.gl_project_path, "group/proj");
+	assert_string_equal(p.object_format, "sha1");
+	assert_string_equal(p.internal_socket, "/run/sock.d/intern");
+	assert_string_equal(p.internal_socket_token, "secret-token");
+	assert_string_equal(p.userid, "user-9");
+	assert_string_equal(p.username, "jane");
+	assert_string_equal(p.protocol, "ssh");
+	assert_string_equal(p.remote_ip, "10.0.0.9");
+	hook_payload_release(&p);
+	git_cmd_free(cmd);
+}
+
+static void test_pack_objects_hook_only_with_cache(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct rpc_call call;
+	struct service_deps d = deps;
+	struct hook_payload p;
+	struct git_cmd *cmd;
+	const char *const *argv, *const *envp;
+	(void)state;
+
+	memset(&call, 0, sizeof(call));
+	d.gitaly_hooks_bin = "/opt/gitaly/gitaly-hooks";
+	d.hooks_dir = "/run/hooks.d";
+	cmd = git_cmd_new(repo_path, "upload-pack");
+	assert_int_equal(gitproto_pack_objects_hook(&d, &call, &repo_msg, repo_path, "http", cmd,
+						    &err), 0);
+	argv = git_cmd_argv(cmd, &err);
+	assert_false(has(argv, "uploadpack.packObjectsHook=/opt/gitaly/gitaly-hooks"));
+	assert_null(env_of(git_cmd_envp(cmd, &err), HOOK_PAYLOAD_ENV));
+	git_cmd_free(cmd);
+
+	cfg.pack_objects_cache.enabled = 1;
+	cmd = git_cmd_new(repo_path, "upload-pack");
+	assert_int_equal(gitproto_pack_objects_hook(&d, &call, &repo_msg, repo_path, "http", cmd,
+						    &err), 0);
+	cfg.pack_objects_cache.enabled = 0;
+	argv = git_cmd_argv(cmd, &err);
+	assert_true(has(argv, "uploadpack.packObjectsHook=/opt/gitaly/gitaly-hooks"));
+	envp = git_cmd_envp(cmd, &err);
+	assert_int_equal(hook_payload_decode(env_of(envp, HOOK_PAYLOAD_ENV), &p, &err), 0);
+	assert_int_equal(p.requested_hooks, HOOK_PACK_OBJECTS);
+	assert_string_equal(p.protocol, "http");
+	hook_payload_release(&p);
+	git_cmd_free(cmd);
+}
+
+static rpc_handler_fn handler(const struct rpc_service *svc, const char *name)
+{
+	for (size_t i = 0; i < svc->n_methods; i++)
+		if (!strcmp(svc->methods[i].name, name))
+			return svc->methods[i].handler;
+	return NULL;
+}
+
+static void test_receive_pack_refused_without_hooks(void **state)
+{
+	struct error err = ERROR_INIT;
+	struct rpc_call call;
+	Gitaly__PostReceivePackRequest req = GITALY__POST_RECEIVE_PACK_REQUEST__INIT;
+	Gitaly__SSHReceivePackRequest sreq = GITALY__SSHRECEIVE_PACK_REQUEST__INIT;
+	(void)state;
+
+	memset(&call, 0, sizeof(call));
+	call.data = &deps; /* hooks_dir NULL */
+	req.repository = &repo_msg;
+	req.gl_id = "user-1";
+	call.request = &req.base;
+	assert_int_equal(handler(smarthttp_service(&deps), "PostReceivePack")(&call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_int_equal(call.n_sent, 0);
+	error_release(&err);
+
+	sreq.repository = &repo_msg;
+	sreq.gl_id = "user-1";
+	call.request = &sreq.base;
+	assert_int_equal(handler(ssh_service(&deps), "SSHReceivePack")(&call, &err), -1);
+	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_int_equal(call.n_sent, 0);
+	error_release(&err);
+
+	/* validation comes first */
+	req.gl_id = "";
+	call.request = &req.base;
+	assert_int_equal(handler(smarthttp_service(&deps), "PostReceivePack")(&call, &err), -1);
+	assert_int_equal(err.code, STATUS_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "empty GlId");
+	error_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pktscan_done_split),
+		cmocka_unit_test(test_pktscan_flush_and_specials),
+		cmocka_unit_test(test_pktscan_invalid),
+		cmocka_unit_test(test_pktscan_deepen),
+		cmocka_unit_test(test_config_options),
+		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_receive_hooks_payload),
+		cmocka_unit_test(test_pack_objects_hook_only_with_cache),
+		cmocka_unit_test(test_receive_pack_refused_without_hooks),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
