@@ -365,3 +365,60 @@ def git_pids_under(root_pid):
             if comm.startswith("git") and state != "Z" and not comm.startswith("gitaly"):
                 out.append((c, comm))
     return out
+
+
+# --------------------------------------------------------------------------
+# gitaly-gateway (owned by the gateway branch; used here only as a client)
+
+GATEWAY_BIN = os.environ.get("GITALY_GATEWAY_BIN") or os.path.join(BUILD, "bin", "gitaly-gateway")
+
+
+class GatewayProc:
+    """`gitaly-gateway serve` over HTTP in front of a conftest.Gitaly,
+    anonymous pushes allowed; started with a config written here."""
+
+    def __init__(self, base, g, gl_id="user-1"):
+        import socket
+        import time
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        os.makedirs(base, exist_ok=True)
+        self.config = os.path.join(base, "gateway.toml")
+        self.log = os.path.join(base, "gateway.log")
+        lines = ['listen_addr = "127.0.0.1:%d"' % self.port, 'default_storage = "default"',
+                 'log_level = "warn"', "", "[auth]", "required = false",
+                 'anonymous_gl_id = "%s"' % gl_id, ""]
+        for name in g.storages:
+            lines += ["[[storage]]", 'name = "%s"' % name,
+                      'address = "unix:%s"' % g.socket_path, 'token = "%s"' % (g.token or ""), ""]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines))
+        self._logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([GATEWAY_BIN, "--config", self.config, "serve"],
+                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError("gitaly-gateway exited with %d" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise AssertionError("gitaly-gateway is not listening")
+                time.sleep(0.05)
+
+    def url(self, storage, rel):
+        return "http://127.0.0.1:%d/%s/%s" % (self.port, storage, rel)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._logf.close()

@@ -264,6 +264,24 @@ def test_large_repository_clone_http(srv, large, workhorse, tmp_path):
     assert repogen.object_count(dest) == repogen.object_count(large["path"])
 
 
+def test_large_repository_clone_gateway(srv, large, tmp_path):
+    """The same clone through gitaly-gateway (our own Workhorse/gitlab-shell
+    stand-in in C), once it is built."""
+    if not os.access(gu.GATEWAY_BIN, os.X_OK):
+        pytest.skip("no %s (gateway branch not merged)" % gu.GATEWAY_BIN)
+    gw = gu.GatewayProc(str(tmp_path / "gw"), srv)
+    try:
+        dest = str(tmp_path / "clone.git")
+        r = run_git("clone", "--mirror", "-q", gw.url("default", "large.git"), dest,
+                    timeout=600)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        assert_mirror(dest, large["path"])
+        assert repogen.object_count(dest) == repogen.object_count(large["path"])
+    finally:
+        gw.close()
+    assert wait_no_git(srv) == []
+
+
 # --------------------------------------------------------------------------
 # pushes driven by git (not sidechannel RPCs, but the same multiplexed
 # connection: SSHReceivePack for gitlab-shell, PostReceivePack for Workhorse)
