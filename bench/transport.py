@@ -17,6 +17,9 @@ Reported per flavour (median of --reps runs):
   (captured from /proc), which separates transport cost from config cost
   (gitaly sets pack.threads=1, receive.fsckObjects=true, fsync...).
 
+With a gitaly-gateway binary (BUILD/bin/gitaly-gateway or
+$GITALY_GATEWAY_BIN), clones and pushes through it are measured too.
+
 Usage: bench/transport.py BUILD [--reps N] [--skip-throughput] [--work DIR]
 The generated repositories are cached under BUILD/bench/transport.
 """
@@ -164,11 +167,18 @@ class Bench:
         self.client = gu.Client(self.g)
         self.wrapper = gu.ssh_wrapper(os.path.join(self.scratch, "gitlab-shell"), self.client)
         self.workhorse = gu.Workhorse(self.client)
+        self.gateway = None
+        if os.access(gu.GATEWAY_BIN, os.X_OK):
+            self.gateway = gu.GatewayProc(os.path.join(self.scratch, "gw"), self.g)
+        else:
+            print("no %s: gateway flavours skipped" % gu.GATEWAY_BIN, flush=True)
         self.results = []
 
     def close(self):
         self.catcher.stop.set()
         self.workhorse.close()
+        if self.gateway:
+            self.gateway.close()
         try:
             self.g.stop()
         finally:
@@ -236,6 +246,12 @@ class Bench:
         # ours first, so gitaly's git -c options are known for the baseline
         self.series("clone", "gitaly ssh (sidechannel)", ours_ssh, reps)
         self.series("clone", "gitaly http (sidechannel)", ours_http, reps)
+        if self.gateway:
+            def gateway_http(i):
+                fresh()
+                return self.measure_ours(["git", "clone", "--mirror", "-q",
+                                          self.gateway.url("default", "large.git"), dest])
+            self.series("clone", "gitaly-gateway http", gateway_http, reps)
         for name, config in (("plain git defaults", ()),
                              ("plain git, gitaly's -c", self.catcher.config("upload-pack"))):
             up = os.path.join(self.scratch, "timed-upload-pack")
@@ -275,6 +291,12 @@ class Bench:
 
         self.series("push", "gitaly ssh", ours_ssh, reps)
         self.series("push", "gitaly http", ours_http, reps)
+        if self.gateway:
+            def gateway_http(i):
+                rel = target()
+                return self.measure_ours(["git", "--git-dir", self.large, "push", "-q",
+                                          self.gateway.url("default", rel)] + refspecs)
+            self.series("push", "gitaly-gateway http", gateway_http, reps)
         for name, config in (("plain git defaults", ()),
                              ("plain git, gitaly's -c", self.catcher.config("receive-pack"))):
             rp = os.path.join(self.scratch, "timed-receive-pack")
@@ -340,6 +362,19 @@ class Bench:
         self.series("stream", "gitaly ssh-upload-pack", ours("ssh-upload-pack"), reps)
         self.series("stream", "gitaly http-upload-pack", ours("http-upload-pack"), reps)
         self.series("stream", "plain upload-pack", plain, reps)
+        # reference for "no extra copies": a process that only relays the
+        # same bytes from a pipe to a pipe (one read and one write per
+        # chunk, as a relay must do), timed the same way
+        t_file = os.path.join(self.scratch, "relay-cpu.txt")
+        costs = []
+        for _ in range(reps):
+            if os.path.exists(t_file):
+                os.unlink(t_file)
+            run(["sh", "-c", "cat '%s' | /usr/bin/time -o '%s' -f '%%U %%S' cat | cat >/dev/null"
+                 % (out_file, t_file)])
+            with open(t_file) as f:
+                costs.append(sum(times_seconds(line) for line in f if line.strip()))
+        self.relay_per_gib = statistics.median(costs) / (os.path.getsize(out_file) / (1 << 30))
         os.unlink(out_file)
 
     def report(self):
@@ -372,6 +407,8 @@ class Bench:
                         line += ", gitaly itself %.2f CPU s per GiB" % (
                             r["own"] / (size / (1 << 30)))
                     print(line)
+            print("reference: `cat` relaying the same bytes pipe to pipe: %.2f CPU s per GiB"
+                  % self.relay_per_gib)
             print("gitaly VmHWM before/after each stream (KiB): %s" % self.hwm)
         print("ratios are ours / plain git with gitaly's -c options")
         print("gitaly's upload-pack -c: %s" % " ".join(self.catcher.config("upload-pack")))
@@ -393,6 +430,8 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-push", action="store_true")
+    ap.add_argument("--skip-clone", action="store_true")
+    ap.add_argument("--push-reps", type=int, help="default: --reps")
     ap.add_argument("--stream-mib", type=int, default=512)
     args = ap.parse_args()
     # cleanup (the server, scratch repositories) also on TERM, and on INT
@@ -402,9 +441,10 @@ def main():
     print("load average at start: %s; %d CPUs" % (loadavg(), os.cpu_count()), flush=True)
     b = Bench(args)
     try:
-        b.clone_all(args.reps)
+        if not args.skip_clone:
+            b.clone_all(args.reps)
         if not args.skip_push:
-            b.push_all(args.reps)
+            b.push_all(args.push_reps or args.reps)
         if not args.skip_throughput:
             b.throughput(args.reps, args.stream_mib)
         b.report()

@@ -217,9 +217,12 @@ def large_repo(base, commits=COMMITS):
                    lambda d: _build(d, lambda out: _large_stream(out, commits)))
 
 
-def blob_repo(base, total_mib=512, blob_mib=16):
+def blob_repo(base, total_mib=512, blob_mib=64):
     """Path of a repository of total_mib MiB of incompressible blobs, stored
-    uncompressed (pack.compression=0) so that building it costs no zlib."""
+    uncompressed (pack.compression=0) so that building it costs no zlib.
+    Blobs of 64 MiB are above gitaly's core.bigFileThreshold (50m), so
+    pack-objects sends them as stored, without a delta search: a clone is
+    then mostly transport."""
     return _cached(base, "blobs-%d-%d" % (total_mib, blob_mib),
                    lambda d: _build(d, lambda out: _blob_stream(out, total_mib, blob_mib),
                                     extra_config=("pack.compression=0", "core.compression=0",
