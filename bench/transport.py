@@ -224,6 +224,16 @@ class Bench:
         self.results.append(res)
         return res
 
+    def gateway_series(self, op, fn, reps):
+        """The gateway belongs to another branch: a failure there is
+        reported with its log, and the benchmark goes on."""
+        try:
+            self.series(op, "gitaly-gateway http", fn, reps)
+        except RuntimeError as e:
+            print("  %s through gitaly-gateway failed: %s" % (op, e), flush=True)
+            with open(self.gateway.log, errors="replace") as f:
+                print("  gateway log tail:\n" + "".join(f.readlines()[-10:]), flush=True)
+
     # -- clone
     def clone_all(self, reps):
         dest = os.path.join(self.scratch, "clone.git")
@@ -251,7 +261,7 @@ class Bench:
                 fresh()
                 return self.measure_ours(["git", "clone", "--mirror", "-q",
                                           self.gateway.url("default", "large.git"), dest])
-            self.series("clone", "gitaly-gateway http", gateway_http, reps)
+            self.gateway_series("clone", gateway_http, reps)
         for name, config in (("plain git defaults", ()),
                              ("plain git, gitaly's -c", self.catcher.config("upload-pack"))):
             up = os.path.join(self.scratch, "timed-upload-pack")
@@ -296,7 +306,7 @@ class Bench:
                 rel = target()
                 return self.measure_ours(["git", "--git-dir", self.large, "push", "-q",
                                           self.gateway.url("default", rel)] + refspecs)
-            self.series("push", "gitaly-gateway http", gateway_http, reps)
+            self.gateway_series("push", gateway_http, reps)
         for name, config in (("plain git defaults", ()),
                              ("plain git, gitaly's -c", self.catcher.config("receive-pack"))):
             rp = os.path.join(self.scratch, "timed-receive-pack")
