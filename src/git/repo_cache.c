@@ -92,6 +92,12 @@ static void global_init(void)
 	git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, (size_t)1024);
 	/* One bound for the decoded-object caches of all handles together. */
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)64 * 1024 * 1024);
+	/* libgit2 caches only trees under 4 KiB by default (about a hundred
+	 * entries) and no blobs: a bigger directory was inflated and parsed
+	 * again on every TreeEntry or GetTreeEntries of a path beneath it, and
+	 * a small hot file (a README) on every read. */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)1024 * 1024);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t)64 * 1024);
 
 	m_cache_total = metrics_counter("gitaly_catfile_cache_total",
 					"Counter of catfile cache hit/miss", type_label, 1);

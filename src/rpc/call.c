@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "base/strbuf.h"
+#include "limit/limit.h"
 #include "rpc/accesslog.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
@@ -1023,7 +1024,16 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 		goto out;
 	}
 
-	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
+	/* limits (src/limit): concurrency and rate, held while the handler runs */
+	struct limit_guard *limit_guard = NULL;
+	if (limit_call_enter(call, &limit_guard, &err) < 0) {
+		send_status(call, &err);
+		goto out;
+	}
+	int handler_rc = call->method->handler(call, &err);
+	limit_call_leave(limit_guard);
+
+	if (handler_rc < 0 || error_is_set(&err)) {
 		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
 		/*

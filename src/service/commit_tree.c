@@ -124,28 +124,58 @@ static Gitaly__TreeEntry__EntryType entry_type(uint32_t mode)
 	}
 }
 
+/* Entries are one allocation (struct, oid and path); commit_oid is borrowed
+ * from the request and flat_path, when set, is allocated apart. */
 static void tree_entry_free(void *item)
 {
-	if (item)
-		gitaly__tree_entry__free_unpacked(item, NULL);
+	Gitaly__TreeEntry *e = item;
+
+	if (!e)
+		return;
+	free(e->flat_path.data);
+	free(e);
 }
 
-static Gitaly__TreeEntry *tree_entry_new(const char *commit_oid, const char *root,
+/* The entry name te under the (clean) directory base, as Go's
+ * filepath.Join would give it. */
+static Gitaly__TreeEntry *tree_entry_new(const char *commit_oid, const char *base,
 					 const git_tree_entry *te)
 {
-	Gitaly__TreeEntry *e = calloc(1, sizeof(*e));
-	char hex[GIT_OID_HEXSZ + 1];
-	char *path;
+	const char *name = git_tree_entry_name(te);
+	size_t blen = strlen(base), nlen = strlen(name), plen;
+	char *joined = NULL, *p;
+	Gitaly__TreeEntry *e;
 
+	if (!strcmp(base, "."))
+		blen = 0;
+	/* A plain name under a clean base joins without cleaning. */
+	if (!nlen || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+		joined = path_join(base, name);
+		plen = strlen(joined);
+	} else {
+		plen = blen ? blen + 1 + nlen : nlen;
+	}
+	e = malloc(sizeof(*e) + GIT_OID_HEXSZ + 1 + plen + 1);
 	if (!e)
 		abort();
 	gitaly__tree_entry__init(e);
-	git_oid_tostr(hex, sizeof(hex), git_tree_entry_id(te));
-	e->oid = xstrdup_len(hex, strlen(hex));
-	e->commit_oid = xstrdup_len(commit_oid, strlen(commit_oid));
-	path = path_join(root, git_tree_entry_name(te));
-	e->path.data = (uint8_t *)path;
-	e->path.len = strlen(path);
+	p = (char *)(e + 1);
+	git_oid_tostr(p, GIT_OID_HEXSZ + 1, git_tree_entry_id(te));
+	e->oid = p;
+	p += GIT_OID_HEXSZ + 1;
+	if (joined) {
+		memcpy(p, joined, plen + 1);
+		free(joined);
+	} else if (blen) {
+		memcpy(p, base, blen);
+		p[blen] = '/';
+		memcpy(p + blen + 1, name, nlen + 1);
+	} else {
+		memcpy(p, name, nlen + 1);
+	}
+	e->commit_oid = (char *)commit_oid;
+	e->path.data = (uint8_t *)p;
+	e->path.len = plen;
 	e->mode = (int32_t)git_tree_entry_filemode_raw(te);
 	e->type = entry_type((uint32_t)e->mode);
 	return e;
@@ -216,12 +246,58 @@ static int tree_entries(git_repository *repo, const char *rev, const char *path,
 		goto out;
 	if (found && git_object_type(obj) == GIT_OBJECT_TREE) {
 		const git_tree *tree = (const git_tree *)obj;
+		char *base = path_join(path, "");
 
 		for (size_t i = 0; i < git_tree_entrycount(tree); i++)
-			entry_list_push(out, tree_entry_new(rev, path, git_tree_entry_byindex(tree, i)));
+			entry_list_push(out, tree_entry_new(rev, base, git_tree_entry_byindex(tree, i)));
+		free(base);
 	}
 	ret = 0;
 out:
+	git_object_free(obj);
+	return ret;
+}
+
+/*
+ * The entry tree_entries(rev, dir) would list with exactly this path, found
+ * by name in the directory's tree instead of by building the whole listing:
+ * 1 with *out set, 0 when there is none, -1 on error.
+ */
+static int tree_entry_at(git_repository *repo, const char *rev, const char *dir, const char *path,
+			 Gitaly__TreeEntry **out, struct error *err)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	git_object *obj = NULL;
+	char *clean, *base = NULL;
+	int found, ret = -1;
+
+	*out = NULL;
+	if (!strcmp(dir, "."))
+		dir = "";
+	clean = commit_path_clean(dir);
+	found = strncmp(clean, "../", 3) != 0;
+	free(clean);
+	if (!found)
+		return 0;
+	found = resolve_path(repo, rev, dir, &obj, err);
+	if (found < 0)
+		goto out;
+	if (found && git_object_type(obj) == GIT_OBJECT_TREE && *name) {
+		const git_tree_entry *te = git_tree_entry_byname((const git_tree *)obj, name);
+
+		if (te) {
+			base = path_join(dir, "");
+			*out = tree_entry_new(rev, base, te);
+			if ((*out)->path.len != strlen(path) || memcmp((*out)->path.data, path, (*out)->path.len)) {
+				tree_entry_free(*out);
+				*out = NULL;
+			}
+		}
+	}
+	ret = *out ? 1 : 0;
+out:
+	free(base);
 	git_object_free(obj);
 	return ret;
 }
@@ -293,9 +369,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__TreeEntryRequest *req = (const Gitaly__TreeEntryRequest *)rpc_call_request(call);
 	Gitaly__TreeEntryResponse resp = GITALY__TREE_ENTRY_RESPONSE__INIT;
-	struct entry_list entries = { 0 };
 	struct commit_repo r;
-	const Gitaly__TreeEntry *found = NULL;
+	Gitaly__TreeEntry *found = NULL;
 	char *rev = NULL, *path = NULL, *dir = NULL;
 	int ret = -1;
 
@@ -323,15 +398,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
 		path[n - 1] = '\0';
 	dir = path_dir(path);
-	if (tree_entries(r.git, rev, dir, &entries, err) < 0)
+	if (tree_entry_at(r.git, rev, dir, path, &found, err) < 0)
 		goto out;
-	for (size_t i = 0; i < entries.n; i++) {
-		if (entries.v[i]->path.len == strlen(path) &&
-		    !memcmp(entries.v[i]->path.data, path, entries.v[i]->path.len)) {
-			found = entries.v[i];
-			break;
-		}
-	}
 	if (!found) {
 		error_set(err, STATUS_NOT_FOUND, "tree entry not found");
 		goto out;
@@ -365,7 +433,7 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 		ret = send_tree_entry_blob(call, r.git, found, req->limit, req->max_size, err);
 	}
 out:
-	entry_list_release(&entries);
+	tree_entry_free(found);
 	free(rev);
 	free(path);
 	free(dir);
@@ -632,21 +700,35 @@ static int tree_error(struct error *err, int code, const char *msg, const char *
 
 struct walk_ctx {
 	struct entry_list *list;
+	struct commit_chunker *ch; /* set: entries are sent as they come */
+	struct error *err;
 	const char *rev, *root;
 	const git_oid *root_oid;
+	char *dir, *base; /* the last directory seen and its joined path */
 };
 
 static int walk_cb(const char *dir, const git_tree_entry *te, void *payload)
 {
 	struct walk_ctx *w = payload;
-	char *base;
+	Gitaly__TreeEntry *e;
 
 	if (git_oid_equal(git_tree_entry_id(te), w->root_oid))
 		return 0;
-	base = path_join(w->root, dir);
-	entry_list_push(w->list, tree_entry_new(w->rev, base, te));
-	free(base);
-	return 0;
+	if (!w->dir || strcmp(w->dir, dir) != 0) {
+		free(w->dir);
+		free(w->base);
+		w->dir = xstrdup_len(dir, strlen(dir));
+		w->base = path_join(w->root, dir);
+	}
+	e = tree_entry_new(w->rev, w->base, te);
+	if (!w->ch) {
+		entry_list_push(w->list, e);
+		return 0;
+	}
+	/* git_tree_walk stops on a negative return; err says why. */
+	return commit_chunker_add(w->ch, e, protobuf_c_message_get_packed_size(&e->base), w->err) < 0
+		       ? -1
+		       : 0;
 }
 
 static int type_rank(Gitaly__TreeEntry__EntryType t)
@@ -744,14 +826,24 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	}
 	if (req->recursive) {
-		struct walk_ctx w = { &entries, rev, path, git_object_id(obj) };
+		struct walk_ctx w = { &entries, NULL, err, rev, path, git_object_id(obj), NULL, NULL };
+		int rc;
 
 		/* Upstream answers nothing when the path names a blob. */
 		if (git_object_type(obj) != GIT_OBJECT_TREE) {
 			ret = 0;
 			goto out;
 		}
-		if (git_tree_walk((const git_tree *)obj, GIT_TREEWALK_PRE, walk_cb, &w) < 0) {
+		/* Without sorting or pages, entries go out in walk order as
+		 * they come: no list of the whole tree is built. */
+		if (!req->pagination_params && req->sort != GITALY__GET_TREE_ENTRIES_REQUEST__SORT_BY__TREES_FIRST)
+			w.ch = &ch;
+		rc = git_tree_walk((const git_tree *)obj, GIT_TREEWALK_PRE, walk_cb, &w);
+		free(w.dir);
+		free(w.base);
+		if (rc < 0 && w.ch && err->code != STATUS_OK)
+			goto out;
+		if (rc < 0) {
 			error_set(err, STATUS_INTERNAL, "listing tree entries: %s", commit_git_error());
 			goto out;
 		}

@@ -23,6 +23,7 @@
 #include "base/metrics.h"
 #include "cmd/gitaly/gitaly.h"
 #include "config/config.h"
+#include "limit/limit.h"
 #include "git/command.h"
 #include "git/locator.h"
 #include "git/repo_cache.h"
@@ -373,6 +374,8 @@ static int setup_server(struct serve_state *st, struct error *err)
 			return -1;
 		rpc_metrics_preregister(&svcs[i]);
 	}
+	if (limit_setup(cfg, err) < 0) /* [[concurrency]], [[rate_limiting]] */
+		return -1;
 	return rpc_server_start(st->srv, err);
 }
 
