@@ -441,6 +441,28 @@ static unsigned hook_bit(const char *name)
 	return 0;
 }
 
+/*
+ * Without a Praefect transaction the server's ReferenceTransactionHook has
+ * nothing to do (it only votes; custom hooks never run for this hook), so
+ * the call is skipped: git runs this hook twice per ref update, and the
+ * process is the cost. The state is still checked and stdin drained.
+ */
+static int skip_reference_transaction(int argc, char **argv, struct hook_payload *p)
+{
+	const char *state = argc > 1 ? argv[1] : "";
+	char buf[8192];
+	int rc = 0;
+
+	if (strcmp(state, "prepared") && strcmp(state, "committed") && strcmp(state, "aborted")) {
+		fprintf(stderr, "unknown reference-transaction state %s\n", state);
+		rc = 1;
+	}
+	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+		;
+	hook_payload_release(p);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct hook_payload p;
@@ -471,6 +493,8 @@ int main(int argc, char **argv)
 		hook_payload_release(&p);
 		return 0;
 	}
+	if (bit == HOOK_REFERENCE_TRANSACTION && !p.has_transaction)
+		return skip_reference_transaction(argc, argv, &p);
 	grpc_init();
 	if (pack_objects) {
 		exit_code = pack_objects_hook(argc - 2, argv + 2, &p);
