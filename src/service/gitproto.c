@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 
 #include "base/log.h"
 #include "base/process.h"
+#include "hook/custom.h"
 #include "hook/install.h"
 #include "hook/payload.h"
 #include "net/sidechannel.h"
@@ -282,9 +284,28 @@ int gitproto_receive_hooks(const struct service_deps *deps, const Gitaly__Reposi
 			   const char *repo_path, const char *gl_repository,
 			   const struct gitproto_user *user, struct git_cmd *cmd, struct error *err)
 {
+	char dir[4096];
+	char **update = NULL;
+	size_t n_update = 0;
+	struct error ignored = ERROR_INIT;
+	int want_update = 1;
+
 	if (!deps->hooks_dir || !deps->internal_socket)
 		return error_set(err, STATUS_INTERNAL, "receive-pack: hooks are not set up");
-	git_cmd_config(cmd, "core.hooksPath", deps->hooks_dir);
+	/* The payload never carries a Praefect transaction (we have none to
+	 * vote in), so the reference-transaction hook would do nothing; the
+	 * update hook only runs custom update hooks, so it is left out when
+	 * there are none (install.h). A custom update hook lookup that fails
+	 * keeps the hook, which then reports the problem itself. */
+	if (hook_custom_list(repo_path, deps->cfg ? deps->cfg->hooks.custom_hooks_dir : NULL,
+			     "update", &update, &n_update, &ignored) == 0) {
+		want_update = n_update > 0;
+		hook_custom_list_free(update, n_update);
+	}
+	error_release(&ignored);
+	snprintf(dir, sizeof(dir), "%s/%s", deps->hooks_dir,
+		 want_update ? HOOK_DIR_NO_TX : HOOK_DIR_NO_TX_NO_UPDATE);
+	git_cmd_config(cmd, "core.hooksPath", dir);
 	return set_payload(deps, repo, repo_path, gl_repository, HOOK_RECEIVE_PACK, user, cmd,
 			   err);
 }
