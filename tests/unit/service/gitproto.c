@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fake_call.h"
+#include "hook/install.h"
 #include "hook/payload.h"
 #include "service/gitproto.h"
 #include "service/smarthttp.h"
@@ -292,7 +294,7 @@ static void test_receive_hooks_payload(void **state)
 	struct git_cmd *cmd = git_cmd_new(repo_path, "receive-pack");
 	struct service_deps d = deps;
 	const char *const *argv, *const *envp;
-	char hooks_arg[64];
+	char hooks_arg[128];
 	(void)state;
 
 	/* without a hooks directory, receive-pack is refused */
@@ -309,7 +311,9 @@ static void test_receive_hooks_payload(void **state)
 						&err), 0);
 	cfg.auth.token = NULL;
 	argv = git_cmd_argv(cmd, &err);
-	snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s", d.hooks_dir);
+	/* no custom update hook, no transaction: the leanest directory */
+	snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s/" HOOK_DIR_NO_TX_NO_UPDATE,
+		 d.hooks_dir);
 	assert_true(has(argv, hooks_arg));
 	envp = git_cmd_envp(cmd, &err);
 	assert_non_null(env_of(envp, HOOK_PAYLOAD_ENV));
@@ -328,6 +332,31 @@ static void test_receive_hooks_payload(void **state)
 	assert_string_equal(p.remote_ip, "10.0.0.9");
 	hook_payload_release(&p);
 	git_cmd_free(cmd);
+
+	/* a custom update hook in the repository brings the update hook back */
+	{
+		char dir[400], hook[420];
+		FILE *f;
+
+		snprintf(dir, sizeof(dir), "%s/custom_hooks", repo_path);
+		snprintf(hook, sizeof(hook), "%s/update", dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		f = fopen(hook, "w");
+		assert_non_null(f);
+		fputs("#!/bin/sh\nexit 0\n", f);
+		fclose(f);
+		assert_int_equal(chmod(hook, 0755), 0);
+		cmd = git_cmd_new(repo_path, "receive-pack");
+		assert_int_equal(gitproto_receive_hooks(&d, &repo_msg, repo_path, "project-3", &u,
+							cmd, &err), 0);
+		argv = git_cmd_argv(cmd, &err);
+		snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s/" HOOK_DIR_NO_TX,
+			 d.hooks_dir);
+		assert_true(has(argv, hooks_arg));
+		git_cmd_free(cmd);
+		unlink(hook);
+		rmdir(dir);
+	}
 }
 
 static void test_pack_objects_hook_only_with_cache(void **state)
