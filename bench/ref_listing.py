@@ -3,7 +3,14 @@
 the equivalent single `git for-each-ref` run directly in the same run
 (issue 4's target: the RPC takes at most the time of the git command).
 Prints medians of 5 runs and the ratios; needs a build with RefService
-registered. Usage: GITALY_BUILD=build /usr/bin/python3 bench/ref_listing.py"""
+registered. Usage: GITALY_BUILD=build /usr/bin/python3 bench/ref_listing.py
+
+Caveat: this times the Python client too, and grpcio's per-message work
+plus protobuf decoding of 10k refs take longer than the server's answer
+(for ListRefs, a raw channel without decoding is ~30% faster than the
+decoding stub, and the C client bench/call_client.c ~2x faster still).
+bench/browse.sh measures the same RPCs with the C client, which reads
+every message without decoding it."""
 
 import os
 import statistics

@@ -7,7 +7,7 @@ protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgit2-dev zlib1g-dev 
 libjansson-dev libmicrohttpd-dev libpq-dev libcmocka-dev python3-grpcio
 python3-protobuf python3-pytest openssl ca-certificates procps
 golang-go golang-github-hashicorp-yamux-dev golang-google-grpc-dev golang-google-protobuf-dev
-openssh-server openssh-client"
+openssh-server openssh-client gnupg gpgv"
 missing=""
 for p in $PKGS; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

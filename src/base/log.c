@@ -23,6 +23,37 @@ static int log_fd = 2;
 
 static const char *const level_names[] = { "debug", "info", "warning", "error", "fatal" };
 
+/*
+ * The "pid" field: glibc no longer caches getpid(), and one system call per
+ * log line shows in ServerInfo's profile. A forked child (config_command's
+ * fork) starts over; posix_spawn children never run this code.
+ */
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static int pid_cached; /* atomics; 0: not known */
+
+static void pid_forget(void)
+{
+	__atomic_store_n(&pid_cached, 0, __ATOMIC_RELAXED);
+}
+
+static void pid_once_init(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+static int log_pid(void)
+{
+	int p;
+
+	pthread_once(&pid_once, pid_once_init);
+	p = __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
+	if (!p) {
+		p = (int)getpid();
+		__atomic_store_n(&pid_cached, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
 void log_configure(enum log_format format, enum log_level level, int fd)
 {
 	log_format_cur = format;
@@ -53,13 +84,37 @@ int log_enabled(enum log_level level)
 
 static void utc_timestamp(char *out, size_t n)
 {
+	/* the date and time of the current second, formatted once per thread */
+	static __thread time_t cached_sec = (time_t)-1;
+	static __thread char cached[64];
 	struct timeval tv;
-	struct tm tm;
+	int ms;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+	if (tv.tv_sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec);
+		cached_sec = tv.tv_sec;
+	}
+	ms = (int)(tv.tv_usec / 1000);
+	{
+		size_t len = strlen(cached);
+		if (n < len + 6) {
+			if (n)
+				out[0] = 0;
+			return;
+		}
+		memcpy(out, cached, len);
+		out[len] = '.';
+		out[len + 1] = (char)('0' + ms / 100);
+		out[len + 2] = (char)('0' + ms / 10 % 10);
+		out[len + 3] = (char)('0' + ms % 10);
+		out[len + 4] = 'Z';
+		out[len + 5] = 0;
+	}
 }
 
 static void write_all(int fd, const char *buf, size_t len)
@@ -89,7 +144,7 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 		char *line;
 		json_object_set_new(fields, "level", json_string(level_names[level]));
 		json_object_set_new(fields, "msg", json_string(msg));
-		json_object_set_new(fields, "pid", json_integer(getpid()));
+		json_object_set_new(fields, "pid", json_integer(log_pid()));
 		json_object_set_new(fields, "time", json_string(ts));
 		line = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 		if (line) {
@@ -100,7 +155,7 @@ void log_fields(enum log_level level, json_t *fields, const char *msg)
 		const char *key;
 		json_t *value;
 		strbuf_addf(&sb, "time=\"%s\" level=%s msg=\"%s\" pid=%d", ts, level_names[level], msg,
-			    (int)getpid());
+			    log_pid());
 		json_object_foreach(fields, key, value) {
 			char *v = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 			if (v) {
@@ -238,18 +293,7 @@ void log_json_real(struct strbuf *sb, double v)
 
 struct sorted_field {
 	const struct log_json_field *f;
-	size_t seq;
 };
-
-static int cmp_field(const void *a, const void *b)
-{
-	const struct sorted_field *x = a, *y = b;
-	int c = strcmp(x->f->key, y->f->key);
-
-	if (c)
-		return c;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 void log_json_fields(enum log_level level, const struct log_json_field *fields, size_t n,
 		     const char *msg)
@@ -272,7 +316,15 @@ void log_json_fields(enum log_level level, const struct log_json_field *fields, 
 	if (log_json_string(&vals, msg) < 0)
 		offs[1] = vals.len; /* left out, as jansson would */
 	offs[2] = vals.len;
-	strbuf_addf(&vals, "%d", (int)getpid());
+	{
+		char digits[16], *p = digits + sizeof(digits);
+		unsigned int u = (unsigned int)log_pid();
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		strbuf_add(&vals, p, (size_t)(digits + sizeof(digits) - p));
+	}
 	offs[3] = vals.len;
 	log_json_string(&vals, ts);
 	{
@@ -286,17 +338,28 @@ void log_json_fields(enum log_level level, const struct log_json_field *fields, 
 	}
 	for (size_t i = 0; i < n; i++) {
 		sorted[m].f = &fields[i];
-		sorted[m].seq = m;
 		m++;
 	}
 	for (int i = 0; i < 4; i++) {
 		if (!extra[i].len)
 			continue;
 		sorted[m].f = &extra[i];
-		sorted[m].seq = m;
 		m++;
 	}
-	qsort(sorted, m, sizeof(sorted[0]), cmp_field);
+	/*
+	 * Stable insertion sort: callers pass keys mostly in order (the access
+	 * log does), which makes this one strcmp per field; equal keys keep
+	 * their order, so the last one set wins below.
+	 */
+	for (size_t i = 1; i < m; i++) {
+		struct sorted_field v = sorted[i];
+		size_t j = i;
+		while (j > 0 && strcmp(sorted[j - 1].f->key, v.f->key) > 0) {
+			sorted[j] = sorted[j - 1];
+			j--;
+		}
+		sorted[j] = v;
+	}
 	strbuf_grow(&sb, 1024);
 	strbuf_addch(&sb, '{');
 	for (size_t i = 0, first = 1; i < m; i++) {

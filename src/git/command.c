@@ -89,6 +89,9 @@ struct git_cmd {
 	struct svec paths;
 	struct svec env;    /* "NAME=value" */
 	int pseudo_args;    /* a pseudo-revision was added: no --end-of-options */
+	int shallow_empty;  /* global `--shallow-file ""` (pack-objects hook) */
+	int stdin_given;    /* stdin_fd replaces the stdin pipe */
+	int stdin_fd;
 	char *cgroup_dir;
 	int64_t timeout_ms;
 	int oom;
@@ -371,6 +374,17 @@ struct git_cmd *git_cmd_new(const char *repo_path, const char *subcommand)
 	return cmd;
 }
 
+void git_cmd_shallow_file_empty(struct git_cmd *cmd)
+{
+	cmd->shallow_empty = 1;
+}
+
+void git_cmd_stdin_fd(struct git_cmd *cmd, int fd)
+{
+	cmd->stdin_given = 1;
+	cmd->stdin_fd = fd;
+}
+
 void git_cmd_config(struct git_cmd *cmd, const char *key, const char *value)
 {
 	if (!git_config_key_valid(key)) {
@@ -577,6 +591,9 @@ static int build_argv(struct git_cmd *cmd, const struct git_exec_env *ge)
 	for (size_t i = 0; i < ge->n_config; i++)
 		if (push_config(a, ge->config[i]) < 0)
 			return -1;
+	if (cmd->shallow_empty &&
+	    (svec_push(a, "--shallow-file") < 0 || svec_push(a, "") < 0))
+		return -1;
 	if (svec_push(a, cmd->subcommand) < 0)
 		return -1;
 	if (cmd->action && svec_push(a, cmd->action) < 0)
@@ -806,7 +823,7 @@ static int spawn_cmd(struct git_cmd *cmd, int want_in, int want_out, int want_er
 	o.argv = (const char *const *)cmd->argv.v;
 	o.envp = (const char *const *)cmd->envp.v;
 	o.cwd = cmd->cwd ? cmd->cwd : cmd->repo_path ? cmd->repo_path : "/";
-	o.stdin_fd = pin[0];
+	o.stdin_fd = cmd->stdin_given ? cmd->stdin_fd : pin[0];
 	o.stdout_fd = pout[1];
 	o.stderr_fd = perr[1];
 	o.new_pgroup = 1;

@@ -40,6 +40,14 @@ struct git_cmd *git_cmd_new(const char *repo_path, const char *subcommand);
 /* `-c key=value` before the subcommand. Rejects keys that fail upstream's
  * config-key regex (the error is reported by git_cmd_run). */
 void git_cmd_config(struct git_cmd *cmd, const char *key, const char *value);
+/* The global option `--shallow-file ""` before the subcommand: what
+ * upload-pack passes to pack-objects for shallow fetches (the pack-objects
+ * hook replays it). */
+void git_cmd_shallow_file_empty(struct git_cmd *cmd);
+/* Gives the command fd (borrowed, the caller closes it) as its stdin
+ * instead of a pipe or /dev/null; git_cmd_start's stdin_fd must then be
+ * NULL. */
+void git_cmd_stdin_fd(struct git_cmd *cmd, int fd);
 /* A sub-action right after the subcommand (`bundle create`, upstream's
  * Command.Action); at most one, must not start with '-'. */
 void git_cmd_action(struct git_cmd *cmd, const char *action);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,24 +58,33 @@ void locator_test_force_walk(int on)
 	force_fallback = on;
 }
 
-static int openat2_beneath(int rootfd, const char *rel, int *errnum)
+/*
+ * Opens rel beneath rootfd without leaving it. With dirfd, the target must
+ * be a directory and its O_PATH descriptor is handed back (callers that go
+ * on to look inside it save opening it again).
+ */
+static int openat2_beneath(int rootfd, const char *rel, int *errnum, int *dirfd)
 {
 #ifdef SYS_openat2
 	struct open_how how;
 	long fd;
 
 	memset(&how, 0, sizeof(how));
-	how.flags = O_PATH | O_CLOEXEC;
+	how.flags = O_PATH | O_CLOEXEC | (dirfd ? O_DIRECTORY : 0);
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 	fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
 	if (fd < 0) {
 		*errnum = errno;
 		return -1;
 	}
-	close((int)fd);
+	if (dirfd)
+		*dirfd = (int)fd;
+	else
+		close((int)fd);
 	*errnum = 0;
 	return 0;
 #else
+	(void)dirfd;
 	*errnum = ENOSYS;
 	return -1;
 #endif
@@ -259,17 +269,88 @@ out:
  * Resolves rel (relative, lexically clean) beneath the directory root without
  * leaving it through "..", absolute or magic symlinks.
  */
-static enum beneath_result resolve_beneath(const char *root, const char *rel, int *errnum)
+/*
+ * Storage roots stay open (O_PATH) for the life of the process, keyed by
+ * path and checked against the caller's fresh stat of the root, so a
+ * storage directory that was replaced gets a new descriptor. Replaced
+ * descriptors are kept open rather than closed under a concurrent user.
+ */
+#define ROOT_CACHE 16
+static struct {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	int fd;
+} root_cache[ROOT_CACHE];
+static pthread_mutex_t root_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A descriptor for root; *owned says whether the caller must close it. */
+static int root_fd(const char *root, const struct stat *st, int *owned)
+{
+	int fd = -1, slot = -1;
+
+	*owned = 0;
+	pthread_mutex_lock(&root_cache_mu);
+	for (int i = 0; i < ROOT_CACHE; i++) {
+		if (!root_cache[i].path) {
+			if (slot < 0)
+				slot = i;
+			continue;
+		}
+		if (strcmp(root_cache[i].path, root))
+			continue;
+		if (root_cache[i].dev == st->st_dev && root_cache[i].ino == st->st_ino) {
+			fd = root_cache[i].fd;
+			goto out;
+		}
+		slot = i; /* replaced directory: take a new descriptor below */
+		break;
+	}
+	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	if (slot < 0) {
+		*owned = 1;
+		goto out;
+	}
+	if (!root_cache[slot].path)
+		root_cache[slot].path = strdup(root);
+	if (!root_cache[slot].path) {
+		*owned = 1;
+		goto out;
+	}
+	root_cache[slot].dev = st->st_dev;
+	root_cache[slot].ino = st->st_ino;
+	root_cache[slot].fd = fd;
+out:
+	pthread_mutex_unlock(&root_cache_mu);
+	return fd;
+}
+
+/*
+ * Physical part: rel must resolve beneath root. root_st is a fresh stat of
+ * root when root is a storage root (its descriptor is then cached), NULL
+ * for any other base (opened for this call only). With dirfd, an existing target
+ * must be a directory and *dirfd receives its O_PATH descriptor (-1 when
+ * the walk fallback decided, or on any other result).
+ */
+static enum beneath_result resolve_beneath(const char *root, const struct stat *root_st,
+					   const char *rel, int *errnum, int *dirfd)
 {
 	enum beneath_result res = BENEATH_FAILED;
-	int rootfd;
+	int rootfd, owned = 1;
 
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd)
+		*dirfd = -1;
+	if (root_st)
+		rootfd = root_fd(root, root_st, &owned);
+	else
+		rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		*errnum = errno;
 		return errno == ENOENT ? BENEATH_MISSING : BENEATH_FAILED;
 	}
-	if (!force_fallback && openat2_beneath(rootfd, rel, errnum) == 0) {
+	if (!force_fallback && openat2_beneath(rootfd, rel, errnum, dirfd) == 0) {
 		res = BENEATH_EXISTS;
 		goto out;
 	}
@@ -297,7 +378,8 @@ static enum beneath_result resolve_beneath(const char *root, const char *rel, in
 	}
 	res = walk_beneath(rootfd, root, rel, errnum);
 out:
-	close(rootfd);
+	if (owned)
+		close(rootfd);
 	return res;
 }
 
@@ -364,7 +446,7 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 	const char *configured = NULL, *rel = NULL;
 	char *abs = NULL, *root = NULL;
 	struct stat st;
-	int errnum = 0, ret = -1, l;
+	int errnum = 0, ret = -1, l, dfd = -1;
 	static const char *const entries[] = { "objects", "refs", "HEAD" };
 
 	*out = NULL;
@@ -401,7 +483,8 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		error_set(err, STATUS_INVALID_ARGUMENT, MSG_ESCAPES);
 		goto out;
 	}
-	switch (resolve_beneath(root, rel, &errnum)) {
+	switch (resolve_beneath(root, &st, rel, &errnum,
+				(flags & LOCATOR_SKIP_EXISTS) ? NULL : &dfd)) {
 	case BENEATH_EXISTS:
 		break;
 	case BENEATH_MISSING:
@@ -418,15 +501,14 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		goto out;
 	}
 	if (!(flags & LOCATOR_SKIP_EXISTS)) {
-		int dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-
+		if (dfd < 0)
+			dfd = open(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0) {
 			error_set(err, STATUS_NOT_FOUND, "repository not found");
 			goto out;
 		}
 		for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
 			if (fstatat(dfd, entries[i], &st, 0) < 0) {
-				close(dfd);
 				error_set(err, STATUS_FAILED_PRECONDITION,
 					  "repository not valid: \"%s\" does not exist", entries[i]);
 				goto out;
@@ -434,7 +516,6 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		}
 		/* Upstream stats packed-refs to refresh NFS attribute caches. */
 		fstatat(dfd, "packed-refs", &st, 0);
-		close(dfd);
 	}
 	if (repo->git_object_directory && *repo->git_object_directory &&
 	    check_object_dir(root, rel, repo->git_object_directory, err) < 0)
@@ -449,6 +530,8 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 	abs = NULL;
 	ret = 0;
 out:
+	if (dfd >= 0)
+		close(dfd);
 	free(abs);
 	free(root);
 	return ret;
@@ -474,7 +557,7 @@ int locator_resolve_beneath(const char *base_in, const char *rel, char **out, st
 		error_set(err, STATUS_INVALID_ARGUMENT, MSG_ESCAPES);
 		goto out;
 	}
-	switch (resolve_beneath(base, relclean, &errnum)) {
+	switch (resolve_beneath(base, NULL, relclean, &errnum, NULL)) {
 	case BENEATH_EXISTS:
 	case BENEATH_MISSING:
 		break;

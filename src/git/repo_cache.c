@@ -90,10 +90,17 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void global_init(void)
-{
-	static const char *const type_label[] = { "type" };
+/*
+ * libgit2 is initialised on the first repository opened, not at startup:
+ * its init also sets up TLS for remotes (on Debian: mbedtls parsing the
+ * whole system CA bundle), which costs idle memory in a server that may
+ * never need it (ServerInfo, hooks...). Only repo_cache_get opens handles.
+ */
+static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
+static int libgit2_ready; /* read with atomics (shutdown) */
 
+static void libgit2_init(void)
+{
 	git_libgit2_init();
 	/* Like the git commands upstream runs: no global or system config. */
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
@@ -108,6 +115,19 @@ static void global_init(void)
 	git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, (size_t)1024);
 	/* One bound for the decoded-object caches of all handles together. */
 	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)64 * 1024 * 1024);
+	/* libgit2 caches only trees under 4 KiB by default (about a hundred
+	 * entries) and no blobs: a bigger directory was inflated and parsed
+	 * again on every TreeEntry or GetTreeEntries of a path beneath it, and
+	 * a small hot file (a README) on every read. */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)1024 * 1024);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, (size_t)64 * 1024);
+	__atomic_store_n(&libgit2_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* The metrics exist from startup, as upstream registers them. */
+static void global_init(void)
+{
+	static const char *const type_label[] = { "type" };
 
 	m_cache_total = metrics_counter("gitaly_catfile_cache_total",
 					"Counter of catfile cache hit/miss", type_label, 1);
@@ -404,6 +424,7 @@ static int cache_get(const char *repo_path, const char *object_dir, const char *
 	int ret = -1;
 
 	ensure_init();
+	pthread_once(&libgit2_once, libgit2_init);
 	if (object_dir && !*object_dir)
 		object_dir = NULL;
 	if (alternates && !*alternates)
@@ -648,7 +669,7 @@ void repo_cache_shutdown(void)
 		pthread_join(reaper_thread, NULL);
 	repo_cache_clear();
 	pthread_mutex_lock(&cache_lock);
-	if (!busy_list.len) {
+	if (!busy_list.len && __atomic_load_n(&libgit2_ready, __ATOMIC_ACQUIRE)) {
 		/* Balances the init of global_init (frees libgit2's per-thread
 		 * state of this thread, which leak checkers would report). */
 		git_libgit2_shutdown();

@@ -12,9 +12,21 @@
 #include "hook/payload.h"
 
 /*
+ * Leaner variants inside the hooks directory, for a receive-pack that needs
+ * fewer hooks: without reference-transaction (no Praefect transaction to
+ * vote on, the only thing that hook does) and also without update (no
+ * custom update hook, the only thing that hook runs). git spawns the
+ * reference-transaction hook twice and the update hook once per ref, so
+ * leaving them out saves hundreds of processes on a large push.
+ */
+#define HOOK_DIR_NO_TX "no-tx"
+#define HOOK_DIR_NO_TX_NO_UPDATE "no-tx-no-update"
+
+/*
  * Creates <runtime_dir>/hooks.d with the hook symlinks to hooks_binary
  * (absolute path of gitaly-hooks, usually <bin_dir>/gitaly-hooks), replacing
- * stale links. *out_dir (malloc'd) is the value for core.hooksPath.
+ * stale links, and the two variants above as subdirectories of it. *out_dir
+ * (malloc'd) is the value for core.hooksPath with every hook.
  */
 int hook_install(const char *runtime_dir, const char *hooks_binary, char **out_dir,
 		 struct error *err);

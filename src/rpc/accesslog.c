@@ -224,11 +224,46 @@ static enum log_level level_for(int code)
 /* Go's "2006-01-02T15:04:05.000" in local time. */
 static void local_time(time_t sec, long ms, char *out, size_t n)
 {
-	struct tm tm;
+	/*
+	 * Per thread, the last two seconds formatted (a call's start and its
+	 * deadline): localtime_r takes glibc's time-zone lock.
+	 */
+	static __thread struct {
+		time_t sec;
+		char text[64];
+	} cache[2] = { { (time_t)-1, "" }, { (time_t)-1, "" } };
+	static __thread int next;
+	const char *text = NULL;
 
-	localtime_r(&sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	for (int i = 0; i < 2; i++)
+		if (cache[i].sec == sec)
+			text = cache[i].text;
+	if (!text) {
+		struct tm tm;
+		localtime_r(&sec, &tm);
+		snprintf(cache[next].text, sizeof(cache[next].text), "%04d-%02d-%02dT%02d:%02d:%02d",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec);
+		cache[next].sec = sec;
+		text = cache[next].text;
+		next ^= 1;
+	}
+	if (ms < 0 || ms > 999)
+		ms = 0;
+	{
+		size_t len = strlen(text);
+		if (n < len + 5) {
+			if (n)
+				out[0] = 0;
+			return;
+		}
+		memcpy(out, text, len);
+		out[len] = '.';
+		out[len + 1] = (char)('0' + ms / 100);
+		out[len + 2] = (char)('0' + ms / 10 % 10);
+		out[len + 3] = (char)('0' + ms % 10);
+		out[len + 4] = 0;
+	}
 }
 
 /*
@@ -285,7 +320,18 @@ static void put_integer(struct sink *k, const char *key, long long v)
 	int i = sink_field(k, key);
 	if (i < 0)
 		return;
-	strbuf_addf(&k->vals, "%lld", v);
+	{
+		/* decimal digits without printf: this runs twice per logged call */
+		char digits[24], *p = digits + sizeof(digits);
+		unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (v < 0)
+			*--p = '-';
+		strbuf_add(&k->vals, p, (size_t)(digits + sizeof(digits) - p));
+	}
 	sink_done(k, i);
 }
 
@@ -361,7 +407,7 @@ void accesslog_emit(const struct accesslog_entry *e)
 		return;
 	code_name = status_code_name(e->code);
 	k.n = 0;
-	strbuf_init(&k.vals, 1024);
+	strbuf_init(&k.vals, 0); /* no cap: a long error must not cut the line */
 	k.obj = NULL;
 	if (!log_is_json()) {
 		k.obj = json_object();
@@ -369,55 +415,62 @@ void accesslog_emit(const struct accesslog_entry *e)
 			goto out;
 	}
 
+	/*
+	 * Standard fields in the byte order of their keys, so that sorting the
+	 * line (log_json_fields) is a single pass; handler fields come after
+	 * them and override them, except the three after them (as upstream's
+	 * field order of precedence).
+	 */
 	put_string(&k, "component", e->type == RPC_UNARY ? "gitaly.UnaryServerInterceptor"
 							 : "gitaly.StreamServerInterceptor");
-	put_string(&k, "system", "grpc");
-	put_string(&k, "span.kind", "server");
-	set_str(&k, "grpc.service", e->service);
+	set_tag(&k, "correlation_id", e->correlation_id);
+	if (e->code != STATUS_OK)
+		set_str(&k, "error", e->error ? e->error : code_name);
+	put_string(&k, "grpc.code", code_name);
+	/* request-info tags */
+	set_tag(&k, "grpc.meta.auth_version", e->auth_version);
+	set_tag(&k, "grpc.meta.call_site", e->call_site);
+	set_tag(&k, "grpc.meta.client_name", e->client_name);
+	set_tag(&k, "grpc.meta.deadline_type", e->deadline_unix_ms ? e->deadline_type : "none");
+	if (e->op != RPC_OP_UNKNOWN) {
+		set_tag(&k, "grpc.meta.method_operation", accesslog_op_name(e->op));
+		set_tag(&k, "grpc.meta.method_scope", accesslog_scope_name(e->scope));
+	}
+	set_tag(&k, "grpc.meta.method_type", accesslog_method_type_name(e->type));
 	set_str(&k, "grpc.method", e->method);
-	local_time(e->start.tv_sec, e->start.tv_nsec / 1000000, buf, sizeof(buf));
-	put_string(&k, "grpc.start_time", buf);
+	set_tag(&k, "grpc.request.StorageName", e->storage_name);
 	if (e->deadline_unix_ms) {
 		int64_t ms = e->deadline_unix_ms;
 		int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 		local_time((time_t)sec, (long)(ms - sec * 1000), buf, sizeof(buf));
 		put_string(&k, "grpc.request.deadline", buf);
 	}
-
-	/* request-info tags */
-	set_tag(&k, "grpc.meta.call_site", e->call_site);
-	set_tag(&k, "grpc.meta.client_name", e->client_name);
-	set_tag(&k, "grpc.meta.auth_version", e->auth_version);
-	set_tag(&k, "grpc.meta.deadline_type", e->deadline_unix_ms ? e->deadline_type : "none");
-	set_tag(&k, "grpc.meta.method_type", accesslog_method_type_name(e->type));
-	if (e->op != RPC_OP_UNKNOWN) {
-		set_tag(&k, "grpc.meta.method_operation", accesslog_op_name(e->op));
-		set_tag(&k, "grpc.meta.method_scope", accesslog_scope_name(e->scope));
-	}
 	set_tag(&k, "grpc.request.fullMethod", full_method);
-	set_tag(&k, "grpc.request.StorageName", e->storage_name);
-	set_tag(&k, "remote_ip", e->remote_ip);
-	set_tag(&k, "user_id", e->user_id);
-	set_tag(&k, "username", e->username);
-	set_tag(&k, "correlation_id", e->correlation_id);
 	if (e->has_repository) {
-		set_str(&k, "grpc.request.repoStorage", e->repo_storage);
-		set_str(&k, "grpc.request.repoPath", e->repo_path);
-		set_str(&k, "grpc.request.glRepository", e->gl_repository);
 		set_str(&k, "grpc.request.glProjectPath", e->gl_project_path);
+		set_str(&k, "grpc.request.glRepository", e->gl_repository);
 	}
 	if (e->has_pool_repository) {
-		set_str(&k, "grpc.request.pool.storage", e->pool_storage);
 		set_str(&k, "grpc.request.pool.relativePath", e->pool_relative_path);
 		set_str(&k, "grpc.request.pool.sourceProjectPath", e->pool_source_project_path);
+		set_str(&k, "grpc.request.pool.storage", e->pool_storage);
 	}
-
-	/* end-of-call fields */
-	put_string(&k, "grpc.code", code_name);
+	if (e->has_repository) {
+		set_str(&k, "grpc.request.repoPath", e->repo_path);
+		set_str(&k, "grpc.request.repoStorage", e->repo_storage);
+	}
+	set_str(&k, "grpc.service", e->service);
+	local_time(e->start.tv_sec, e->start.tv_nsec / 1000000, buf, sizeof(buf));
+	put_string(&k, "grpc.start_time", buf);
 	us = e->time_ms > 0 ? (int64_t)(e->time_ms * 1000.0) : 0;
 	put_real(&k, "grpc.time_ms", (double)us / 1000.0);
-	if (e->code != STATUS_OK)
-		set_str(&k, "error", e->error ? e->error : code_name);
+	set_tag(&k, "remote_ip", e->remote_ip);
+	put_string(&k, "span.kind", "server");
+	put_string(&k, "system", "grpc");
+	set_tag(&k, "user_id", e->user_id);
+	set_tag(&k, "username", e->username);
+
+	/* end-of-call fields */
 	if (e->custom_fields && json_is_object(e->custom_fields))
 		put_custom(&k, e->custom_fields);
 	put_integer(&k, "grpc.request.payload_bytes", (long long)e->request_bytes);

@@ -1,14 +1,22 @@
 /*
- * One gRPC call from start to end, run synchronously on a worker thread.
- * The worker's NEXT completion queue is bound to the call; every operation
+ * One gRPC call from start to end, run on a worker thread. Two paths share
+ * handle_call: a call of a streaming (or unknown) method is synchronous:
+ * the worker's NEXT completion queue is bound to the call, every operation
  * batch is started and then waited for on that queue, and the
  * RECV_CLOSE_ON_SERVER completion (which grpc core delivers when the client
  * cancels, the deadline passes, or the status went out) is recognised
- * whenever it shows up. The order matches grpc-go with Gitaly's
- * interceptors: method lookup, first request, correlation id, auth, handler,
- * status (with grpc-status-details-bin), access log and metrics.
+ * whenever it shows up. A call of a registered unary method arrives with
+ * its message already read and is bound to the server's shared queue:
+ * nothing is waited for; the close is requested at the start (so
+ * cancellation is seen as on the other path), the access-log line is
+ * written, then the response and status go out in one batch, and both
+ * completions are bookkeeping for whichever worker takes them (struct
+ * call_fin). The order matches grpc-go with Gitaly's interceptors: method
+ * lookup, first request, correlation id, auth, handler, status (with
+ * grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,7 @@
 
 #include "base/log.h"
 #include "base/strbuf.h"
+#include "limit/limit.h"
 #include "rpc/accesslog.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
@@ -43,6 +52,20 @@ struct md_entry {
 	char *key;
 	char *value;
 	size_t value_len;
+};
+
+/*
+ * What outlives an async (registered unary) call's handler: the grpc call
+ * and what its last batches point to, released when the handler is done
+ * and both the close and the final batch have completed.
+ */
+struct call_fin {
+	struct rpc_tag close_tag, final_tag;
+	grpc_call *gc;
+	int refs;       /* atomics */
+	int close_done; /* atomics: RECV_CLOSE_ON_SERVER completed */
+	int cancelled;
+	grpc_slice status_slice, trailer_value;
 };
 
 struct rpc_call {
@@ -90,6 +113,13 @@ struct rpc_call {
 	void *raw_data;
 
 	grpc_byte_buffer *unary_resp; /* unary: the response, sent with status */
+	/* async calls: the pre-read request, and the final batch, started
+	 * after the access log is written */
+	struct call_fin *fin;
+	grpc_byte_buffer *preread;
+	grpc_op final_ops[3];
+	size_t n_final;
+	grpc_metadata final_trailer;
 	size_t request_bytes, response_bytes;
 
 	struct arena_chunk *arena;
@@ -156,6 +186,42 @@ static void arena_free(struct rpc_call *call)
 		c = next;
 	}
 	call->arena = NULL;
+}
+
+static void fin_unref(struct call_fin *fin)
+{
+	if (__atomic_sub_fetch(&fin->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	grpc_call_unref(fin->gc);
+	grpc_slice_unref(fin->status_slice);
+	grpc_slice_unref(fin->trailer_value);
+	free(fin);
+}
+
+void rpc_call_async_event(struct rpc_tag *tag, int success)
+{
+	struct call_fin *fin;
+
+	(void)success;
+	if (tag->kind == RPC_TAG_CLOSE) {
+		fin = (struct call_fin *)((char *)tag - offsetof(struct call_fin, close_tag));
+		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
+	} else {
+		fin = (struct call_fin *)((char *)tag - offsetof(struct call_fin, final_tag));
+	}
+	fin_unref(fin);
+}
+
+/* Starts a batch of an async call with one of fin's tags; 1 when started. */
+static int fin_batch(struct call_fin *fin, const grpc_op *ops, size_t n, struct rpc_tag *tag)
+{
+	__atomic_add_fetch(&fin->refs, 1, __ATOMIC_ACQ_REL);
+	if (grpc_call_start_batch(fin->gc, ops, n, tag, NULL) != GRPC_CALL_OK) {
+		log_msg(LOG_ERROR, "grpc_call_start_batch failed");
+		__atomic_sub_fetch(&fin->refs, 1, __ATOMIC_ACQ_REL);
+		return 0;
+	}
+	return 1;
 }
 
 static int64_t now_ms(clockid_t clk)
@@ -245,6 +311,12 @@ static int wait_tag(struct rpc_call *call, void *tag)
 /* Non-blocking check whether the close completion arrived. */
 static void poll_close(struct rpc_call *call)
 {
+	if (call->fin) {
+		/* async: a worker reports the close (rpc_call_async_event) */
+		if (__atomic_load_n(&call->fin->close_done, __ATOMIC_ACQUIRE))
+			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+		return;
+	}
 	if (__atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&call->stash_lock);
@@ -449,34 +521,40 @@ static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 	*out = grpc_empty_slice();
 	if (call->client_done)
 		return 0;
-	pthread_mutex_lock(&call->stash_lock);
-	ok = !call->recv_abort;
-	pthread_mutex_unlock(&call->stash_lock);
-	if (!ok) {
-		error_set(err, STATUS_CANCELLED, "context canceled");
-		goto out;
-	}
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_MESSAGE;
-	call->recv_bb = NULL;
-	op.data.recv_message.recv_message = &call->recv_bb;
-	if (grpc_call_start_batch(call->gc, &op, 1, &call->tag_recv, NULL) != GRPC_CALL_OK) {
-		gone_error(call, err);
-		goto out;
-	}
-	call->recv_pending = 1;
-	ok = wait_tag(call, &call->tag_recv);
-	if (ok < 0) {
-		/* Abandoned: the batch completes when the call ends (drained there). */
-		error_set(err, STATUS_CANCELLED, "context canceled");
-		goto out;
-	}
-	call->recv_pending = 0;
-	bb = call->recv_bb;
-	call->recv_bb = NULL;
-	if (!ok) {
-		gone_error(call, err);
-		goto out;
+	if (call->fin) {
+		/* async: grpc core read the one message before the call started */
+		bb = call->preread;
+		call->preread = NULL;
+	} else {
+		pthread_mutex_lock(&call->stash_lock);
+		ok = !call->recv_abort;
+		pthread_mutex_unlock(&call->stash_lock);
+		if (!ok) {
+			error_set(err, STATUS_CANCELLED, "context canceled");
+			goto out;
+		}
+		memset(&op, 0, sizeof(op));
+		op.op = GRPC_OP_RECV_MESSAGE;
+		call->recv_bb = NULL;
+		op.data.recv_message.recv_message = &call->recv_bb;
+		if (grpc_call_start_batch(call->gc, &op, 1, &call->tag_recv, NULL) != GRPC_CALL_OK) {
+			gone_error(call, err);
+			goto out;
+		}
+		call->recv_pending = 1;
+		ok = wait_tag(call, &call->tag_recv);
+		if (ok < 0) {
+			/* Abandoned: the batch completes when the call ends (drained there). */
+			error_set(err, STATUS_CANCELLED, "context canceled");
+			goto out;
+		}
+		call->recv_pending = 0;
+		bb = call->recv_bb;
+		call->recv_bb = NULL;
+		if (!ok) {
+			gone_error(call, err);
+			goto out;
+		}
 	}
 	if (!bb) {
 		call->client_done = 1;
@@ -723,6 +801,28 @@ static void send_status(struct rpc_call *call, const struct error *e)
 		ops[n].data.send_status_from_server.trailing_metadata = &trailer;
 	}
 	n++;
+	if (call->fin) {
+		/*
+		 * async: kept for the end of the call, which starts the batch
+		 * after the access-log line (the slices live in fin until the
+		 * batch completes).
+		 */
+		struct call_fin *fin = call->fin;
+		grpc_slice_unref(fin->status_slice);
+		grpc_slice_unref(fin->trailer_value);
+		fin->status_slice = status_slice;
+		fin->trailer_value = trailer.value;
+		call->final_trailer = trailer;
+		memcpy(call->final_ops, ops, sizeof(ops));
+		call->n_final = n;
+		call->final_ops[n - 1].data.send_status_from_server.status_details =
+			&fin->status_slice;
+		if (call->final_ops[n - 1].data.send_status_from_server.trailing_metadata)
+			call->final_ops[n - 1].data.send_status_from_server.trailing_metadata =
+				&call->final_trailer;
+		strbuf_release(&details);
+		return;
+	}
 	if (start_batch(call, ops, n, &call->tag_op) && code == STATUS_OK && call->unary_resp &&
 	    !call->opts->no_access_log)
 		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
@@ -905,8 +1005,15 @@ static void run_fallback(struct rpc_call *call, rpc_handler_fn fn, struct error 
 	}
 }
 
-void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
-		     const grpc_metadata_array *md, grpc_completion_queue *cq)
+/*
+ * Both kinds of call: cq is the slot's queue of a generic call (every batch
+ * waited for there), or NULL for an async registered unary call, whose
+ * method (known) and first message (payload, consumed) come with it.
+ */
+static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr, size_t mlen,
+			gpr_timespec deadline, const grpc_metadata_array *md,
+			grpc_completion_queue *cq, const struct rpc_lookup *known,
+			grpc_byte_buffer *payload)
 {
 	struct rpc_call call_s, *call = &call_s;
 	struct error err = ERROR_INIT;
@@ -931,15 +1038,30 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	/* The close op reports cancellation; it completes at the very end otherwise. */
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &cancelled_flag;
-	if (grpc_call_start_batch(gc, &op, 1, &call->tag_close, NULL) != GRPC_CALL_OK)
-		call->close_done = 1;
+	if (!cq) {
+		struct call_fin *fin = calloc(1, sizeof(*fin));
+		if (!fin)
+			abort();
+		fin->close_tag.kind = RPC_TAG_CLOSE;
+		fin->final_tag.kind = RPC_TAG_FINAL;
+		fin->gc = gc;
+		fin->refs = 1; /* this function's */
+		fin->status_slice = grpc_empty_slice();
+		fin->trailer_value = grpc_empty_slice();
+		call->fin = fin;
+		call->preread = payload;
+		op.data.recv_close_on_server.cancelled = &fin->cancelled;
+		if (!fin_batch(fin, &op, 1, &fin->close_tag))
+			fin->close_done = 1;
+	} else {
+		op.data.recv_close_on_server.cancelled = &cancelled_flag;
+		if (grpc_call_start_batch(gc, &op, 1, &call->tag_close, NULL) != GRPC_CALL_OK)
+			call->close_done = 1;
+	}
 
-	const char *mptr = (const char *)GRPC_SLICE_START_PTR(details->method);
-	size_t mlen = GRPC_SLICE_LENGTH(details->method);
 	call->full_method = arena_strndup(call, mptr, mlen);
 	copy_metadata(call, md);
-	set_deadline(call, details->deadline);
+	set_deadline(call, deadline);
 	{
 		char *peer = grpc_call_get_peer(gc);
 		call->peer = rpc_call_strdup(call, peer ? peer : "");
@@ -960,7 +1082,10 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 		}
 	}
 
-	rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
+	if (known)
+		lk = *known;
+	else
+		rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
 	call->svc = lk.svc;
 	call->method = lk.method;
 	if (!lk.method && rpc_server_fallback(srv, &fallback, &call->raw_data)) {
@@ -1023,7 +1148,16 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 		goto out;
 	}
 
-	if (call->method->handler(call, &err) < 0 || error_is_set(&err)) {
+	/* limits (src/limit): concurrency and rate, held while the handler runs */
+	struct limit_guard *limit_guard = NULL;
+	if (limit_call_enter(call, &limit_guard, &err) < 0) {
+		send_status(call, &err);
+		goto out;
+	}
+	int handler_rc = call->method->handler(call, &err);
+	limit_call_leave(limit_guard);
+
+	if (handler_rc < 0 || error_is_set(&err)) {
 		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "handler failed without an error");
 		/*
@@ -1045,18 +1179,32 @@ void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_deta
 	}
 
 out:
-	wait_tag(call, &call->tag_close);
-	if (call->recv_pending) {
-		/* A receive abandoned by the handler completes now that the call is over. */
-		call->recv_abort = 0;
-		wait_tag(call, &call->tag_recv);
-		if (call->recv_bb)
-			grpc_byte_buffer_destroy(call->recv_bb);
+	if (!call->fin) {
+		wait_tag(call, &call->tag_close);
+		if (call->recv_pending) {
+			/* A receive abandoned by the handler completes now that the call is over. */
+			call->recv_abort = 0;
+			wait_tag(call, &call->tag_recv);
+			if (call->recv_bb)
+				grpc_byte_buffer_destroy(call->recv_bb);
+		}
 	}
 	if (logged)
 		finish_log(call, &start_rt, &start_mono, error_is_set(&err) ? &err : NULL,
 			   auth_version);
-	grpc_call_unref(gc);
+	if (call->fin) {
+		/* async: the answer leaves now; the last completion frees the call */
+		if (call->n_final && fin_batch(call->fin, call->final_ops, call->n_final,
+					       &call->fin->final_tag) &&
+		    !error_is_set(&err) && call->unary_resp && !call->opts->no_access_log)
+			rpc_metrics_msg_sent(call->service_name, call->method_name,
+					     call->method->type);
+		if (call->preread)
+			grpc_byte_buffer_destroy(call->preread);
+		fin_unref(call->fin);
+	} else {
+		grpc_call_unref(gc);
+	}
 	for (size_t i = 0; i < call->n_msgs; i++)
 		protobuf_c_message_free_unpacked(call->msgs[i], NULL);
 	free(call->msgs);
@@ -1067,4 +1215,18 @@ out:
 	arena_free(call);
 	pthread_cond_destroy(&call->stash_cond);
 	pthread_mutex_destroy(&call->stash_lock);
+}
+
+void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
+		     const grpc_metadata_array *md, grpc_completion_queue *cq)
+{
+	handle_call(srv, gc, (const char *)GRPC_SLICE_START_PTR(details->method),
+		    GRPC_SLICE_LENGTH(details->method), details->deadline, md, cq, NULL, NULL);
+}
+
+void rpc_call_handle_unary(struct rpc_server *srv, grpc_call *gc, const struct rpc_lookup *lk,
+			   const char *full, gpr_timespec deadline, const grpc_metadata_array *md,
+			   grpc_byte_buffer *payload)
+{
+	handle_call(srv, gc, full, strlen(full), deadline, md, NULL, lk, payload);
 }

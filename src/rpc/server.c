@@ -32,6 +32,21 @@ struct method_slot {
 	size_t len;
 	const struct rpc_service *svc;
 	const struct rpc_method *method;
+	void *reg; /* grpc core's handle when registered (unary methods) */
+};
+
+/* Outstanding requests per registered unary method. */
+#define UNARY_REQS_PER_METHOD 4
+
+/* One outstanding request for a registered unary method. */
+struct unary_req {
+	struct rpc_tag tag; /* RPC_TAG_UNARY */
+	const struct method_slot *ms;
+	grpc_call *gc;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_byte_buffer *payload;
+	int pending;
 };
 
 struct worker {
@@ -42,6 +57,7 @@ struct worker {
 
 /* One outstanding call request and the queue its call will be bound to. */
 struct slot {
+	struct rpc_tag tag; /* RPC_TAG_SLOT */
 	grpc_completion_queue *call_cq;
 	grpc_call *gc;
 	grpc_call_details details;
@@ -68,6 +84,8 @@ struct rpc_server {
 	struct slot *slots_pool;
 	int n_workers;
 	int n_reqs; /* call requests (slots) kept outstanding: 2 per thread */
+	struct unary_req *unary_reqs; /* registered unary methods' requests */
+	size_t n_unary_reqs;
 	int started, shut_down;
 	pthread_mutex_t lock;
 	/*
@@ -79,6 +97,20 @@ struct rpc_server {
 	 */
 	int idle, parked, max_idle;
 	pthread_cond_t park_cond;
+	/*
+	 * Threads are started as needed (n_started of n_workers, under lock):
+	 * max_idle at start, one more whenever a thread takes a call while
+	 * none is left waiting or parked. An idle server keeps a handful of
+	 * threads (each costs touched stack and per-thread allocator state).
+	 */
+	int n_started;
+	/*
+	 * Async unary calls being handled, under lock: they start batches on
+	 * the shared queue, so it is shut down only when none is left, and
+	 * none starts after (queue_closing).
+	 */
+	int async_running, queue_closing;
+	pthread_cond_t async_cond;
 };
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -211,6 +243,7 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	srv->n_workers = srv->opts.n_workers;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->park_cond, NULL);
+	pthread_cond_init(&srv->async_cond, NULL);
 	{
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		srv->max_idle = ncpu > 1 ? (int)(ncpu * 2) : 2;
@@ -270,8 +303,10 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	grpc_server_register_completion_queue(srv->server, srv->notify_cq, NULL);
 	for (int i = 0; i < srv->n_workers; i++)
 		srv->workers[i].srv = srv;
-	for (int i = 0; i < srv->n_reqs; i++)
+	for (int i = 0; i < srv->n_reqs; i++) {
+		srv->slots_pool[i].tag.kind = RPC_TAG_SLOT;
 		srv->slots_pool[i].call_cq = grpc_completion_queue_create_for_next(NULL);
+	}
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -335,6 +370,108 @@ static int request_slot(struct rpc_server *srv, struct slot *sl)
 	return 0;
 }
 
+/* Asks grpc core for the next call of u's method; returns 0, or -1 when refused. */
+static int request_unary(struct rpc_server *srv, struct unary_req *u)
+{
+	u->gc = NULL;
+	u->payload = NULL;
+	grpc_metadata_array_init(&u->md);
+	u->pending = 1;
+	if (grpc_server_request_registered_call(srv->server, u->ms->reg, &u->gc, &u->deadline,
+						&u->md, &u->payload, srv->notify_cq,
+						srv->notify_cq, u) != GRPC_CALL_OK) {
+		u->pending = 0;
+		grpc_metadata_array_destroy(&u->md);
+		return -1;
+	}
+	return 0;
+}
+
+/* Drops what a failed (shutdown) or never-taken unary request holds. */
+static void unary_req_release(struct unary_req *u)
+{
+	if (u->gc)
+		grpc_call_unref(u->gc);
+	if (u->payload)
+		grpc_byte_buffer_destroy(u->payload);
+	grpc_metadata_array_destroy(&u->md);
+	u->gc = NULL;
+	u->payload = NULL;
+	u->pending = 0;
+}
+
+/*
+ * A registered unary call arrived (lock not held): the request is renewed
+ * first, so the method keeps its requests outstanding while this one runs,
+ * then the call runs here without waiting for its last batch.
+ */
+static void run_unary(struct rpc_server *srv, struct unary_req *u)
+{
+	grpc_call *gc = u->gc;
+	grpc_metadata_array md = u->md;
+	grpc_byte_buffer *payload = u->payload;
+	gpr_timespec deadline = u->deadline;
+	struct rpc_lookup lk = { .svc = u->ms->svc, .method = u->ms->method };
+
+	u->pending = 0;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->queue_closing) {
+		/* too late to start anything on the queue: drop the call */
+		pthread_mutex_unlock(&srv->lock);
+		grpc_call_unref(gc);
+		if (payload)
+			grpc_byte_buffer_destroy(payload);
+		grpc_metadata_array_destroy(&md);
+		return;
+	}
+	srv->async_running++;
+	if (!srv->shut_down)
+		request_unary(srv, u);
+	pthread_mutex_unlock(&srv->lock);
+	rpc_call_handle_unary(srv, gc, &lk, u->ms->full, deadline, &md, payload);
+	grpc_metadata_array_destroy(&md);
+	pthread_mutex_lock(&srv->lock);
+	if (--srv->async_running == 0)
+		pthread_cond_broadcast(&srv->async_cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void *worker_main(void *arg);
+
+/* Starts the next worker (lock held); 0 or an errno. */
+static int start_worker(struct rpc_server *srv)
+{
+	pthread_attr_t attr;
+	struct worker *w = &srv->workers[srv->n_started];
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
+	rc = pthread_create(&w->thread, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	if (rc)
+		return rc;
+	w->started = 1;
+	srv->n_started++;
+	return 0;
+}
+
+/* A thread took a call (lock held): make sure another one waits. */
+static void replace_waiter(struct rpc_server *srv)
+{
+	if (srv->idle > 0 || srv->shut_down)
+		return;
+	if (srv->parked > 0) {
+		pthread_cond_signal(&srv->park_cond);
+		return;
+	}
+	if (srv->n_started < srv->n_workers) {
+		int rc = start_worker(srv);
+		if (rc)
+			log_msg(LOG_WARN, "cannot start a worker thread: %s", strerror(rc));
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -360,7 +497,27 @@ static void *worker_main(void *arg)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE || !ev.tag)
 			continue;
-		struct slot *sl = ev.tag;
+		struct rpc_tag *tag = ev.tag;
+		if (tag->kind == RPC_TAG_CLOSE || tag->kind == RPC_TAG_FINAL) {
+			/* an async call's completion: quick bookkeeping, no hand-off */
+			pthread_mutex_unlock(&srv->lock);
+			rpc_call_async_event(tag, ev.success);
+			pthread_mutex_lock(&srv->lock);
+			continue;
+		}
+		if (tag->kind == RPC_TAG_UNARY) {
+			struct unary_req *u = (struct unary_req *)tag;
+			if (!ev.success) {
+				unary_req_release(u);
+				continue;
+			}
+			replace_waiter(srv);
+			pthread_mutex_unlock(&srv->lock);
+			run_unary(srv, u);
+			pthread_mutex_lock(&srv->lock);
+			continue;
+		}
+		struct slot *sl = (struct slot *)tag;
 		if (!ev.success) {
 			/* The server is shutting down: the slot is not requested again. */
 			if (sl->gc)
@@ -370,9 +527,8 @@ static void *worker_main(void *arg)
 			sl->pending = 0;
 			continue;
 		}
-		/* The last waiter took a call: let a parked thread take its place. */
-		if (srv->idle == 0 && srv->parked > 0)
-			pthread_cond_signal(&srv->park_cond);
+		/* The last waiter took a call: another takes its place. */
+		replace_waiter(srv);
 		pthread_mutex_unlock(&srv->lock);
 
 		rpc_call_handle(srv, sl->gc, &sl->details, &sl->md, sl->call_cq);
@@ -395,27 +551,57 @@ static void *worker_main(void *arg)
 
 int rpc_server_start(struct rpc_server *srv, struct error *err)
 {
-	pthread_attr_t attr;
 
 	if (srv->started)
 		return 0;
+	/*
+	 * Unary methods are registered with grpc core, which then reads the
+	 * request message before handing a call out, and their calls are
+	 * bound to the shared queue (rpc_call_handle_unary): no batch is
+	 * waited for. Every other method comes through generic requests.
+	 */
+	{
+		size_t n = 0, k = 0;
+		for (size_t i = 0; i < srv->n_slots; i++)
+			if (srv->slots[i].full && srv->slots[i].method->type == RPC_UNARY)
+				n++;
+		srv->unary_reqs = calloc(n * UNARY_REQS_PER_METHOD + 1, sizeof(*srv->unary_reqs));
+		if (!srv->unary_reqs)
+			return error_set(err, STATUS_INTERNAL, "out of memory");
+		for (size_t i = 0; i < srv->n_slots; i++) {
+			struct method_slot *ms = &srv->slots[i];
+			if (!ms->full || ms->method->type != RPC_UNARY)
+				continue;
+			ms->reg = grpc_server_register_method(
+				srv->server, ms->full, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+			if (!ms->reg)
+				continue; /* served through the generic requests */
+			for (int j = 0; j < UNARY_REQS_PER_METHOD; j++) {
+				srv->unary_reqs[k].tag.kind = RPC_TAG_UNARY;
+				srv->unary_reqs[k].ms = ms;
+				k++;
+			}
+		}
+		srv->n_unary_reqs = k;
+	}
 	grpc_server_start(srv->server);
 	srv->started = 1;
 	for (int i = 0; i < srv->n_reqs; i++)
 		if (request_slot(srv, &srv->slots_pool[i]) < 0)
 			return error_set(err, STATUS_INTERNAL, "grpc_server_request_call failed");
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, (size_t)2 << 20);
-	for (int i = 0; i < srv->n_workers; i++) {
-		struct worker *w = &srv->workers[i];
-		int rc = pthread_create(&w->thread, &attr, worker_main, w);
+	for (size_t i = 0; i < srv->n_unary_reqs; i++)
+		if (request_unary(srv, &srv->unary_reqs[i]) < 0)
+			return error_set(err, STATUS_INTERNAL,
+					 "grpc_server_request_registered_call failed");
+	pthread_mutex_lock(&srv->lock);
+	while (srv->n_started < srv->n_workers && srv->n_started < srv->max_idle) {
+		int rc = start_worker(srv);
 		if (rc) {
-			pthread_attr_destroy(&attr);
+			pthread_mutex_unlock(&srv->lock);
 			return error_set(err, STATUS_INTERNAL, "pthread_create: %s", strerror(rc));
 		}
-		w->started = 1;
 	}
-	pthread_attr_destroy(&attr);
+	pthread_mutex_unlock(&srv->lock);
 	return 0;
 }
 
@@ -480,6 +666,11 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 		 * those events first); shutting the shared queue down then ends
 		 * every thread's loop.
 		 */
+		pthread_mutex_lock(&srv->lock);
+		while (srv->async_running > 0)
+			pthread_cond_wait(&srv->async_cond, &srv->lock);
+		srv->queue_closing = 1;
+		pthread_mutex_unlock(&srv->lock);
 		grpc_completion_queue_shutdown(srv->notify_cq);
 		for (int i = 0; i < srv->n_workers; i++) {
 			if (srv->workers[i].started) {
@@ -526,6 +717,10 @@ void rpc_server_free(struct rpc_server *srv)
 		}
 	}
 	free(srv->slots_pool);
+	for (size_t i = 0; srv->unary_reqs && i < srv->n_unary_reqs; i++)
+		if (srv->unary_reqs[i].pending)
+			unary_req_release(&srv->unary_reqs[i]);
+	free(srv->unary_reqs);
 	if (srv->shutdown_cq) {
 		grpc_completion_queue_shutdown(srv->shutdown_cq);
 		grpc_completion_queue_destroy(srv->shutdown_cq);
@@ -539,6 +734,7 @@ void rpc_server_free(struct rpc_server *srv)
 	free(srv->workers);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->park_cond);
+	pthread_cond_destroy(&srv->async_cond);
 	grpc_shutdown();
 	free(srv);
 }

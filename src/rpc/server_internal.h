@@ -42,4 +42,36 @@ void rpc_call_request_fields(const ProtobufCMessage *req, struct accesslog_entry
 void rpc_call_handle(struct rpc_server *srv, grpc_call *gc, const grpc_call_details *details,
 		     const grpc_metadata_array *md, grpc_completion_queue *cq);
 
+/*
+ * Completion tags on the server's shared queue start with one of these, so
+ * the worker loop can tell what completed.
+ */
+enum rpc_tag_kind {
+	RPC_TAG_SLOT = 1, /* a generic call request (server.c) */
+	RPC_TAG_UNARY,    /* a registered unary call request (server.c) */
+	RPC_TAG_CLOSE,    /* an async call's RECV_CLOSE_ON_SERVER (call.c) */
+	RPC_TAG_FINAL,    /* an async call's final send batch (call.c) */
+};
+
+struct rpc_tag {
+	enum rpc_tag_kind kind;
+};
+
+/*
+ * Runs a unary call of a registered method (the server registered it with
+ * grpc core, which read the request message before handing the call out):
+ * the same steps as rpc_call_handle, but the call is bound to the shared
+ * queue and nothing is waited for: the response, status and close go out
+ * in one batch whose completion (an RPC_TAG_FINAL event, like the
+ * RPC_TAG_CLOSE one) any worker passes to rpc_call_async_event, which
+ * releases the call. full is "/svc/method"; payload (may be NULL: no
+ * message) is consumed; gc is taken over.
+ */
+void rpc_call_handle_unary(struct rpc_server *srv, grpc_call *gc, const struct rpc_lookup *lk,
+			   const char *full, gpr_timespec deadline, const grpc_metadata_array *md,
+			   grpc_byte_buffer *payload);
+
+/* A completion of kind RPC_TAG_CLOSE or RPC_TAG_FINAL. */
+void rpc_call_async_event(struct rpc_tag *tag, int success);
+
 #endif

@@ -13,9 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/strbuf.h"
 #include "git/command.h"
 #include "git/revision.h"
 #include "service/commit_internal.h"
+#include "service/gitcommit.h"
 
 #define STDERR_CAP 4096
 
@@ -144,6 +146,260 @@ static int list_line(void *ctx, char *line, size_t len, struct error *err)
 	return 0;
 }
 
+/*
+ * ListCommits without git, for the plain case (positive revisions, no
+ * option): git rev-list's default walk redone in-process. git keeps the
+ * commits to visit in a list ordered by committer date, newest first, a
+ * commit going after every queued one of the same or a later date; it
+ * pops the head, outputs it, and inserts its not yet seen parents. The
+ * start commits are ordered the same way (a stable sort by date). Each
+ * commit is read once: its date and parents come from the same object the
+ * response is built from. Anything else (ranges, exclusions, options,
+ * grafts, shallow repositories, a revision libgit2 cannot
+ * resolve to a commit) stays with rev-list. Replace refs are ignored, as
+ * by gitaly's git (core.useReplaceRefs=false).
+ */
+struct walk_node {
+	git_oid oid;
+	git_odb_object *obj;
+	int64_t date;
+	struct walk_node *next;
+};
+
+struct walk_state {
+	git_odb *odb;
+	struct walk_node *queue;
+	git_oid *seen; /* open addressing; all-zero = empty slot */
+	size_t seen_cap, seen_used;
+};
+
+static const git_oid zero_oid;
+
+/* Adds oid to the seen set; 0 when it was already there. */
+static int walk_see(struct walk_state *w, const git_oid *oid)
+{
+	size_t mask, h;
+
+	if ((w->seen_used + 1) * 2 > w->seen_cap) {
+		git_oid *old = w->seen;
+		size_t old_cap = w->seen_cap;
+
+		w->seen_cap = old_cap ? old_cap * 2 : 4096;
+		w->seen = calloc(w->seen_cap, sizeof(*w->seen));
+		if (!w->seen)
+			abort();
+		w->seen_used = 0;
+		for (size_t i = 0; i < old_cap; i++)
+			if (!git_oid_equal(&old[i], &zero_oid))
+				walk_see(w, &old[i]);
+		free(old);
+	}
+	mask = w->seen_cap - 1;
+	memcpy(&h, oid->id, sizeof(h));
+	for (h &= mask; !git_oid_equal(&w->seen[h], &zero_oid); h = (h + 1) & mask)
+		if (git_oid_equal(&w->seen[h], oid))
+			return 0;
+	git_oid_cpy(&w->seen[h], oid);
+	w->seen_used++;
+	return 1;
+}
+
+/* git's parse_commit_date: the committer timestamp, when the header is
+ * tree, parents, author, committer in that order; 0 otherwise. */
+static int64_t walk_commit_date(const char *p, size_t len)
+{
+	const char *end = p + len, *nl;
+
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		if (!strncmp(p, "tree ", 5) || !strncmp(p, "parent ", 7)) {
+			p = nl + 1;
+			continue;
+		}
+		if (strncmp(p, "author", 6))
+			return 0;
+		p = nl + 1;
+		if (p >= end || (size_t)(end - p) < 9 || strncmp(p, "committer", 9))
+			return 0;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		end = nl ? nl : end;
+		p = memchr(p, '>', (size_t)(end - p));
+		if (!p)
+			return 0;
+		p++;
+		while (p < end && *p == ' ')
+			p++;
+		{
+			int64_t v = 0;
+
+			if (p >= end || *p < '0' || *p > '9')
+				return 0;
+			for (; p < end && *p >= '0' && *p <= '9'; p++)
+				v = v * 10 + (*p - '0');
+			return v;
+		}
+	}
+	return 0;
+}
+
+/* Reads a commit into a queue node and inserts it by date. */
+static int walk_push(struct walk_state *w, const git_oid *oid, struct error *err)
+{
+	struct walk_node *n, **pp;
+	git_odb_object *obj = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+
+	if (git_odb_read(&obj, w->odb, oid) < 0 || git_odb_object_type(obj) != GIT_OBJECT_COMMIT) {
+		git_odb_object_free(obj);
+		git_oid_tostr(hex, sizeof(hex), oid);
+		return error_set(err, STATUS_INTERNAL, "rev-list: could not read commit %s", hex);
+	}
+	n = malloc(sizeof(*n));
+	if (!n)
+		abort();
+	git_oid_cpy(&n->oid, oid);
+	n->obj = obj;
+	n->date = walk_commit_date(git_odb_object_data(obj), git_odb_object_size(obj));
+	for (pp = &w->queue; *pp && (*pp)->date >= n->date; pp = &(*pp)->next)
+		;
+	n->next = *pp;
+	*pp = n;
+	return 0;
+}
+
+/* Queues the parents of a commit that were not seen yet, in order. */
+static int walk_parents(struct walk_state *w, const char *p, size_t len, struct error *err)
+{
+	const char *end = p + len, *nl;
+
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) && nl != p) {
+		git_oid parent;
+
+		if ((size_t)(nl - p) == 7 + GIT_OID_HEXSZ && !strncmp(p, "parent ", 7) &&
+		    git_oid_fromstrn(&parent, p + 7, GIT_OID_HEXSZ) == 0 && walk_see(w, &parent) &&
+		    walk_push(w, &parent, err) < 0)
+			return -1;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* A revision the in-process walk resolves exactly as rev-list would. */
+static int walk_plain_revision(const char *rev)
+{
+	return rev[0] && rev[0] != '-' && rev[0] != '^' && rev[0] != ':' && !strstr(rev, "..") &&
+	       !strstr(rev, "^@") && !strstr(rev, "^!") && !strstr(rev, "^-") && !strstr(rev, "@{") &&
+	       !strchr(rev, ':') && !strchr(rev, '{');
+}
+
+static int list_walkable(const Gitaly__ListCommitsRequest *req)
+{
+	if (req->order != GITALY__LIST_COMMITS_REQUEST__ORDER__NONE || req->reverse ||
+	    req->max_parents || req->disable_walk || req->first_parent || req->before || req->after ||
+	    req->author.len || req->n_commit_message_patterns)
+		return 0;
+	for (size_t i = 0; i < req->n_revisions; i++)
+		if (!walk_plain_revision(req->revisions[i]))
+			return 0;
+	return 1;
+}
+
+/* Nothing in the repository that makes rev-list see other parents (replace
+ * refs are off in gitaly's git: core.useReplaceRefs=false). */
+static int walk_history_plain(git_repository *repo)
+{
+	struct strbuf path = STRBUF_INIT;
+	int plain;
+
+	if (git_repository_is_shallow(repo))
+		return 0;
+	strbuf_adds(&path, git_repository_commondir(repo));
+	strbuf_adds(&path, "info/grafts");
+	plain = access(path.buf, F_OK) != 0;
+	strbuf_release(&path);
+	return plain;
+}
+
+static void walk_release(struct walk_state *w)
+{
+	while (w->queue) {
+		struct walk_node *n = w->queue;
+
+		w->queue = n->next;
+		git_odb_object_free(n->obj);
+		free(n);
+	}
+	free(w->seen);
+	git_odb_free(w->odb);
+}
+
+/*
+ * Walks the revisions in-process when the request allows it: 1 when done
+ * (commits sent through st), 0 when rev-list must answer, -1 on error.
+ */
+static int list_walk(const Gitaly__ListCommitsRequest *req, git_repository *repo,
+		     struct list_state *st, struct error *err)
+{
+	struct walk_state w;
+	int ret = -1;
+
+	memset(&w, 0, sizeof(w));
+	if (!list_walkable(req) || !walk_history_plain(repo))
+		return 0;
+	if (git_repository_odb(&w.odb, repo) < 0)
+		return 0;
+	for (size_t i = 0; i < req->n_revisions; i++) {
+		git_object *obj = NULL, *commit = NULL;
+		int found = commit_resolve(repo, req->revisions[i], &obj, err);
+
+		if (found < 0)
+			goto out;
+		if (!found || git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) < 0) {
+			git_object_free(obj);
+			ret = 0;
+			goto out;
+		}
+		if (walk_see(&w, git_object_id(commit)) && walk_push(&w, git_object_id(commit), err) < 0) {
+			git_object_free(commit);
+			git_object_free(obj);
+			goto out;
+		}
+		git_object_free(commit);
+		git_object_free(obj);
+	}
+	while (w.queue) {
+		struct walk_node *n = w.queue;
+		const char *data = git_odb_object_data(n->obj);
+		size_t len = git_odb_object_size(n->obj);
+		char hex[GIT_OID_HEXSZ + 1];
+		Gitaly__GitCommit *c = NULL;
+
+		w.queue = n->next;
+		git_oid_tostr(hex, sizeof(hex), &n->oid);
+		if (walk_parents(&w, data, len, err) < 0 ||
+		    (!st->waiting && (st->limit <= 0 || st->sent < st->limit) &&
+		     gitcommit_parse(hex, data, len, &c, err) < 0)) {
+			git_odb_object_free(n->obj);
+			free(n);
+			goto out;
+		}
+		git_odb_object_free(n->obj);
+		free(n);
+		if (st->waiting) {
+			st->waiting = strcmp(hex, st->token) != 0;
+			continue;
+		}
+		if (st->limit > 0 && st->sent >= st->limit)
+			break;
+		st->sent++;
+		if (commit_chunker_add(&st->ch, c, protobuf_c_message_get_packed_size(&c->base), err) < 0)
+			goto out;
+	}
+	ret = 1;
+out:
+	walk_release(&w);
+	return ret;
+}
+
 int commit_list_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__ListCommitsRequest *req = (const Gitaly__ListCommitsRequest *)rpc_call_request(call);
@@ -170,6 +426,21 @@ int commit_list_rpc(struct rpc_call *call, struct error *err)
 	}
 	if (commit_repo_open(&r, err) < 0)
 		goto out;
+	st.repo = &r;
+	if (req->pagination_params) {
+		st.limit = req->pagination_params->limit;
+		st.token = req->pagination_params->page_token;
+		st.waiting = st.token && *st.token;
+	}
+	/* The in-process walk reads through libgit2 (SHA-1 only); a SHA-256
+	 * repository's cat-file handle leaves the request to rev-list. */
+	ret = r.git ? list_walk(req, r.git, &st, err) : 0;
+	if (ret != 0) {
+		if (ret > 0)
+			ret = commit_chunker_flush(&st.ch, err);
+		goto out;
+	}
+	ret = -1;
 	cmd = commit_repo_git(&r, "rev-list");
 	if (req->order == GITALY__LIST_COMMITS_REQUEST__ORDER__TOPO)
 		git_cmd_flag(cmd, "--topo-order");
@@ -215,12 +486,6 @@ int commit_list_rpc(struct rpc_call *call, struct error *err)
 			git_cmd_pseudo_arg(cmd, req->revisions[i]);
 		else
 			git_cmd_arg(cmd, req->revisions[i]);
-	}
-	st.repo = &r;
-	if (req->pagination_params) {
-		st.limit = req->pagination_params->limit;
-		st.token = req->pagination_params->page_token;
-		st.waiting = st.token && *st.token;
 	}
 	ret = commit_run_lines(cmd, "rev-list", '\n', 0, list_line, &st, err);
 	cmd = NULL;

@@ -2,8 +2,10 @@
  * Trees: TreeEntry (one entry by revision and path, blob contents streamed
  * in 128 KiB chunks with limit/max_size) and GetTreeEntries (a directory
  * listing, optionally recursive, sorted, paginated with upstream's
- * base64-JSON tokens and with "flat paths"). Read in-process with libgit2;
- * paths are built with Go's path cleaning rules so entries compare equal to
+ * base64-JSON tokens and with "flat paths"). Read in-process through the
+ * cached handle: libgit2 for SHA-1 (TreeEntry's by-name lookup and the
+ * listings walk libgit2's own trees), the cat-file reader for SHA-256.
+ * Paths are built with Go's path cleaning rules so entries compare equal to
  * what upstream would produce.
  */
 #include <ctype.h>
@@ -124,27 +126,66 @@ static Gitaly__TreeEntry__EntryType entry_type(uint32_t mode)
 	}
 }
 
+/* Entries are one allocation (struct, oid and path); commit_oid is borrowed
+ * from the request and flat_path, when set, is allocated apart. */
 static void tree_entry_free(void *item)
 {
-	if (item)
-		gitaly__tree_entry__free_unpacked(item, NULL);
+	Gitaly__TreeEntry *e = item;
+
+	if (!e)
+		return;
+	free(e->flat_path.data);
+	free(e);
 }
 
-static Gitaly__TreeEntry *tree_entry_new(const char *commit_oid, const char *root,
+/* The entry te under the (clean) directory base, as Go's
+ * filepath.Join would give it. */
+static Gitaly__TreeEntry *tree_entry_new(const char *commit_oid, const char *base,
 					 const struct odb_tree_entry *te)
 {
-	Gitaly__TreeEntry *e = calloc(1, sizeof(*e));
-	char *path, *name = xstrdup_len(te->name, te->name_len);
+	const char *name = te->name;
+	size_t blen = strlen(base), nlen = te->name_len, olen = strlen(te->oid), plen;
+	char *joined = NULL, *p;
+	Gitaly__TreeEntry *e;
 
+	if (!strcmp(base, "."))
+		blen = 0;
+	/* A plain name under a clean base joins without cleaning. */
+	if (!nlen || memchr(name, '/', nlen) || (nlen == 1 && name[0] == '.') ||
+	    (nlen == 2 && name[0] == '.' && name[1] == '.')) {
+		char *n = xstrdup_len(name, nlen);
+
+		joined = path_join(base, n);
+		free(n);
+		plen = strlen(joined);
+	} else {
+		plen = blen ? blen + 1 + nlen : nlen;
+	}
+	/* One allocation: the struct, then the hex id (40 or 64 digits),
+	 * then the path. */
+	e = malloc(sizeof(*e) + olen + 1 + plen + 1);
 	if (!e)
 		abort();
 	gitaly__tree_entry__init(e);
-	e->oid = xstrdup_len(te->oid, strlen(te->oid));
-	e->commit_oid = xstrdup_len(commit_oid, strlen(commit_oid));
-	path = path_join(root, name);
-	free(name);
-	e->path.data = (uint8_t *)path;
-	e->path.len = strlen(path);
+	p = (char *)(e + 1);
+	memcpy(p, te->oid, olen + 1);
+	e->oid = p;
+	p += olen + 1;
+	if (joined) {
+		memcpy(p, joined, plen + 1);
+		free(joined);
+	} else if (blen) {
+		memcpy(p, base, blen);
+		p[blen] = '/';
+		memcpy(p + blen + 1, name, nlen);
+		p[plen] = '\0';
+	} else {
+		memcpy(p, name, nlen);
+		p[plen] = '\0';
+	}
+	e->commit_oid = (char *)commit_oid;
+	e->path.data = (uint8_t *)p;
+	e->path.len = plen;
 	e->mode = (int32_t)te->mode;
 	e->type = entry_type(te->mode);
 	return e;
@@ -214,10 +255,10 @@ static int tree_entries(struct commit_repo *r, const char *rev, const char *path
 			struct entry_list *out, struct error *err)
 {
 	struct repo_handle h = commit_repo_handle(r);
-	struct push_ctx p = { out, rev, path };
-	char oid[ODB_OID_MAX], *clean;
+	struct push_ctx p = { out, rev, NULL };
+	char oid[ODB_OID_MAX], *clean, *base = NULL;
 	git_object_t type;
-	int found;
+	int found, ret = -1;
 
 	if (!strcmp(path, "."))
 		path = "";
@@ -226,31 +267,134 @@ static int tree_entries(struct commit_repo *r, const char *rev, const char *path
 	free(clean);
 	if (!found)
 		return 0;
+	/* The directory is joined and cleaned once for all its entries. */
+	base = path_join(path, "");
+	p.root = base;
 	if (r->git) {
 		/* libgit2 resolves to the loaded tree: walk it without a second
 		 * lookup (large trees are not in its object cache). */
 		struct strbuf spec = STRBUF_INIT;
 		git_object *obj = NULL;
-		int ret = 0;
 
 		strbuf_adds(&spec, rev);
 		strbuf_addch(&spec, ':');
 		strbuf_adds(&spec, path);
 		found = commit_resolve(r->git, spec.buf, &obj, err);
 		strbuf_release(&spec);
-		if (found < 0)
-			return -1;
-		if (found && git_object_type(obj) == GIT_OBJECT_TREE)
-			ret = odb_tree_each_lg((const git_tree *)obj, push_entry, &p, err);
+		if (found >= 0)
+			ret = found && git_object_type(obj) == GIT_OBJECT_TREE
+				      ? odb_tree_each_lg((const git_tree *)obj, push_entry, &p, err)
+				      : 0;
 		git_object_free(obj);
-		return ret;
+		goto out;
 	}
 	found = resolve_path(r, rev, path, oid, &type, err);
 	if (found < 0)
-		return -1;
+		goto out;
 	if (found && type == GIT_OBJECT_TREE && odb_h_tree_each(&h, oid, push_entry, &p, err) < 0)
-		return -1;
-	return 0;
+		goto out;
+	ret = 0;
+out:
+	free(base);
+	return ret;
+}
+
+/* One entry of a libgit2 tree in the form odb.h's walkers give. */
+static void lg_tree_entry(const git_tree_entry *te, struct odb_tree_entry *out)
+{
+	out->mode = (uint32_t)git_tree_entry_filemode_raw(te);
+	out->type = odb_mode_type(out->mode);
+	out->name = git_tree_entry_name(te);
+	out->name_len = strlen(out->name);
+	git_oid_tostr(out->oid, sizeof(out->oid), git_tree_entry_id(te));
+}
+
+/* Looks for one name among a tree's entries (cat-file handles). */
+struct name_ctx {
+	const char *rev, *base, *name;
+	size_t name_len;
+	Gitaly__TreeEntry *found;
+};
+
+static int match_name(void *arg, const struct odb_tree_entry *te, struct error *err)
+{
+	struct name_ctx *c = arg;
+
+	(void)err;
+	if (te->name_len != c->name_len || memcmp(te->name, c->name, c->name_len))
+		return 0;
+	c->found = tree_entry_new(c->rev, c->base, te);
+	return 1;
+}
+
+/*
+ * The entry tree_entries(rev, dir) would list with exactly this path, found
+ * by name in the directory's tree instead of by building the whole listing
+ * (libgit2's sorted lookup for SHA-1, a scan that stops at the name through
+ * cat-file for SHA-256): 1 with *out set, 0 when there is none, -1 on error.
+ */
+static int tree_entry_at(struct commit_repo *r, const char *rev, const char *dir,
+			 const char *path, Gitaly__TreeEntry **out, struct error *err)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	struct name_ctx c = { rev, NULL, name, strlen(name), NULL };
+	char oid[ODB_OID_MAX], *clean;
+	git_object_t type;
+	int found, ret = -1;
+
+	*out = NULL;
+	if (!strcmp(dir, "."))
+		dir = "";
+	clean = commit_path_clean(dir);
+	found = strncmp(clean, "../", 3) != 0;
+	free(clean);
+	if (!found)
+		return 0;
+	c.base = path_join(dir, "");
+	if (r->git) {
+		struct strbuf spec = STRBUF_INIT;
+		git_object *obj = NULL;
+
+		strbuf_adds(&spec, rev);
+		strbuf_addch(&spec, ':');
+		strbuf_adds(&spec, dir);
+		found = commit_resolve(r->git, spec.buf, &obj, err);
+		strbuf_release(&spec);
+		if (found > 0 && git_object_type(obj) == GIT_OBJECT_TREE && *name) {
+			const git_tree_entry *te = git_tree_entry_byname((const git_tree *)obj, name);
+			struct odb_tree_entry e;
+
+			if (te) {
+				lg_tree_entry(te, &e);
+				c.found = tree_entry_new(rev, c.base, &e);
+			}
+		}
+		git_object_free(obj);
+		if (found < 0)
+			goto out;
+	} else {
+		struct repo_handle h = commit_repo_handle(r);
+
+		found = resolve_path(r, rev, dir, oid, &type, err);
+		if (found < 0)
+			goto out;
+		if (found && type == GIT_OBJECT_TREE && *name &&
+		    odb_h_tree_each(&h, oid, match_name, &c, err) < 0)
+			goto out;
+	}
+	if (c.found && (c.found->path.len != strlen(path) ||
+			memcmp(c.found->path.data, path, c.found->path.len))) {
+		tree_entry_free(c.found);
+		c.found = NULL;
+	}
+	*out = c.found;
+	c.found = NULL;
+	ret = *out ? 1 : 0;
+out:
+	tree_entry_free(c.found);
+	free((char *)c.base);
+	return ret;
 }
 
 static int send_tree_entry_blob(struct rpc_call *call, struct commit_repo *r,
@@ -326,9 +470,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 {
 	const Gitaly__TreeEntryRequest *req = (const Gitaly__TreeEntryRequest *)rpc_call_request(call);
 	Gitaly__TreeEntryResponse resp = GITALY__TREE_ENTRY_RESPONSE__INIT;
-	struct entry_list entries = { 0 };
 	struct commit_repo r;
-	const Gitaly__TreeEntry *found = NULL;
+	Gitaly__TreeEntry *found = NULL;
 	char *rev = NULL, *path = NULL, *dir = NULL;
 	int ret = -1;
 
@@ -356,15 +499,8 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
 		path[n - 1] = '\0';
 	dir = path_dir(path);
-	if (tree_entries(&r, rev, dir, &entries, err) < 0)
+	if (tree_entry_at(&r, rev, dir, path, &found, err) < 0)
 		goto out;
-	for (size_t i = 0; i < entries.n; i++) {
-		if (entries.v[i]->path.len == strlen(path) &&
-		    !memcmp(entries.v[i]->path.data, path, entries.v[i]->path.len)) {
-			found = entries.v[i];
-			break;
-		}
-	}
 	if (!found) {
 		error_set(err, STATUS_NOT_FOUND, "tree entry not found");
 		goto out;
@@ -397,7 +533,7 @@ int commit_tree_entry_rpc(struct rpc_call *call, struct error *err)
 		ret = send_tree_entry_blob(call, &r, found, req->limit, req->max_size, err);
 	}
 out:
-	entry_list_release(&entries);
+	tree_entry_free(found);
 	free(rev);
 	free(path);
 	free(dir);
@@ -664,22 +800,37 @@ static int tree_error(struct error *err, int code, const char *msg, const char *
 
 struct walk_ctx {
 	struct entry_list *list;
+	struct commit_chunker *ch; /* set: entries are sent as they come */
 	const char *rev, *root;
 	const char *root_oid;
+	char *dir, *base; /* the last directory seen and its joined path */
+	int send_failed;  /* the walk stopped because sending failed */
 };
 
 static int walk_cb(void *payload, const char *dir, const struct odb_tree_entry *te,
 		   struct error *err)
 {
 	struct walk_ctx *w = payload;
-	char *base;
+	Gitaly__TreeEntry *e;
 
-	(void)err;
 	if (!strcmp(te->oid, w->root_oid))
 		return 0;
-	base = path_join(w->root, dir);
-	entry_list_push(w->list, tree_entry_new(w->rev, base, te));
-	free(base);
+	if (!w->dir || strcmp(w->dir, dir) != 0) {
+		free(w->dir);
+		free(w->base);
+		w->dir = xstrdup_len(dir, strlen(dir));
+		w->base = path_join(w->root, dir);
+	}
+	e = tree_entry_new(w->rev, w->base, te);
+	if (!w->ch) {
+		entry_list_push(w->list, e);
+		return 0;
+	}
+	/* commit_tree_walk stops on a negative return; err says why. */
+	if (commit_chunker_add(w->ch, e, protobuf_c_message_get_packed_size(&e->base), err) < 0) {
+		w->send_failed = 1;
+		return -1;
+	}
 	return 0;
 }
 
@@ -800,14 +951,24 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 		goto out;
 	}
 	if (req->recursive) {
-		struct walk_ctx w = { &entries, rev, path, oid };
+		struct walk_ctx w = { &entries, NULL, rev, path, oid, NULL, NULL, 0 };
+		int rc;
 
 		/* Upstream answers nothing when the path names a blob. */
 		if (type != GIT_OBJECT_TREE) {
 			ret = 0;
 			goto out;
 		}
-		if (commit_tree_walk(&r, oid, walk_cb, &w, err) < 0) {
+		/* Without sorting or pages, entries go out in walk order as
+		 * they come: no list of the whole tree is built. */
+		if (!req->pagination_params && req->sort != GITALY__GET_TREE_ENTRIES_REQUEST__SORT_BY__TREES_FIRST)
+			w.ch = &ch;
+		rc = commit_tree_walk(&r, oid, walk_cb, &w, err);
+		free(w.dir);
+		free(w.base);
+		if (rc < 0 && w.send_failed)
+			goto out;
+		if (rc < 0) {
 			error_prefix(err, "listing tree entries");
 			err->code = STATUS_INTERNAL;
 			goto out;

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 
 #include "base/log.h"
 #include "base/process.h"
+#include "hook/custom.h"
 #include "hook/install.h"
 #include "hook/payload.h"
 #include "net/sidechannel.h"
@@ -53,9 +55,63 @@ static int hexval(char c)
 	return -1;
 }
 
+void gitproto_pktscan_release(struct gitproto_pktscan *s)
+{
+	free(s->caps);
+	free(s->deepen);
+	free(s->filter);
+	s->caps = s->deepen = s->filter = NULL;
+}
+
+/* Replaces *dst with a copy of len bytes of src. */
+static void set_str(char **dst, const uint8_t *src, size_t len)
+{
+	char *c = strndup((const char *)src, len);
+	if (!c)
+		return;
+	free(*dst);
+	*dst = c;
+}
+
+/* Counts the packet as upstream's negotiation parser does. */
+static void pkt_stats(struct gitproto_pktscan *s)
+{
+	size_t len = s->pay_len, hl = s->head_len, w;
+	const uint8_t *h = s->head;
+
+	s->packets++;
+	if (len && s->last == '\n') {
+		len--;
+		if (hl > len)
+			hl = len;
+	}
+	s->payload_size += (int64_t)len;
+	for (w = 0; w < hl && h[w] != ' '; w++)
+		;
+	if (w == hl)
+		return; /* a single word (done, flush, ...) */
+	if (w == 4 && !memcmp(h, "want", 4)) {
+		const uint8_t *sp = memchr(h + 5, ' ', hl - 5);
+		s->wants++;
+		if (sp && !s->caps)
+			set_str(&s->caps, sp + 1, hl - (size_t)(sp + 1 - h));
+	} else if (w == 4 && !memcmp(h, "have", 4)) {
+		s->haves++;
+	} else if (w == 7 && !memcmp(h, "shallow", 7)) {
+		s->shallows++;
+	} else if ((w == 6 && !memcmp(h, "deepen", 6)) ||
+		   (w == 12 && !memcmp(h, "deepen-since", 12)) ||
+		   (w == 10 && !memcmp(h, "deepen-not", 10))) {
+		set_str(&s->deepen, h, hl);
+	} else if (w == 6 && !memcmp(h, "filter", 6)) {
+		set_str(&s->filter, h + 7, hl - 7);
+	}
+}
+
 /* The current packet is complete: compare it and look for deepen. */
 static void pkt_done(struct gitproto_pktscan *s)
 {
+	pkt_stats(s);
 	if (s->head_len >= 6 && !memcmp(s->head, "deepen", 6))
 		s->saw_deepen = 1;
 	if (s->want && !s->found && s->want_len == 4 + s->pay_len &&
@@ -106,6 +162,8 @@ int gitproto_pktscan_feed(struct gitproto_pktscan *s, const uint8_t *data, size_
 			memcpy(s->head + s->head_len, data + i, h);
 			s->head_len += h;
 		}
+		if (take)
+			s->last = data[i + take - 1];
 		i += take;
 		s->left -= take;
 		if (!s->left)
@@ -226,9 +284,28 @@ int gitproto_receive_hooks(const struct service_deps *deps, const Gitaly__Reposi
 			   const char *repo_path, const char *gl_repository,
 			   const struct gitproto_user *user, struct git_cmd *cmd, struct error *err)
 {
+	char dir[4096];
+	char **update = NULL;
+	size_t n_update = 0;
+	struct error ignored = ERROR_INIT;
+	int want_update = 1;
+
 	if (!deps->hooks_dir || !deps->internal_socket)
 		return error_set(err, STATUS_INTERNAL, "receive-pack: hooks are not set up");
-	git_cmd_config(cmd, "core.hooksPath", deps->hooks_dir);
+	/* The payload never carries a Praefect transaction (we have none to
+	 * vote in), so the reference-transaction hook would do nothing; the
+	 * update hook only runs custom update hooks, so it is left out when
+	 * there are none (install.h). A custom update hook lookup that fails
+	 * keeps the hook, which then reports the problem itself. */
+	if (hook_custom_list(repo_path, deps->cfg ? deps->cfg->hooks.custom_hooks_dir : NULL,
+			     "update", &update, &n_update, &ignored) == 0) {
+		want_update = n_update > 0;
+		hook_custom_list_free(update, n_update);
+	}
+	error_release(&ignored);
+	snprintf(dir, sizeof(dir), "%s/%s", deps->hooks_dir,
+		 want_update ? HOOK_DIR_NO_TX : HOOK_DIR_NO_TX_NO_UPDATE);
+	git_cmd_config(cmd, "core.hooksPath", dir);
 	return set_payload(deps, repo, repo_path, gl_repository, HOOK_RECEIVE_PACK, user, cmd,
 			   err);
 }
@@ -282,6 +359,7 @@ static void feeder_unref(struct feeder *f)
 		return;
 	if (f->stream)
 		yamux_stream_free(f->stream);
+	gitproto_pktscan_release(&f->scan);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -379,6 +457,39 @@ void gitproto_run_init(struct gitproto_run *r)
 void gitproto_run_release(struct gitproto_run *r)
 {
 	strbuf_release(&r->stderr_text);
+	gitproto_pktscan_release(&r->stats);
+}
+
+void gitproto_stats_proto(struct rpc_call *call, const struct gitproto_run *r,
+			  Gitaly__PackfileNegotiationStatistics *st)
+{
+	const struct gitproto_pktscan *s = &r->stats;
+
+	st->payload_size = s->payload_size;
+	st->packets = s->packets;
+	st->wants = s->wants;
+	st->haves = s->haves;
+	st->shallows = s->shallows;
+	if (s->deepen)
+		st->deepen = s->deepen;
+	if (s->filter)
+		st->filter = s->filter;
+	if (s->caps && *s->caps) {
+		char *copy = rpc_call_strdup(call, s->caps), *p = copy;
+		size_t n = 1;
+
+		for (const char *c = copy; *c; c++)
+			n += *c == ' ';
+		st->caps = rpc_call_alloc(call, n * sizeof(char *));
+		st->n_caps = 0;
+		while (p) {
+			char *sp = strchr(p, ' ');
+			if (sp)
+				*sp++ = '\0';
+			st->caps[st->n_caps++] = p;
+			p = sp;
+		}
+	}
 }
 
 /* Reads what is there on fd and hands it on; *eof at the end. */
@@ -572,6 +683,8 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	}
 	pthread_mutex_lock(&f->mu);
 	r->saw_deepen = f->scan.saw_deepen;
+	r->stats = f->scan; /* the strings move to r */
+	f->scan.caps = f->scan.deepen = f->scan.filter = NULL;
 	pthread_mutex_unlock(&f->mu);
 	ret = failed ? -1 : 0;
 out:

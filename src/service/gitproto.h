@@ -22,6 +22,7 @@
 #include "net/yamux.h"
 #include "rpc/call.h"
 #include "service/service.h"
+#include "packfile.pb-c.h"
 #include "shared.pb-c.h"
 
 /* Read size for git's output (upstream's large copy buffer). */
@@ -46,14 +47,22 @@ struct gitproto_pktscan {
 	size_t hdr_len;  /* header bytes of the current packet seen so far */
 	size_t left;     /* payload bytes still to come in the current packet */
 	size_t pay_len;  /* payload length of the current packet */
-	uint8_t head[16]; /* its first payload bytes */
+	uint8_t head[1024]; /* its first payload bytes */
 	size_t head_len;
+	uint8_t last;    /* its last payload byte */
 	int found;      /* want was seen */
 	int bad;        /* invalid pkt-line: scanning stopped */
 	int saw_deepen; /* a packet starting with "deepen" */
+	/* Upstream's packfile negotiation statistics (stats.PackfileNegotiation):
+	 * packets (flushes included), payload bytes without trailing newlines,
+	 * want/have/shallow lines, the first want's capabilities (space
+	 * separated, malloc'd), the last deepen line and filter spec (malloc'd). */
+	int64_t packets, payload_size, wants, haves, shallows;
+	char *caps, *deepen, *filter;
 };
 
 void gitproto_pktscan_init(struct gitproto_pktscan *s, const char *want);
+void gitproto_pktscan_release(struct gitproto_pktscan *s);
 
 /* Feeds len bytes. Returns 1 once want has been seen, -1 once the stream is
  * invalid, 0 otherwise (the same answer again for later feeds). */
@@ -137,7 +146,13 @@ struct gitproto_run {
 	int negotiation_timeout;     /* killed: monitor packet not seen in time */
 	int saw_deepen;
 	int64_t response_bytes;      /* stdout bytes sent */
+	struct gitproto_pktscan stats; /* the request's negotiation statistics */
 };
+
+/* Fills st (strings borrowed from r, caps in the arena of call) from the
+ * statistics of the request r ran. */
+void gitproto_stats_proto(struct rpc_call *call, const struct gitproto_run *r,
+			  Gitaly__PackfileNegotiationStatistics *st);
 
 /* Zeroes r and prepares its buffers. */
 void gitproto_run_init(struct gitproto_run *r);

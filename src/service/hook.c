@@ -5,14 +5,16 @@
  * exit status. As upstream, a failing hook is not a gRPC error: the stream
  * succeeds and carries exit_status (1 plus the error text on stderr when the
  * failure is not a custom hook's own exit code).
- * PackObjectsHookWithSidechannel is not implemented yet.
+ * PackObjectsHookWithSidechannel lives in hook_packobjects.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "hook.pb-c.h"
 #include "hook/hook.h"
+#include "base/log.h"
 #include "service/hook.h"
+#include "service/hook_packobjects.h"
 #include "service/util.h"
 
 /* Cap on the ref-update lines a hook reads from its stdin. */
@@ -235,12 +237,18 @@ static const struct rpc_method hook_methods[] = {
 	M("ReferenceTransactionHook", RPC_BIDI_STREAM, reference_transaction_hook_request,
 	  reference_transaction_hook_response, reference_transaction_rpc),
 	M("PackObjectsHookWithSidechannel", RPC_UNARY, pack_objects_hook_with_sidechannel_request,
-	  pack_objects_hook_with_sidechannel_response, NULL),
+	  pack_objects_hook_with_sidechannel_response, hook_packobjects_rpc),
 };
 
 const struct rpc_service *hook_service(struct service_deps *deps)
 {
 	static struct rpc_service svc;
+	struct error err = ERROR_INIT;
+
+	if (hook_packobjects_setup(deps, &err) < 0) {
+		log_msg(LOG_ERROR, "pack-objects cache disabled: %s", err.message);
+		error_release(&err);
+	}
 
 	svc.name = "gitaly.HookService";
 	svc.methods = hook_methods;

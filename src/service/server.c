@@ -203,8 +203,7 @@ static int same_file(const struct fsid_entry *e, const struct stat *st)
 	       e->ctime.tv_sec == st->st_ctim.tv_sec && e->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
-/* storage_filesystem_id, served from the cache while the file is unchanged. */
-static int filesystem_id(const char *path, char **out, struct error *err)
+int server_filesystem_id(const char *path, char **out, struct error *err)
 {
 	char *file = NULL;
 	struct stat st, st2;
@@ -344,24 +343,25 @@ static int server_info(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
+	server_storage_status_check();
 	for (size_t i = 0; i < cfg->n_storages; i++) {
 		Gitaly__ServerInfoResponse__StorageStatus *s = &statuses[i];
-		struct error ierr = ERROR_INIT;
-		int readable, writeable;
+		struct server_storage_status st;
 
 		gitaly__server_info_response__storage_status__init(s);
-		server_storage_probe(cfg->storages[i].path, &readable, &writeable);
-		if (filesystem_id(cfg->storages[i].path, &ids[i], &ierr) < 0) {
+		server_storage_status(cfg->storages[i].path, &st);
+		if (st.fsid_error) {
 			/* Upstream logs the problem and reports an empty id. */
 			log_msg(LOG_ERROR, "reading gitaly metadata file: storage %s: %s",
-				cfg->storages[i].name, ierr.message);
-			error_release(&ierr);
-			ids[i] = NULL;
+				cfg->storages[i].name, st.fsid_error);
 		}
+		ids[i] = st.fsid;
+		st.fsid = NULL;
+		server_storage_status_release(&st);
 		s->storage_name = cfg->storages[i].name;
-		s->readable = readable;
-		s->writeable = writeable;
-		s->fs_type = (char *)storage_fs_type(cfg->storages[i].path);
+		s->readable = st.readable;
+		s->writeable = st.writeable;
+		s->fs_type = (char *)st.fs_type;
 		s->filesystem_id = ids[i] ? ids[i] : (char *)"";
 		s->replication_factor = 1;
 		ptrs[i] = s;

@@ -13,6 +13,31 @@
  * be written (and is removed again). */
 void server_storage_probe(const char *path, int *readable, int *writeable);
 
+/* The id in path/.gitaly-metadata (storage_filesystem_id), served from a
+ * cache while a stat of the file shows it unchanged; *out is malloc'd. */
+int server_filesystem_id(const char *path, char **out, struct error *err);
+
+/* What ServerInfo reports for one storage. */
+struct server_storage_status {
+	int readable, writeable;
+	const char *fs_type; /* static string */
+	char *fsid;          /* malloc'd; NULL when it could not be read ... */
+	char *fsid_error;    /* ... and then why (malloc'd) */
+};
+
+/* Takes in the changes reported since the last check: call it once before
+ * a round of server_storage_status calls. */
+void server_storage_status_check(void);
+
+/* Fills *out for the storage at path, reusing the previous answer while no
+ * watched change happened (up to the last server_storage_status_check) and
+ * it is younger than a second (see server_status.c); release it with
+ * server_storage_status_release. */
+void server_storage_status(const char *path, struct server_storage_status *out);
+void server_storage_status_release(struct server_storage_status *st);
+/* Calls answered from the cache and calls that read the storage (tests). */
+void server_storage_status_counts(uint64_t *hits, uint64_t *reads);
+
 /* Validates a Duration as Go's CheckValid (InvalidArgument) and converts it. */
 int server_check_duration(const Google__Protobuf__Duration *d, int64_t *out_ns,
 			  struct error *err);

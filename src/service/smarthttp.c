@@ -185,6 +185,17 @@ static int post_upload_pack(struct rpc_call *call, struct error *err)
 		goto out;
 	}
 	rpc_call_log_field(call, "response_bytes", json_integer(run.response_bytes));
+	{
+		Gitaly__PostUploadPackWithSidechannelResponse resp =
+			GITALY__POST_UPLOAD_PACK_WITH_SIDECHANNEL_RESPONSE__INIT;
+		Gitaly__PackfileNegotiationStatistics st =
+			GITALY__PACKFILE_NEGOTIATION_STATISTICS__INIT;
+
+		gitproto_stats_proto(call, &run, &st);
+		resp.packfile_negotiation_statistics = &st;
+		if (rpc_call_send(call, &resp.base, err) < 0)
+			goto out;
+	}
 	ret = 0;
 out:
 	gitproto_run_release(&run);

@@ -261,6 +261,17 @@ static int ssh_upload_pack_sidechannel(struct rpc_call *call, struct error *err)
 		}
 		goto out;
 	}
+	{
+		Gitaly__SSHUploadPackWithSidechannelResponse resp =
+			GITALY__SSHUPLOAD_PACK_WITH_SIDECHANNEL_RESPONSE__INIT;
+		Gitaly__PackfileNegotiationStatistics ps =
+			GITALY__PACKFILE_NEGOTIATION_STATISTICS__INIT;
+
+		gitproto_stats_proto(call, &run, &ps);
+		resp.packfile_negotiation_statistics = &ps;
+		if (rpc_call_send(call, &resp.base, err) < 0)
+			goto out;
+	}
 	ret = 0;
 out:
 	gitproto_run_release(&run);

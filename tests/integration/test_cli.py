@@ -206,3 +206,22 @@ def test_validate_empty_input():
     assert {"message": 'none of "socket_path", "listen_addr" or "tls_listen_addr" is set'} \
         in errs
     assert {"key": ["bin_dir"], "message": 'doesn\'t exist: ""'} in errs
+
+
+def test_adaptive_pack_objects_limiting_is_refused(cfgdir):
+    """Parsed but not implemented: a clear error instead of a fixed limit."""
+    g = Gitaly(cfgdir)
+    toml = g.toml() + ("\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 2\n"
+                       "min_limit = 1\nmax_limit = 4\n")
+    r = run(["configuration", "validate"], toml.encode())
+    assert r.returncode == 2
+    errs = json.loads(r.stdout)["errors"]
+    assert {"key": ["pack_objects_limiting", "adaptive"],
+            "message": "adaptive pack-objects limiting is not supported by this server; "
+                       "use max_concurrency"} in errs
+    with open(g.config_path, "w") as f:
+        f.write(toml)
+    r = subprocess.run([GITALY_BIN, g.config_path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode != 0
+    assert b"pack_objects_limiting.adaptive" in r.stderr + r.stdout

@@ -111,7 +111,7 @@ def start(e, api_port):
         os.symlink(HOOKS_BIN, os.path.join(e.hooks_dir, name))
 
 
-def payload(e, requested=15, userid="user-42", token=TOKEN):
+def payload(e, requested=15, userid="user-42", token=TOKEN, transaction=None):
     repo = json.dumps({"storageName": "default", "relativePath": e.rel,
                        "glRepository": "project-7", "glProjectPath": "group/proj"})
     doc = {
@@ -123,7 +123,7 @@ def payload(e, requested=15, userid="user-42", token=TOKEN):
         "runtime_dir": e.g.runtime_dir,
         "internal_socket": e.intern,
         "internal_socket_token": token,
-        "transaction": None,
+        "transaction": transaction,
         "user_details": {"username": "jane", "userid": userid, "protocol": "web",
                          "remote_ip": "10.0.0.1"},
     }
@@ -270,6 +270,21 @@ def test_update_hook_args_and_validation(h):
 def test_reference_transaction_without_praefect_succeeds(h):
     r = run_hook(h, "reference-transaction", CHANGE, args=("prepared",))
     assert r.returncode == 0, r
+    # without a transaction there is nothing to vote on: no call is made
+    assert not [e for e in h.g.log_entries()
+                if e.get("grpc.method") == "ReferenceTransactionHook"]
+    r = run_hook(h, "reference-transaction", CHANGE, args=("bogus",))
+    assert r.returncode == 1
+    assert b"unknown reference-transaction state bogus" in r.stderr
+
+
+def test_reference_transaction_with_a_transaction_calls_gitaly(h):
+    tx = {"id": 7, "node": "gitaly-1", "primary": True}
+    r = run_hook(h, "reference-transaction", CHANGE, args=("prepared",), transaction=tx)
+    # voting needs Praefect, which this server does not have: a clear failure
+    assert r.returncode == 1, r
+    assert h.g.wait_log(lambda e: e.get("grpc.method") == "ReferenceTransactionHook" and
+                        e.get("grpc.code") == "Unimplemented")
 
 
 def test_bad_token_is_an_error(h):

@@ -267,3 +267,59 @@ def test_post_upload_pack_needs_sidechannel(srv, stub, history):
         repository=srv.g.repo("hist.git"), git_config_options=["k"])
     err = rpc_error(stub.PostUploadPackWithSidechannel, bad, timeout=10)
     assert_code(err, grpc.StatusCode.INVALID_ARGUMENT, 'cannot convert invalid config key: "k"')
+
+
+def test_post_receive_pack_custom_update_hook_runs_per_ref(srv, stub, tmp_path):
+    """git runs the update hook only through the hooks directory gitaly
+    picks: with a custom update hook (repository or global) it must still
+    run once per ref and be able to refuse one ref."""
+    src, head = source_repo(tmp_path)
+    for where in ("repo", "global"):
+        name = "upd-%s.git" % where
+        target = fresh_target(srv, name)
+        if where == "repo":
+            d = os.path.join(target, "custom_hooks")
+        else:
+            d = os.path.join(srv.custom_hooks, "update.d")
+        os.makedirs(d, exist_ok=True)
+        hook = os.path.join(d, "update" if where == "repo" else "no-blocked")
+        with open(hook, "w") as f:
+            f.write('#!/bin/sh\n[ "$1" = refs/heads/blocked ] && '
+                    '{ echo "blocked by update hook" >&2; exit 1; }\nexit 0\n')
+        os.chmod(hook, 0o755)
+        try:
+            body = (pkt("%s %s refs/heads/main\0report-status side-band-64k\n" % (ZERO, head)) +
+                    pkt("%s %s refs/heads/blocked\n" % (ZERO, head)) + FLUSH +
+                    git("-C", src, "pack-objects", "--stdout", "--revs", "-q",
+                        input=("%s\n" % head).encode()))
+            out = receive_pack(stub, header(srv, name), body)
+        finally:
+            os.unlink(hook)
+        band1, band2 = demux_sideband(out)
+        assert b"blocked by update hook" in band2, out
+        lines, _ = parse_pkts(band1)
+        assert b"ok refs/heads/main\n" in lines
+        assert b"ng refs/heads/blocked hook declined\n" in lines
+        assert refs(target) == "refs/heads/main %s\n" % head
+
+
+def test_post_receive_pack_spawns_only_needed_hooks(srv, stub, tmp_path):
+    """Without a custom update hook and without a Praefect transaction the
+    update and reference-transaction hooks have nothing to do: git is not
+    made to run them (one process per ref each), pre/post-receive still run."""
+    src, head = source_repo(tmp_path)
+    name = "lean.git"
+    target = fresh_target(srv, name)
+    body = (pkt("%s %s refs/heads/main\0report-status\n" % (ZERO, head)) +
+            pkt("%s %s refs/heads/other\n" % (ZERO, head)) + FLUSH +
+            git("-C", src, "pack-objects", "--stdout", "--revs", "-q",
+                input=("%s\n" % head).encode()))
+    out = receive_pack(stub, header(srv, name), body)
+    assert parse_pkts(out)[0] == [b"unpack ok\n", b"ok refs/heads/main\n",
+                                  b"ok refs/heads/other\n", None], out
+    assert len(refs(target).splitlines()) == 2
+    calls = [e.get("grpc.method") for e in srv.g.log_entries()
+             if e.get("grpc.request.repoPath") == name and
+             e.get("grpc.service") == "gitaly.HookService"]
+    assert "PreReceiveHook" in calls and "PostReceiveHook" in calls, calls
+    assert "UpdateHook" not in calls and "ReferenceTransactionHook" not in calls, calls

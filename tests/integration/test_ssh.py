@@ -149,7 +149,7 @@ def test_upload_pack_negotiation_timeout_kills_git(srv, stub, history):
                 "waiting for packfile negotiation: context canceled")
     assert time.time() - t0 < 10
     assert len(st) == 1
-    assert wait_no_git("hist.git") == []
+    assert wait_no_git(srv.g.path("hist.git")) == []
 
 
 def test_upload_pack_client_cancel_kills_git(srv, stub, history):
@@ -157,10 +157,10 @@ def test_upload_pack_client_cancel_kills_git(srv, stub, history):
     call = stub.SSHUploadPack(iter(reqs), timeout=60)
     first = next(call)  # the advertisement: git is running
     assert first.stdout
-    assert git_processes("hist.git")
+    assert git_processes(srv.g.path("hist.git"))
     call.cancel()
     reqs.release()
-    assert wait_no_git("hist.git") == []
+    assert wait_no_git(srv.g.path("hist.git")) == []
 
 
 def test_upload_pack_validation(srv, stub, history):
@@ -190,7 +190,7 @@ def test_upload_pack_truncated_pktline(srv, stub, history):
     assert err.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED,
                           grpc.StatusCode.DEADLINE_EXCEEDED), err
     assert st and st[0] != 0
-    assert wait_no_git("hist.git") == []
+    assert wait_no_git(srv.g.path("hist.git")) == []
 
 
 def test_upload_pack_sidechannel_needs_multiplexed_connection(srv, stub, history):
@@ -246,7 +246,7 @@ def test_receive_pack_failure_sends_exit_status(srv, stub):
     assert b"protocol error" in errout
     assert_code(err, grpc.StatusCode.INTERNAL, "cmd wait: exit status 128")
     assert refs(target) == ""
-    assert wait_no_git("ssh-push2.git") == []
+    assert wait_no_git(target) == []
 
 
 def test_receive_pack_validation(srv, stub):
@@ -290,7 +290,7 @@ def test_upload_archive_negotiation_timeout(srv, stub, history):
     assert_code(err, grpc.StatusCode.DEADLINE_EXCEEDED,
                 "waiting for packfile negotiation: context canceled")
     assert st == []
-    assert wait_no_git("hist.git") == []
+    assert wait_no_git(srv.g.path("hist.git")) == []
 
 
 def test_upload_archive_validation(srv, stub):

@@ -5,7 +5,9 @@
  * matching HookService RPC on gitaly's internal socket with the v2 token,
  * streams its stdin to the server, copies the server's stdout and stderr
  * back, and exits with the exit status the server reports. Any other
- * failure prints "error executing git hook" and exits 1.
+ * failure prints "error executing git hook" and exits 1. Run by upload-pack
+ * as `gitaly-hooks git pack-objects ...` it is the pack-objects hook
+ * (packobjects.c).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -28,28 +30,21 @@
 #include "hook.pb-c.h"
 #include "hook/payload.h"
 #include "rpc/auth.h"
+#include "client.h"
 
 extern char **environ;
 
 #define CHUNK ((size_t)128 * 1024)
 #define MAX_STDIN ((size_t)64 << 20)
 
-struct client {
-	grpc_channel *ch;
-	grpc_completion_queue *cq;
-	grpc_call *call;
-	grpc_metadata md[32];
-	size_t n_md;
-};
-
-static int wait_tag(struct client *c, void *tag)
+int wait_tag(struct client *c, void *tag)
 {
 	grpc_event ev = grpc_completion_queue_pluck(c->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME),
 						    NULL);
 	return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
 }
 
-static void add_md(struct client *c, const char *key, const char *value)
+void add_md(struct client *c, const char *key, const char *value)
 {
 	if (!value || !*value || c->n_md >= sizeof(c->md) / sizeof(c->md[0]))
 		return;
@@ -81,7 +76,7 @@ static void add_feature_flags(struct client *c, const char *json)
 }
 
 /* Starts the call and sends the initial metadata. */
-static int start_call(struct client *c, const struct hook_payload *p, const char *method)
+int start_call(struct client *c, const struct hook_payload *p, const char *method)
 {
 	char target[4200], token[256];
 	int tag = 1;
@@ -118,7 +113,7 @@ static int start_call(struct client *c, const struct hook_payload *p, const char
 	return wait_tag(c, &tag);
 }
 
-static int send_msg(struct client *c, const ProtobufCMessage *m, int close)
+int send_msg(struct client *c, const ProtobufCMessage *m, int close)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -261,7 +256,7 @@ static int recv_all(struct client *c, const ProtobufCMessageDescriptor *desc, in
 	return ok && code == GRPC_STATUS_OK && have_status ? 0 : -1;
 }
 
-static void client_close(struct client *c)
+void client_close(struct client *c)
 {
 	if (c->call)
 		grpc_call_unref(c->call);
@@ -446,6 +441,28 @@ static unsigned hook_bit(const char *name)
 	return 0;
 }
 
+/*
+ * Without a Praefect transaction the server's ReferenceTransactionHook has
+ * nothing to do (it only votes; custom hooks never run for this hook), so
+ * the call is skipped: git runs this hook twice per ref update, and the
+ * process is the cost. The state is still checked and stdin drained.
+ */
+static int skip_reference_transaction(int argc, char **argv, struct hook_payload *p)
+{
+	const char *state = argc > 1 ? argv[1] : "";
+	char buf[8192];
+	int rc = 0;
+
+	if (strcmp(state, "prepared") && strcmp(state, "committed") && strcmp(state, "aborted")) {
+		fprintf(stderr, "unknown reference-transaction state %s\n", state);
+		rc = 1;
+	}
+	while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
+		;
+	hook_payload_release(p);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct hook_payload p;
@@ -455,7 +472,8 @@ int main(int argc, char **argv)
 
 	snprintf(argv0, sizeof(argv0), "%s", argc > 0 ? argv[0] : "");
 	const char *name = basename(argv0);
-	unsigned bit = hook_bit(name);
+	int pack_objects = argc > 1 && !strcmp(argv[1], "git");
+	unsigned bit = pack_objects ? HOOK_PACK_OBJECTS : hook_bit(name);
 	const char *value = getenv(HOOK_PAYLOAD_ENV);
 
 	if (!bit) {
@@ -475,8 +493,12 @@ int main(int argc, char **argv)
 		hook_payload_release(&p);
 		return 0;
 	}
+	if (bit == HOOK_REFERENCE_TRANSACTION && !p.has_transaction)
+		return skip_reference_transaction(argc, argv, &p);
 	grpc_init();
-	if (run(name, argc, argv, &p, &exit_code) < 0) {
+	if (pack_objects) {
+		exit_code = pack_objects_hook(argc - 2, argv + 2, &p);
+	} else if (run(name, argc, argv, &p, &exit_code) < 0) {
 		fprintf(stderr, "error executing git hook\n");
 		exit_code = 1;
 	}

@@ -23,6 +23,7 @@
 #include "base/metrics.h"
 #include "cmd/gitaly/gitaly.h"
 #include "config/config.h"
+#include "limit/limit.h"
 #include "git/command.h"
 #include "git/locator.h"
 #include "git/repo_cache.h"
@@ -300,29 +301,47 @@ static int setup_git(struct serve_state *st, struct error *err)
 	return 0;
 }
 
+/*
+ * The gitaly-hooks binary: <bin_dir>/gitaly-hooks, else the one beside this
+ * gitaly (upstream always has it: it unpacks its own copy at startup). Git
+ * silently skips a hook whose file is missing, which would let pushes past
+ * every check, so a server without one refuses to start.
+ */
+static int find_hooks_binary(const struct config *cfg, char *out, size_t cap, struct error *err)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (cfg->bin_dir && *cfg->bin_dir &&
+	    (size_t)snprintf(out, cap, "%s/gitaly-hooks", cfg->bin_dir) < cap &&
+	    access(out, X_OK) == 0)
+		return 0;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return error_set(err, STATUS_INTERNAL, "resolve own binary: %s", strerror(errno));
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = 0;
+	if ((size_t)snprintf(out, cap, "%s/gitaly-hooks", self) < cap && access(out, X_OK) == 0) {
+		if (cfg->bin_dir && *cfg->bin_dir)
+			log_msg(LOG_WARN, "no gitaly-hooks in bin_dir %s, using %s", cfg->bin_dir, out);
+		return 0;
+	}
+	return error_set(err, STATUS_FAILED_PRECONDITION,
+			 "gitaly-hooks not found in bin_dir (%s) nor beside gitaly (%s): pushes would "
+			 "run without hooks",
+			 cfg->bin_dir && *cfg->bin_dir ? cfg->bin_dir : "unset", self);
+}
+
 /* Links gitaly-hooks into <runtime_dir>/hooks.d for core.hooksPath. */
 static int setup_hooks(struct serve_state *st, struct error *err)
 {
 	char bin[PATH_MAX];
-	const char *dir = st->cfg.bin_dir;
-	char self[PATH_MAX];
 
-	if (!dir || !*dir) {
-		/* no bin_dir: gitaly-hooks sits beside this binary */
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		char *slash;
-
-		if (n <= 0)
-			return error_set(err, STATUS_INTERNAL, "resolve own binary: %s",
-					 strerror(errno));
-		self[n] = 0;
-		slash = strrchr(self, '/');
-		if (slash)
-			*slash = 0;
-		dir = self;
-	}
-	if ((size_t)snprintf(bin, sizeof(bin), "%s/gitaly-hooks", dir) >= sizeof(bin))
-		return error_set(err, STATUS_INVALID_ARGUMENT, "bin_dir too long");
+	if (find_hooks_binary(&st->cfg, bin, sizeof(bin), err) < 0)
+		return -1;
 	st->hooks_bin = strdup(bin);
 	if (!st->hooks_bin)
 		return error_set(err, STATUS_INTERNAL, "out of memory");
@@ -373,6 +392,8 @@ static int setup_server(struct serve_state *st, struct error *err)
 			return -1;
 		rpc_metrics_preregister(&svcs[i]);
 	}
+	if (limit_setup(cfg, err) < 0) /* [[concurrency]], [[rate_limiting]] */
+		return -1;
 	return rpc_server_start(st->srv, err);
 }
 

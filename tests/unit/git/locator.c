@@ -391,6 +391,27 @@ static void test_object_dirs_env(void **state)
 	error_release(&err);
 }
 
+/* The storage root's descriptor is cached; a replaced root must not be
+ * served from the old directory. */
+static void test_replaced_storage_root(void **state)
+{
+	struct fixture *f = *state;
+	struct repo_ref old = { .storage_name = "default", .relative_path = "@hashed/ab/cd/abcd.git" };
+	struct repo_ref fresh = { .storage_name = "default", .relative_path = "new.git" };
+	char *moved = NULL;
+
+	free(expect_ok(f, &old, 0));
+	expect_error(f, &fresh, 0, STATUS_NOT_FOUND, "repository not found");
+	assert_true(asprintf(&moved, "%s.old", f->root) > 0);
+	assert_int_equal(rename(f->root, moved), 0);
+	expect_error(f, &old, 0, STATUS_NOT_FOUND, "storage does not exist");
+	assert_int_equal(mkdir(f->root, 0755), 0);
+	make_repo(f->root, "new.git");
+	free(expect_ok(f, &fresh, 0));
+	expect_error(f, &old, 0, STATUS_NOT_FOUND, "repository not found");
+	free(moved);
+}
+
 static void test_path_clean(void **state)
 {
 	static const char *const cases[][2] = {
@@ -418,6 +439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_object_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_beneath, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_storage_root, setup, teardown),
 		cmocka_unit_test(test_object_dirs_env),
 		cmocka_unit_test(test_path_clean),
 	};

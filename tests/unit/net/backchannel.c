@@ -282,8 +282,9 @@ static void test_extra_client_streams_reset(void **state)
 	(void)state;
 	mux_connect(&m, 0);
 	assert_int_equal(yamux_open(m.s, &extra, &err), 0);
-	assert_int_equal(yamux_stream_write(extra, "x", 1, &err), 0);
-	assert_int_equal(yamux_stream_read(extra, &b, 1, &n, &err), -1);
+	/* the reset may already be there when we write */
+	if (yamux_stream_write(extra, "x", 1, &err) == 0)
+		assert_int_equal(yamux_stream_read(extra, &b, 1, &n, &err), -1);
 	assert_int_equal(err.code, STATUS_UNAVAILABLE);
 	error_release(&err);
 	yamux_stream_free(extra);

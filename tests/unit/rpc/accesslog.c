@@ -50,6 +50,17 @@ static json_t *emit(const struct accesslog_entry *e)
 		assert_int_equal(nl[1], '\0'); /* exactly one line */
 		line = json_loads(text, 0, &jerr);
 		assert_non_null(line);
+		/* keys sorted and unique, as jansson's JSON_SORT_KEYS writes them
+		 * (jansson keeps the order of the text when parsing) */
+		{
+			const char *key, *prev = NULL;
+			json_t *v;
+			json_object_foreach(line, key, v) {
+				if (prev)
+					assert_true(strcmp(prev, key) < 0);
+				prev = key;
+			}
+		}
 	}
 	free(text);
 	return line;

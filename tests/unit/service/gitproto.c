@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fake_call.h"
+#include "hook/install.h"
 #include "hook/payload.h"
 #include "service/gitproto.h"
 #include "service/smarthttp.h"
@@ -138,9 +140,88 @@ static void test_pktscan_deepen(void **state)
 	gitproto_pktscan_init(&s, NULL);
 	assert_int_equal(feed_str(&s, "000ddeepen 1\n0000"), 0);
 	assert_true(s.saw_deepen);
+	gitproto_pktscan_release(&s);
 	gitproto_pktscan_init(&s, NULL);
 	feed_str(&s, "000ashallow0000");
 	assert_false(s.saw_deepen);
+	gitproto_pktscan_release(&s);
+}
+
+/* Appends one pkt-line made from fmt to buf (room for 1024 bytes). */
+static void add_pkt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_pkt(char *buf, const char *fmt, ...)
+{
+	char line[512];
+	size_t len = strlen(buf);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	snprintf(buf + len, 1024 - len, "%04x%s", n + 4, line);
+}
+
+static void add_flush(char *buf)
+{
+	size_t len = strlen(buf);
+	snprintf(buf + len, 1024 - len, "0000");
+}
+
+static void test_pktscan_statistics(void **state)
+{
+	struct gitproto_pktscan s;
+	struct gitproto_run r;
+	struct rpc_call call;
+	Gitaly__PackfileNegotiationStatistics st = GITALY__PACKFILE_NEGOTIATION_STATISTICS__INIT;
+	const char *oid = "0123456789012345678901234567890123456789";
+	char req[1024];
+	(void)state;
+
+	/* two wants (caps on the first), a shallow, a deepen, a filter, a
+	 * flush, two haves, a flush, done */
+	req[0] = '\0';
+	add_pkt(req, "want %s multi_ack side-band-64k ofs-delta\n", oid);
+	add_pkt(req, "want %s\n", oid);
+	add_pkt(req, "shallow %s\n", oid);
+	add_pkt(req, "deepen 3\n");
+	add_pkt(req, "filter blob:none\n");
+	add_flush(req);
+	add_pkt(req, "have %s\n", oid);
+	add_pkt(req, "have %s\n", oid);
+	add_flush(req);
+	add_pkt(req, "done\n");
+	gitproto_pktscan_init(&s, GITPROTO_PKT_DONE);
+	/* in odd-sized pieces */
+	for (size_t i = 0; i < strlen(req); i += 7) {
+		size_t n = strlen(req) - i < 7 ? strlen(req) - i : 7;
+		gitproto_pktscan_feed(&s, (const uint8_t *)req + i, n);
+	}
+	assert_true(s.found);
+	assert_false(s.bad);
+	assert_int_equal(s.packets, 10);
+	assert_int_equal(s.wants, 2);
+	assert_int_equal(s.haves, 2);
+	assert_int_equal(s.shallows, 1);
+	assert_string_equal(s.caps, "multi_ack side-band-64k ofs-delta");
+	assert_string_equal(s.deepen, "deepen 3");
+	assert_string_equal(s.filter, "blob:none");
+	/* payload without newlines: 2x"want <oid>..." etc. */
+	assert_int_equal(s.payload_size,
+			 (int64_t)(strlen(oid) + 39 + strlen(oid) + 5 + strlen(oid) + 8 + 8 +
+				   16 + 2 * (strlen(oid) + 5) + 4));
+
+	memset(&call, 0, sizeof(call));
+	gitproto_run_init(&r);
+	r.stats = s;
+	gitproto_stats_proto(&call, &r, &st);
+	assert_int_equal(st.n_caps, 3);
+	assert_string_equal(st.caps[1], "side-band-64k");
+	assert_int_equal(st.packets, 10);
+	assert_string_equal(st.filter, "blob:none");
+	gitproto_run_release(&r); /* frees the strings of s */
+	free(st.caps[0]); /* the fake call's arena is plain malloc */
+	free(st.caps);
 }
 
 static void test_config_options(void **state)
@@ -213,7 +294,7 @@ static void test_receive_hooks_payload(void **state)
 	struct git_cmd *cmd = git_cmd_new(repo_path, "receive-pack");
 	struct service_deps d = deps;
 	const char *const *argv, *const *envp;
-	char hooks_arg[64];
+	char hooks_arg[128];
 	(void)state;
 
 	/* without a hooks directory, receive-pack is refused */
@@ -230,7 +311,9 @@ static void test_receive_hooks_payload(void **state)
 						&err), 0);
 	cfg.auth.token = NULL;
 	argv = git_cmd_argv(cmd, &err);
-	snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s", d.hooks_dir);
+	/* no custom update hook, no transaction: the leanest directory */
+	snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s/" HOOK_DIR_NO_TX_NO_UPDATE,
+		 d.hooks_dir);
 	assert_true(has(argv, hooks_arg));
 	envp = git_cmd_envp(cmd, &err);
 	assert_non_null(env_of(envp, HOOK_PAYLOAD_ENV));
@@ -249,6 +332,31 @@ static void test_receive_hooks_payload(void **state)
 	assert_string_equal(p.remote_ip, "10.0.0.9");
 	hook_payload_release(&p);
 	git_cmd_free(cmd);
+
+	/* a custom update hook in the repository brings the update hook back */
+	{
+		char dir[400], hook[420];
+		FILE *f;
+
+		snprintf(dir, sizeof(dir), "%s/custom_hooks", repo_path);
+		snprintf(hook, sizeof(hook), "%s/update", dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		f = fopen(hook, "w");
+		assert_non_null(f);
+		fputs("#!/bin/sh\nexit 0\n", f);
+		fclose(f);
+		assert_int_equal(chmod(hook, 0755), 0);
+		cmd = git_cmd_new(repo_path, "receive-pack");
+		assert_int_equal(gitproto_receive_hooks(&d, &repo_msg, repo_path, "project-3", &u,
+							cmd, &err), 0);
+		argv = git_cmd_argv(cmd, &err);
+		snprintf(hooks_arg, sizeof(hooks_arg), "core.hooksPath=%s/" HOOK_DIR_NO_TX,
+			 d.hooks_dir);
+		assert_true(has(argv, hooks_arg));
+		git_cmd_free(cmd);
+		unlink(hook);
+		rmdir(dir);
+	}
 }
 
 static void test_pack_objects_hook_only_with_cache(void **state)
@@ -337,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_pktscan_flush_and_specials),
 		cmocka_unit_test(test_pktscan_invalid),
 		cmocka_unit_test(test_pktscan_deepen),
+		cmocka_unit_test(test_pktscan_statistics),
 		cmocka_unit_test(test_config_options),
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_receive_hooks_payload),

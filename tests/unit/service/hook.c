@@ -123,7 +123,7 @@ static void test_methods_listed(void **state)
 	assert_non_null(handler("PostReceiveHook"));
 	assert_non_null(handler("UpdateHook"));
 	assert_non_null(handler("ReferenceTransactionHook"));
-	assert_null(handler("PackObjectsHookWithSidechannel"));
+	assert_non_null(handler("PackObjectsHookWithSidechannel"));
 }
 
 static void test_update_runs_custom_hook(void **state)
