@@ -1,7 +1,10 @@
 """Helpers for the pack-objects cache tests: a server with the cache on, a
 git wrapper that records every `git pack-objects` the server runs, and
-clones that go through upload-pack with uploadpack.packObjectsHook pointing
-at gitaly-hooks (what the SmartHTTP/SSH services do when the cache is on).
+`git clone` over smart HTTP through gitaly-gateway in front of it (the
+SmartHTTP service runs upload-pack with uploadpack.packObjectsHook pointing
+at gitaly-hooks when the cache is on). Clones on behalf of a non-loopback
+client (pack-objects limiting by IP; the gateway is a loopback client) run
+that upload-pack locally with the same hook and payload instead.
 """
 
 import base64
@@ -10,7 +13,10 @@ import os
 import stat
 import subprocess
 
+import shutil
+
 from conftest import BUILD, Gitaly, git, short_tmpdir
+import gateway_util
 
 HOOKS_BIN = os.path.join(BUILD, "bin", "gitaly-hooks")
 
@@ -79,6 +85,15 @@ class CacheServer:
         self.runtime = os.path.join(self.g.runtime_dir, "gitaly-%d" % self.g.proc.pid)
         self.intern = os.path.join(self.runtime, "sock.d", "intern")
         self.cache_dir = os.path.join(self.g.storages["default"], "+gitaly", "PackObjectsCache")
+        self.gw_base = short_tmpdir()
+        self.gw = gateway_util.Gateway(self.gw_base, self.g).start()
+
+    def close(self):
+        try:
+            self.gw.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            shutil.rmtree(self.gw_base, ignore_errors=True)
 
     def pack_runs(self):
         return read_pack_runs(self.pack_log)
@@ -100,10 +115,14 @@ class CacheServer:
         return base64.b64encode(json.dumps(doc).encode()).decode()
 
     def clone_cmd(self, rel, dest, remote_ip="127.0.0.1"):
-        """argv and env of a clone whose upload-pack uses the hook."""
+        """argv and env of a clone whose upload-pack uses the hook: through
+        the gateway for a loopback client, else a local upload-pack given
+        the payload of a client at remote_ip."""
         env = dict(os.environ)
-        env.update({"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_SYSTEM": "/dev/null",
-                    "GITALY_HOOKS_PAYLOAD": self.payload(rel, remote_ip)})
+        env.update({"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_SYSTEM": "/dev/null"})
+        if remote_ip == "127.0.0.1":
+            return ["git", "clone", "--progress", "--bare", self.gw.url(rel), dest], env
+        env["GITALY_HOOKS_PAYLOAD"] = self.payload(rel, remote_ip)
         up = "git -c uploadpack.packObjectsHook=%s upload-pack" % HOOKS_BIN
         argv = ["git", "clone", "--progress", "--bare", "--no-local", "-u", up,
                 self.g.path(rel), dest]

@@ -1,10 +1,11 @@
-"""The pack-objects cache end to end: real `git clone` through upload-pack
-with uploadpack.packObjectsHook=gitaly-hooks, the hook calling
+"""The pack-objects cache end to end: real `git clone` over smart HTTP
+through gitaly-gateway, gitaly's upload-pack running with
+uploadpack.packObjectsHook=gitaly-hooks, the hook calling
 PackObjectsHookWithSidechannel on gitaly's internal socket, and gitaly
-running (or not) `git pack-objects` through a recording git wrapper. Most
-tests run upload-pack locally with the hook (exactly what the services do);
-the ssh_* ones clone through gitaly's own SSHService/SSHUploadPack, as
-gitlab-shell does, and test_packcache_gateway.py through gitaly-gateway."""
+running (or not) `git pack-objects` through a recording git wrapper. The
+ssh_* tests clone through gitaly's own SSHService/SSHUploadPack, as
+gitlab-shell does; the pack-objects limiting test needs a non-loopback
+client, which the gateway cannot be, and runs that upload-pack locally."""
 
 import os
 import shutil
@@ -36,7 +37,7 @@ def make_big_repo(path, files=60, commits=4):
 def srv(gitaly_factory):
     s = CacheServer(gitaly_factory)
     yield s
-    shutil.rmtree(s.tmp, ignore_errors=True)
+    s.close()
 
 
 def test_first_uncached_second_creates_third_hits(srv):
@@ -113,7 +114,7 @@ def test_concurrent_identical_clones_share_one_producer(gitaly_factory, min_occ,
         served = {l["pack_objects_cache.served_bytes"] for l in hits}
         assert len(served) == 1 and served.pop() in gens
     finally:
-        shutil.rmtree(srv.tmp, ignore_errors=True)
+        srv.close()
 
 
 def test_killed_producer_fails_every_reader_then_regenerates(gitaly_factory):
@@ -162,7 +163,7 @@ def test_killed_producer_fails_every_reader_then_regenerates(gitaly_factory):
         assert len(srv.pack_runs()) == 2
         assert srv.hook_lines()[-1]["pack_objects_cache.hit"] == "false"
     finally:
-        shutil.rmtree(srv.tmp, ignore_errors=True)
+        srv.close()
 
 
 def test_entries_older_than_max_age_leave_the_disk(gitaly_factory):
@@ -184,7 +185,7 @@ def test_entries_older_than_max_age_leave_the_disk(gitaly_factory):
         assert [l["pack_objects_cache.hit"] for l in srv.hook_lines()] == ["false", "false"]
         assert len(srv.pack_runs()) == 2
     finally:
-        shutil.rmtree(srv.tmp, ignore_errors=True)
+        srv.close()
 
 
 def test_keys_seen_once_are_never_written(srv):
@@ -230,7 +231,7 @@ def test_pack_objects_limiting_by_client_ip(gitaly_factory):
         res = concurrent_clones(srv, "a.git", 1) + concurrent_clones(srv, "b.git", 1)
         assert all(rc == 0 for rc, _, _ in res)
     finally:
-        shutil.rmtree(srv.tmp, ignore_errors=True)
+        srv.close()
 
 
 def ssh_clone(srv, rel, dest):
@@ -291,4 +292,4 @@ def test_concurrent_ssh_clones_share_one_producer(gitaly_factory):
         assert len(lines) == 8
         assert sum(l["pack_objects_cache.hit"] == "true" for l in lines) == 7
     finally:
-        shutil.rmtree(srv.tmp, ignore_errors=True)
+        srv.close()
