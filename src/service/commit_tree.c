@@ -1033,7 +1033,8 @@ int commit_get_tree_entries_rpc(struct rpc_call *call, struct error *err)
 			entries.v[i] = NULL;
 		}
 	}
-	memmove(entries.v, entries.v + from, (to - from) * sizeof(*entries.v));
+	if (to > from) /* (entries.v is NULL for an empty tree) */
+		memmove(entries.v, entries.v + from, (to - from) * sizeof(*entries.v));
 	entries.n = to - from;
 	if (!req->recursive && !req->skip_flat_paths)
 		populate_flat_paths(&r, &entries);
