@@ -493,14 +493,10 @@ out:
 
 int gitaly_conn_broken(struct gitaly_conn *c)
 {
-	grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->channel, 0);
-
-	/* A channel made from a descriptor cannot reconnect: once its
-	 * transport failed it is useless even while the yamux session under it
-	 * lives on (seen as "Socket closed" after a long idle period). */
-	if (st == GRPC_CHANNEL_SHUTDOWN || st == GRPC_CHANNEL_TRANSIENT_FAILURE)
-		return 1;
-	return c->session && yamux_session_is_closed(c->session);
+	if (!c->session)
+		return grpc_channel_check_connectivity_state(c->channel, 0) ==
+		       GRPC_CHANNEL_SHUTDOWN;
+	return yamux_session_is_closed(c->session);
 }
 
 void gitaly_conn_free(struct gitaly_conn *c)
