@@ -710,3 +710,44 @@ out:
 	free(buf);
 	return ret;
 }
+
+/* ---- receive-pack ------------------------------------------------------------ */
+
+int gitproto_receive_pack(const struct service_deps *deps, struct rpc_call *call,
+			  const struct gitproto_receive_pack *rq, struct gitproto_run *run,
+			  struct error *err)
+{
+	struct gitproto_user user;
+	struct git_cmd *cmd;
+	char *repo_path = NULL;
+	int ret = -1;
+
+	if (service_repo_path(deps, rq->repository, 0, &repo_path, err) < 0)
+		goto out;
+	if (gitproto_check_config(rq->config, rq->n_config, err) < 0) {
+		err->code = rq->config_code;
+		goto out;
+	}
+	cmd = git_cmd_new(repo_path, "receive-pack");
+	if (rq->stateless)
+		git_cmd_flag(cmd, "--stateless-rpc");
+	git_cmd_arg(cmd, repo_path);
+	user.gl_id = rq->gl_id;
+	user.gl_username = rq->gl_username;
+	user.protocol = rq->protocol;
+	user.remote_ip = rpc_call_metadata(call, "remote_ip");
+	if (gitproto_receive_hooks(deps, rq->repository, repo_path, rq->gl_repository, &user, cmd,
+				   err) < 0) {
+		git_cmd_free(cmd);
+		goto out;
+	}
+	gitproto_apply(cmd, rq->git_protocol, rq->config, rq->n_config);
+	ret = gitproto_run_cmd(run, cmd, err);
+	if (ret < 0 && !run->started) {
+		error_prefix(err, "%s", rq->spawn_prefix);
+		err->code = rq->spawn_code;
+	}
+out:
+	free(repo_path);
+	return ret;
+}

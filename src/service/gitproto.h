@@ -149,6 +149,36 @@ struct gitproto_run {
 	struct gitproto_pktscan stats; /* the request's negotiation statistics */
 };
 
+/* A receive-pack request as SmartHTTPService and SSHService both carry it. */
+struct gitproto_receive_pack {
+	const Gitaly__Repository *repository;
+	const char *gl_id;
+	const char *gl_username;
+	const char *gl_repository;
+	const char *git_protocol;
+	char *const *config; /* git_config_options */
+	size_t n_config;
+	const char *protocol;  /* "http" or "ssh", for the hooks payload */
+	int stateless;         /* HTTP: --stateless-rpc */
+	enum status_code config_code; /* code of an invalid config option */
+	/* A failure to start git: its message prefix and code. */
+	const char *spawn_prefix;
+	enum status_code spawn_code;
+};
+
+/*
+ * Upstream's PostReceivePack / SSHReceivePack after the service's own
+ * request checks: resolves the repository, checks the config options
+ * (refused with rq->config_code), builds `git receive-pack` with the hooks
+ * payload, the options and GIT_PROTOCOL, and runs it with the input and
+ * output already set in run (call, input, stdin_of, out...). Returns 0 when
+ * git ran and was reaped (check run->res), -1 with err set otherwise (a
+ * failure to start git carries rq->spawn_prefix and rq->spawn_code).
+ */
+int gitproto_receive_pack(const struct service_deps *deps, struct rpc_call *call,
+			  const struct gitproto_receive_pack *rq, struct gitproto_run *run,
+			  struct error *err);
+
 /* Fills st (strings borrowed from r, caps in the arena of call) from the
  * statistics of the request r ran. */
 void gitproto_stats_proto(struct rpc_call *call, const struct gitproto_run *r,

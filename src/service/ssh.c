@@ -285,10 +285,8 @@ static int ssh_receive_pack(struct rpc_call *call, struct error *err)
 	const struct service_deps *deps = rpc_call_service_data(call);
 	const Gitaly__SSHReceivePackRequest *req =
 		(const Gitaly__SSHReceivePackRequest *)rpc_call_request(call);
-	struct gitproto_user user;
+	struct gitproto_receive_pack rq;
 	struct gitproto_run run;
-	struct git_cmd *cmd;
-	char *repo_path = NULL;
 	int ret = -1;
 
 	gitproto_run_init(&run);
@@ -302,39 +300,26 @@ static int ssh_receive_pack(struct rpc_call *call, struct error *err)
 		error_set(err, STATUS_INVALID_ARGUMENT, "non-empty data in first request");
 		goto out;
 	}
-	if (validate_repo(deps, req->repository, err) < 0)
-		goto out;
-	if (service_repo_path(deps, req->repository, 0, &repo_path, err) < 0)
-		goto out;
-	if (gitproto_check_config(req->git_config_options, req->n_git_config_options, err) < 0) {
-		err->code = STATUS_INTERNAL;
-		goto out;
-	}
-	cmd = git_cmd_new(repo_path, "receive-pack");
-	git_cmd_arg(cmd, repo_path);
-	user.gl_id = req->gl_id;
-	user.gl_username = req->gl_username;
-	user.protocol = "ssh";
-	user.remote_ip = rpc_call_metadata(call, "remote_ip");
-	if (gitproto_receive_hooks(deps, req->repository, repo_path, req->gl_repository, &user,
-				   cmd, err) < 0) {
-		git_cmd_free(cmd);
-		goto out;
-	}
-	gitproto_apply(cmd, req->git_protocol, req->git_config_options, req->n_git_config_options);
+	memset(&rq, 0, sizeof(rq));
+	rq.repository = req->repository;
+	rq.gl_id = req->gl_id;
+	rq.gl_username = req->gl_username;
+	rq.gl_repository = req->gl_repository;
+	rq.git_protocol = req->git_protocol;
+	rq.config = req->git_config_options;
+	rq.n_config = req->n_git_config_options;
+	rq.protocol = "ssh";
+	rq.config_code = STATUS_INTERNAL;
+	rq.spawn_prefix = "start cmd";
+	rq.spawn_code = STATUS_INTERNAL;
 	run.call = call;
 	run.input = GITPROTO_IN_GRPC;
 	run.stdin_of = receive_pack_stdin;
 	run.out = receive_pack_out;
 	run.out_ctx = call;
 	run.send_stderr = 1;
-	if (gitproto_run_cmd(&run, cmd, err) < 0) {
-		if (!run.started) {
-			error_prefix(err, "start cmd");
-			err->code = STATUS_INTERNAL;
-		}
+	if (gitproto_receive_pack(deps, call, &rq, &run, err) < 0)
 		goto out;
-	}
 	if (run.res.exit_code != 0) {
 		struct error serr = ERROR_INIT;
 		char t[64];
@@ -354,7 +339,6 @@ static int ssh_receive_pack(struct rpc_call *call, struct error *err)
 	ret = 0;
 out:
 	gitproto_run_release(&run);
-	free(repo_path);
 	return ret;
 }
 
