@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -568,12 +569,30 @@ static int tick(const struct gitproto_run *r, int64_t monitor_deadline)
 	return (int)t;
 }
 
+/* A connected Unix socket pair for git's stdin: *ours (send buffer of buf
+ * bytes, asked for) and *theirs, given to cmd; both close on exec. */
+static int stdin_socket(struct git_cmd *cmd, size_t buf, int *ours, int *theirs,
+			struct error *err)
+{
+	int sv[2];
+	int size = buf > (size_t)INT32_MAX ? INT32_MAX : (int)buf;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return error_set(err, STATUS_INTERNAL, "git stdin socket: %s", strerror(errno));
+	/* best effort: the kernel caps it at net.core.wmem_max */
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	git_cmd_stdin_fd(cmd, sv[1]);
+	*ours = sv[0];
+	*theirs = sv[1];
+	return 0;
+}
+
 int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *err)
 {
 	struct feeder *f = NULL;
 	pthread_t th;
 	int th_started = 0, killed = 0, out_eof = 0, err_eof = 0, ret = -1, failed = 0;
-	int in_fd = -1, out_fd = -1, err_fd = -1;
+	int in_fd = -1, out_fd = -1, err_fd = -1, git_in = -1;
 	int64_t monitor_deadline = 0;
 	uint8_t *buf = NULL;
 	pid_t pid = -1;
@@ -595,9 +614,18 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	r->stream = NULL; /* the feeder's now */
 	gitproto_pktscan_init(&f->scan, r->monitor_pkt);
 
-	if (git_cmd_start(cmd, r->input != GITPROTO_IN_NONE ? &in_fd : NULL, &out_fd, &err_fd,
-			  &pid, err) < 0)
+	if (r->input != GITPROTO_IN_NONE && r->stdin_socket_buf &&
+	    stdin_socket(cmd, r->stdin_socket_buf, &in_fd, &git_in, err) < 0) {
+		git_cmd_free(cmd);
 		goto out;
+	}
+	if (git_cmd_start(cmd, r->input != GITPROTO_IN_NONE && git_in < 0 ? &in_fd : NULL, &out_fd,
+			  &err_fd, &pid, err) < 0)
+		goto out;
+	if (git_in >= 0) {
+		close(git_in); /* git has its copy */
+		git_in = -1;
+	}
 	r->started = 1;
 	if (r->monitor_pkt)
 		monitor_deadline = process_now_ms() + r->monitor_timeout_ms;
@@ -694,6 +722,8 @@ out:
 	}
 	if (in_fd >= 0)
 		close(in_fd);
+	if (git_in >= 0)
+		close(git_in);
 	if (out_fd >= 0)
 		close(out_fd);
 	if (err_fd >= 0)
@@ -742,6 +772,7 @@ int gitproto_receive_pack(const struct service_deps *deps, struct rpc_call *call
 		goto out;
 	}
 	gitproto_apply(cmd, rq->git_protocol, rq->config, rq->n_config);
+	run->stdin_socket_buf = GITPROTO_PUSH_STDIN_BUF;
 	ret = gitproto_run_cmd(run, cmd, err);
 	if (ret < 0 && !run->started) {
 		error_prefix(err, "%s", rq->spawn_prefix);

@@ -27,6 +27,9 @@
 
 /* Read size for git's output (upstream's large copy buffer). */
 #define GITPROTO_COPY_BUF ((size_t)64 * 1024)
+/* Send buffer of receive-pack's stdin socket (the kernel may cap it at
+ * net.core.wmem_max). */
+#define GITPROTO_PUSH_STDIN_BUF ((size_t)1 << 20)
 /* Longest pkt-line, header included. */
 #define GITPROTO_PKT_MAX 65520
 
@@ -135,6 +138,11 @@ struct gitproto_run {
 	gitproto_out_fn out;
 	void *out_ctx;
 	int send_stderr;             /* also hand stderr to out (band 2) */
+	/* Non-zero: git's stdin is a Unix socket with this send buffer
+	 * instead of a pipe. A writer blocked on a full pipe is woken for
+	 * every page git reads (index-pack reads 4 KiB at a time); one blocked
+	 * on a socket only once three quarters of its buffer have drained. */
+	size_t stdin_socket_buf;
 	/* Negotiation monitor: the packet, and how long to wait for it. */
 	const char *monitor_pkt;     /* NULL: none */
 	int64_t monitor_timeout_ms;

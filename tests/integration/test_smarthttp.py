@@ -323,3 +323,39 @@ def test_post_receive_pack_spawns_only_needed_hooks(srv, stub, tmp_path):
              e.get("grpc.service") == "gitaly.HookService"]
     assert "PreReceiveHook" in calls and "PostReceiveHook" in calls, calls
     assert "UpdateHook" not in calls and "ReferenceTransactionHook" not in calls, calls
+
+
+def test_post_receive_pack_stdin_is_a_socket(srv, stub, tmp_path):
+    """gitaly feeds receive-pack through a Unix socket, not a pipe: a writer
+    blocked on a full pipe is woken for every 4 KiB index-pack reads, one
+    blocked on a socket only once most of its buffer drained. A custom
+    pre-receive hook (run while receive-pack waits for it) looks at
+    receive-pack's stdin; the push itself still lands intact."""
+    src, head = source_repo(tmp_path, n=40)
+    name = "stdin-socket.git"
+    target = fresh_target(srv, name)
+    seen = str(tmp_path / "stdin-kind")
+    d = os.path.join(srv.custom_hooks, "pre-receive.d")
+    os.makedirs(d, exist_ok=True)
+    hook = os.path.join(d, "stdin-kind")
+    with open(hook, "w") as f:
+        f.write("""#!/bin/sh
+for c in $(grep -l -a -e --stateless-rpc /proc/[0-9]*/cmdline 2>/dev/null); do
+    if grep -q -a -e receive-pack $c && grep -q -a -e %s $c; then
+        readlink ${c%%/cmdline}/fd/0 >> '%s'
+    fi
+done
+exit 0
+""" % (name, seen))
+    os.chmod(hook, 0o755)
+    try:
+        out = receive_pack(stub, header(srv, name),
+                           push_request(src, head, "refs/heads/main"), chunk=7000)
+    finally:
+        os.unlink(hook)
+    assert parse_pkts(out)[0] == [b"unpack ok\n", b"ok refs/heads/main\n", None], out
+    assert refs(target) == "refs/heads/main %s\n" % head
+    git("-C", target, "fsck", "--strict")
+    with open(seen) as f:
+        kinds = f.read().split()
+    assert kinds and all(k.startswith("socket:[") for k in kinds), kinds
