@@ -232,6 +232,93 @@ static const char *nonempty(const char *s)
 	return s && *s ? s : NULL;
 }
 
+/* Lower-cases s in place. */
+static void ascii_lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/*
+ * The object format of repo_path read from its config file, without
+ * spawning `git rev-parse --show-object-format`: *format is "sha1" when
+ * the file is plain (sections and key = value lines, no include) and has
+ * no extensions.objectFormat, "sha256" or "sha1" when it sets one with
+ * repositoryformatversion 1. Returns -1 whenever the file holds anything
+ * else (includes, other values, odd syntax): git must then be asked.
+ */
+static int config_object_format(const char *repo_path, const char **format)
+{
+	char path[4096], line[1024], section[64] = "", *value = NULL;
+	FILE *f;
+	int version = 0, ret = -1, n;
+
+	n = snprintf(path, sizeof(path), "%s/config", repo_path);
+	if (n < 0 || (size_t)n >= sizeof(path) || !(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *eq, *end;
+		size_t len = strlen(line);
+
+		if (len && line[len - 1] != '\n' && !feof(f))
+			goto out; /* longer than the buffer */
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (end = p + strlen(p); end > p && strchr(" \t\r\n", end[-1]); end--)
+			;
+		*end = '\0';
+		if (!*p || *p == '#' || *p == ';')
+			continue;
+		if (end[-1] == '\\' || strchr(p, '"'))
+			goto out; /* continuations and quoting: not read here */
+		if (*p == '[') {
+			size_t sl = (size_t)(end - p);
+			if (end[-1] != ']' || sl - 2 >= sizeof(section) || strpbrk(p + 1, " .\t"))
+				goto out; /* subsections ([includeIf "..."], [remote "x"]) */
+			memcpy(section, p + 1, sl - 2);
+			section[sl - 2] = '\0';
+			ascii_lower(section);
+			if (!strcmp(section, "include"))
+				goto out;
+			continue;
+		}
+		if (!(eq = strchr(p, '=')))
+			continue; /* a boolean key */
+		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		ascii_lower(p);
+		for (eq++; *eq == ' ' || *eq == '\t'; eq++)
+			;
+		if (!strcmp(section, "core") && !strcmp(p, "repositoryformatversion")) {
+			if (strcmp(eq, "0") && strcmp(eq, "1"))
+				goto out;
+			version = *eq - '0';
+		} else if (!strcmp(section, "extensions") && !strcmp(p, "objectformat")) {
+			free(value);
+			value = strdup(eq);
+			if (!value)
+				goto out;
+			ascii_lower(value);
+		}
+	}
+	if (!value) {
+		*format = "sha1";
+		ret = 0;
+	} else if (version == 1 && !strcmp(value, "sha256")) {
+		*format = "sha256";
+		ret = 0;
+	} else if (version == 1 && !strcmp(value, "sha1")) {
+		*format = "sha1";
+		ret = 0;
+	}
+out:
+	free(value);
+	fclose(f);
+	return ret;
+}
+
 /* Builds the payload for repo and sets it on cmd. */
 static int set_payload(const struct service_deps *deps, const Gitaly__Repository *repo,
 		       const char *repo_path, const char *gl_repository, unsigned hooks,
@@ -247,7 +334,8 @@ static int set_payload(const struct service_deps *deps, const Gitaly__Repository
 	memset(&genv, 0, sizeof(genv));
 	if (service_git_env_init(&genv, repo_path, repo, err) < 0)
 		goto out;
-	if (repo_object_format(repo_path, &genv, &format, err) < 0)
+	if (config_object_format(repo_path, &format) < 0 &&
+	    repo_object_format(repo_path, &genv, &format, err) < 0)
 		goto out;
 	p.requested_hooks = hooks;
 	p.repo.storage_name = repo->storage_name;

@@ -359,6 +359,95 @@ static void test_receive_hooks_payload(void **state)
 	}
 }
 
+/* Payload object format of repo_path through a git that logs its runs. */
+static const char *format_of(const char *path, const char *config, int *spawned)
+{
+	static char format[16];
+	char cfgfile[400], log[300];
+	struct error err = ERROR_INIT;
+	struct gitproto_user u = { "user-9", "jane", "ssh", "10.0.0.9" };
+	struct hook_payload p;
+	struct service_deps d = deps;
+	struct git_cmd *cmd;
+	FILE *f;
+
+	snprintf(cfgfile, sizeof(cfgfile), "%s/config", path);
+	snprintf(log, sizeof(log), "%s/git.log", tmp);
+	unlink(log);
+	f = fopen(cfgfile, "w");
+	assert_non_null(f);
+	fputs(config, f);
+	fclose(f);
+	d.hooks_dir = "/run/hooks.d";
+	d.internal_socket = "/run/sock.d/intern";
+	d.runtime_dir = "/run";
+	cmd = git_cmd_new(path, "receive-pack");
+	assert_int_equal(gitproto_receive_hooks(&d, &repo_msg, path, "project-3", &u, cmd, &err),
+			 0);
+	assert_int_equal(hook_payload_decode(env_of(git_cmd_envp(cmd, &err), HOOK_PAYLOAD_ENV), &p,
+					     &err), 0);
+	snprintf(format, sizeof(format), "%s", p.object_format);
+	hook_payload_release(&p);
+	git_cmd_free(cmd);
+	*spawned = access(log, F_OK) == 0;
+	return format;
+}
+
+static void test_receive_hooks_object_format(void **state)
+{
+	char wrapper[300], path[300];
+	struct git_exec_env env = { 0 };
+	FILE *f;
+	int spawned = -1;
+	(void)state;
+
+	/* a git that notes every run, so the test sees when it is asked */
+	snprintf(wrapper, sizeof(wrapper), "%s/git-logged", tmp);
+	f = fopen(wrapper, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\necho \"$@\" >> %s/git.log\nexec /usr/bin/git \"$@\"\n", tmp);
+	fclose(f);
+	assert_int_equal(chmod(wrapper, 0755), 0);
+	snprintf(path, sizeof(path), "%s/repo.git", storage_path);
+	env.git_binary = wrapper;
+	git_exec_env_set(&env);
+
+	/* what git init writes: read from the file, git is not run */
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 0\n"
+					    "\tfilemode = true\n\tbare = true\n", &spawned),
+			    "sha1");
+	assert_false(spawned);
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
+					    "\tbare = true\n[extensions]\n"
+					    "\tobjectFormat = SHA256\n", &spawned),
+			    "sha256");
+	assert_false(spawned);
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
+					    "[Extensions]\n\tobjectformat = sha1\n", &spawned),
+			    "sha1");
+	assert_false(spawned);
+	/* anything the small reader does not follow is left to git */
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
+					    "[include]\n\tpath = other\n", &spawned),
+			    "sha1");
+	assert_true(spawned);
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
+					    "[extensions]\n\tobjectformat = \"sha256\"\n",
+				      &spawned),
+			    "sha256");
+	assert_true(spawned);
+	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
+					    "[remote \"origin\"]\n\turl = /x\n", &spawned),
+			    "sha1");
+	assert_true(spawned);
+
+	/* back to the repository as git init made it, and to the usual git */
+	format_of(path, "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+			"\tbare = true\n", &spawned);
+	env.git_binary = "/usr/bin/git";
+	git_exec_env_set(&env);
+}
+
 static void test_pack_objects_hook_only_with_cache(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -449,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_config_options),
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_receive_hooks_payload),
+		cmocka_unit_test(test_receive_hooks_object_format),
 		cmocka_unit_test(test_pack_objects_hook_only_with_cache),
 		cmocka_unit_test(test_receive_pack_refused_without_hooks),
 	};
