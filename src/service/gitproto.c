@@ -297,10 +297,9 @@ static int config_object_format(const char *repo_path, const char **format)
 			version = *eq - '0';
 		} else if (!strcmp(section, "extensions") && !strcmp(p, "objectformat")) {
 			free(value);
-			value = strdup(eq);
+			value = strdup(eq); /* git compares it case-sensitively */
 			if (!value)
 				goto out;
-			ascii_lower(value);
 		}
 	}
 	if (!value) {

@@ -419,7 +419,7 @@ static void test_receive_hooks_object_format(void **state)
 	assert_false(spawned);
 	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
 					    "\tbare = true\n[extensions]\n"
-					    "\tobjectFormat = SHA256\n", &spawned),
+					    "\tobjectFormat = sha256\n", &spawned),
 			    "sha256");
 	assert_false(spawned);
 	assert_string_equal(format_of(path, "[core]\n\trepositoryformatversion = 1\n"
