@@ -5,7 +5,8 @@
  * packed-refs (6 system calls, more for the remote rules); here a loose
  * candidate is one open and packed-refs is looked at once per request at
  * most. packed-refs snapshots are mapped read-only and shared by all
- * handles of a repository; one that is replaced is unmapped when its last
+ * handles of a repository, with a hash index of the names built when
+ * mapped; one that is replaced is unmapped when its last
  * reader is done.
  */
 #include "git/refread.h"
@@ -34,8 +35,11 @@ struct snap {
 	char *gitdir;
 	char *map;
 	size_t len;
-	int present, sorted;
+	int present, usable; /* usable: indexed, searchable */
 	struct stat st; /* of the mapped file */
+	/* Open-addressing index of the records: offset + 1 of each record
+	 * line (0: empty), probed by hash of the name. */
+	size_t *index, mask;
 	struct locator_stamp dir; /* repository directory stamp it was confirmed under */
 	int dir_ok;
 	unsigned readers;
@@ -62,6 +66,7 @@ static void snap_free(struct snap *s)
 		return;
 	if (s->map)
 		munmap(s->map, s->len);
+	free(s->index);
 	free(s->gitdir);
 	free(s);
 }
@@ -80,6 +85,64 @@ static int same_file(const struct stat *a, const struct stat *b)
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static uint64_t name_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (n--)
+		h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * Indexes every "<hex> <name>" line of the mapped file by name, so that a
+ * lookup is a probe or two instead of a binary search touching a page per
+ * step. Peeled ("^") and comment lines are skipped. A malformed line or a
+ * name seen twice leaves the snapshot unsearchable (usable = 0): libgit2
+ * then answers.
+ */
+static void snap_index(struct snap *s)
+{
+	const char *p = s->map, *end = s->map + s->len;
+	size_t n = 0, size = 16;
+
+	for (const char *q = p; q < end; q++)
+		n += *q == '\n';
+	while (size < 2 * n + 2)
+		size *= 2;
+	s->index = calloc(size, sizeof(*s->index));
+	if (!s->index)
+		goto bad;
+	s->mask = size - 1;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *name;
+		size_t nlen, i;
+
+		if (!eol)
+			eol = end;
+		if (*p == '#' || *p == '^') {
+			p = eol + 1;
+			continue;
+		}
+		if (eol - p < HEXSZ + 2 || p[HEXSZ] != ' ')
+			goto bad;
+		name = p + HEXSZ + 1;
+		nlen = (size_t)(eol - name);
+		for (i = name_hash(name, nlen) & s->mask; s->index[i]; i = (i + 1) & s->mask) {
+			const char *o = s->map + s->index[i] - 1 + HEXSZ + 1;
+			const char *oe = memchr(o, '\n', (size_t)(end - o));
+
+			if ((size_t)((oe ? oe : end) - o) == nlen && !memcmp(o, name, nlen))
+				goto bad; /* the same name twice */
+		}
+		s->index[i] = (size_t)(p - s->map) + 1;
+		p = eol + 1;
+	}
+	return;
+bad:
+	s->usable = 0;
 }
 
 /* Maps gitdir/packed-refs; NULL on an unexpected failure. */
@@ -113,17 +176,19 @@ static struct snap *snap_load(const char *gitdir, const char *file)
 	__atomic_add_fetch(&n_maps, 1, __ATOMIC_RELAXED);
 	/* Only a file that says it is sorted is searched. */
 	if (!s->len) {
-		s->sorted = 1;
+		s->usable = 1;
 	} else if (s->len > 18 && !memcmp(s->map, "# pack-refs with:", 17) &&
 		   (nl = memchr(s->map, '\n', s->len))) {
 		const char *p = s->map;
 
 		for (; p + 7 <= nl; p++)
 			if (!memcmp(p, " sorted", 7) && (p + 7 == nl || p[7] == ' ')) {
-				s->sorted = 1;
+				s->usable = 1;
 				break;
 			}
 	}
+	if (s->len && s->usable)
+		snap_index(s);
 	return s;
 fail:
 	if (fd >= 0)
@@ -242,67 +307,25 @@ static int parse_hex(const char *s, git_oid *out)
 	return 0;
 }
 
-/* Start of the line holding p, not before lo. */
-static const char *line_start(const char *lo, const char *p)
-{
-	while (p > lo && p[-1] != '\n')
-		p--;
-	return p;
-}
-
-/*
- * Binary search of a sorted packed-refs body for name: FOUND with *out,
- * MISSING, or UNDECIDED on a line that is not "<hex> <name>".
- */
+/* The record for name in the snapshot: FOUND with *out, MISSING, or
+ * UNDECIDED when the snapshot could not be indexed. */
 static enum refread_result packed_find(const struct snap *s, const char *name, git_oid *out)
 {
-	const char *lo, *hi, *end;
-	size_t nlen = strlen(name);
+	size_t nlen = strlen(name), i;
 
 	if (!s->present || !s->len)
 		return REFREAD_MISSING;
-	if (!s->sorted)
+	if (!s->usable || !s->index)
 		return REFREAD_UNDECIDED;
-	end = s->map + s->len;
-	lo = memchr(s->map, '\n', s->len);
-	if (!lo)
-		return REFREAD_UNDECIDED;
-	lo++;
-	hi = end;
-	while (lo < hi) {
-		const char *rec = line_start(lo, lo + (hi - lo) / 2), *eol, *ref;
-		size_t rlen;
-		int cmp;
+	for (i = name_hash(name, nlen) & s->mask; s->index[i]; i = (i + 1) & s->mask) {
+		const char *rec = s->map + s->index[i] - 1, *o = rec + HEXSZ + 1;
+		const char *end = s->map + s->len;
 
-		/* A peeled line belongs to the record above it. */
-		while (*rec == '^') {
-			if (rec == lo)
-				return REFREAD_UNDECIDED;
-			rec = line_start(lo, rec - 1);
-		}
-		eol = memchr(rec, '\n', (size_t)(end - rec));
-		if (!eol)
-			eol = end;
-		if (eol - rec < HEXSZ + 2 || rec[HEXSZ] != ' ')
-			return REFREAD_UNDECIDED;
-		ref = rec + HEXSZ + 1;
-		rlen = (size_t)(eol - ref);
-		cmp = memcmp(ref, name, rlen < nlen ? rlen : nlen);
-		if (!cmp)
-			cmp = rlen < nlen ? -1 : rlen > nlen ? 1 : 0;
-		if (cmp == 0)
+		/* Records were checked when indexed: o + nlen is inside the
+		 * mapping whenever the name fits before its end. */
+		if ((size_t)(end - o) >= nlen && !memcmp(o, name, nlen) &&
+		    (o + nlen == end || o[nlen] == '\n'))
 			return parse_hex(rec, out) < 0 ? REFREAD_UNDECIDED : REFREAD_FOUND;
-		if (cmp > 0) {
-			hi = rec;
-			continue;
-		}
-		/* Past this record and its peeled line, if any. */
-		lo = eol < end ? eol + 1 : end;
-		while (lo < end && *lo == '^') {
-			const char *n = memchr(lo, '\n', (size_t)(end - lo));
-
-			lo = n ? n + 1 : end;
-		}
 	}
 	return REFREAD_MISSING;
 }

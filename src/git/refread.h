@@ -1,7 +1,7 @@
 /*
  * Fast reads of references for the hot read paths (FindCommit, TreeEntry,
- * RefExists): a loose ref is one open, packed-refs is mapped once per
- * repository and searched in place (it is sorted), and its freshness is
+ * RefExists): a loose ref is one open, packed-refs is mapped and indexed once per
+ * repository (a hash of the names over the mapping), and its freshness is
  * checked by one stat, or by none while the locator's stamp of the
  * repository directory for this request is unchanged (packed-refs is only
  * ever replaced by renaming a new file into that directory). Anything out
