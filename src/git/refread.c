@@ -24,7 +24,10 @@
 
 #include "git/locator.h"
 
-#define SNAP_SLOTS 64
+/* Snapshots: SNAP_SETS sets of SNAP_WAYS, least recently used way
+ * replaced, so two busy repositories never evict each other by hash. */
+#define SNAP_SETS 128
+#define SNAP_WAYS 4
 #define HEXSZ 40
 /* A loose ref longer than this is not a plain object id. */
 #define LOOSE_MAX 128
@@ -44,9 +47,11 @@ struct snap {
 	int dir_ok;
 	unsigned readers;
 	int stale; /* replaced: freed by the last reader */
+	uint64_t used; /* snap_tick when last handed out */
 };
 
-static struct snap *slots[SNAP_SLOTS];
+static struct snap *slots[SNAP_SETS][SNAP_WAYS];
+static uint64_t snap_tick;
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long n_maps, n_stats;
 
@@ -77,7 +82,16 @@ static size_t slot_of(const char *gitdir)
 
 	for (const unsigned char *p = (const unsigned char *)gitdir; *p; p++)
 		h = (h ^ *p) * 1099511628211ULL;
-	return (size_t)(h % SNAP_SLOTS);
+	return (size_t)(h % SNAP_SETS);
+}
+
+/* The way of set holding gitdir, or NULL. Caller holds snap_mu. */
+static struct snap **find_way(size_t set, const char *gitdir)
+{
+	for (int w = 0; w < SNAP_WAYS; w++)
+		if (slots[set][w] && !strcmp(slots[set][w]->gitdir, gitdir))
+			return &slots[set][w];
+	return NULL;
 }
 
 static int same_file(const struct stat *a, const struct stat *b)
@@ -216,15 +230,26 @@ static void snap_release(struct snap *s)
 	snap_free(dead);
 }
 
-/* Installs s in its slot (replacing and retiring the old one) with a reader. */
-static void snap_install(size_t slot, struct snap *s)
+/* Installs s in its set (over the same repository's old snapshot, else
+ * an empty or the least recently used way, retiring that one) with a
+ * reader held. */
+static void snap_install(size_t set, struct snap *s)
 {
-	struct snap *old, *dead = NULL;
+	struct snap **way, *old, *dead = NULL;
 
 	pthread_mutex_lock(&snap_mu);
-	old = slots[slot];
-	slots[slot] = s;
+	way = find_way(set, s->gitdir);
+	if (!way) {
+		/* an empty way, else the least recently used one */
+		way = &slots[set][0];
+		for (int w = 0; w < SNAP_WAYS && *way; w++)
+			if (!slots[set][w] || slots[set][w]->used < (*way)->used)
+				way = &slots[set][w];
+	}
+	old = *way;
+	*way = s;
 	s->readers = 1;
+	s->used = ++snap_tick;
 	if (old) {
 		old->stale = 1;
 		if (old->readers == 0)
@@ -237,7 +262,8 @@ static void snap_install(size_t slot, struct snap *s)
 /* The current packed-refs of gitdir with a reader held, or NULL (undecided). */
 static struct snap *snap_get(const char *gitdir)
 {
-	size_t slot = slot_of(gitdir);
+	size_t set = slot_of(gitdir);
+	struct snap **way;
 	struct locator_stamp now;
 	int have = locator_recent_stamp(gitdir, &now) && now.trusted;
 	char file[NAME_MAX_LEN + 32];
@@ -246,10 +272,11 @@ static struct snap *snap_get(const char *gitdir)
 	struct snap *s;
 
 	pthread_mutex_lock(&snap_mu);
-	s = slots[slot];
-	if (s && !strcmp(s->gitdir, gitdir) && have && s->dir_ok &&
-	    locator_stamp_equal(&now, &s->dir)) {
+	way = find_way(set, gitdir);
+	s = way ? *way : NULL;
+	if (s && have && s->dir_ok && locator_stamp_equal(&now, &s->dir)) {
 		s->readers++;
+		s->used = ++snap_tick;
 		pthread_mutex_unlock(&snap_mu);
 		return s;
 	}
@@ -264,9 +291,10 @@ static struct snap *snap_get(const char *gitdir)
 		absent = 1;
 	}
 	pthread_mutex_lock(&snap_mu);
-	s = slots[slot];
-	if (s && !strcmp(s->gitdir, gitdir) && !s->stale &&
-	    (absent ? !s->present : (s->present && same_file(&s->st, &st)))) {
+	way = find_way(set, gitdir);
+	s = way ? *way : NULL;
+	if (s && (absent ? !s->present : (s->present && same_file(&s->st, &st)))) {
+		s->used = ++snap_tick;
 		/* The directory stamp was taken before this stat. */
 		s->dir = now;
 		s->dir_ok = have;
@@ -281,7 +309,7 @@ static struct snap *snap_get(const char *gitdir)
 		return NULL;
 	s->dir = now;
 	s->dir_ok = have;
-	snap_install(slot, s);
+	snap_install(set, s);
 	return s;
 }
 

@@ -284,12 +284,74 @@ static void test_writes_seen_with_stamp(void **state)
 	locator_test_set_trust_margin_ms(-1);
 }
 
+/* Several repositories at once: each answers its own refs (snapshots are
+ * keyed by repository); a packed-refs without the header git writes is
+ * not searched. */
+static void test_several_repositories(void **state)
+{
+	struct error err = ERROR_INIT;
+	char want[64], got[GIT_OID_HEXSZ + 1];
+
+	(void)state;
+	sh("for i in 0 1 2 3 4 5 6 7 8 9; do cp -a r.git c$i.git; "
+	   "git -C c$i.git update-ref refs/heads/br00$i HEAD~1; git -C c$i.git pack-refs --all; done");
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 10; i++) {
+			char *path = NULL, *args = NULL, name[32];
+			git_repository *repo = NULL;
+			git_oid oid;
+
+			assert_true(asprintf(&path, "%s/c%d.git", tmp, i) > 0);
+			assert_int_equal(repo_cache_get(path, NULL, NULL, &repo, &err), 0);
+			snprintf(name, sizeof(name), "refs/heads/br00%d", i);
+			assert_int_equal(refread_lookup(repo, name, &oid), REFREAD_FOUND);
+			git_oid_tostr(got, sizeof(got), &oid);
+			assert_true(asprintf(&args, "--git-dir=c%d.git rev-parse %s", i, name) > 0);
+			{
+				char *cmd = NULL;
+				FILE *f;
+				char *file = NULL;
+
+				assert_true(asprintf(&cmd, "git %s > answer", args) > 0);
+				sh("%s", cmd);
+				assert_true(asprintf(&file, "%s/answer", tmp) > 0);
+				f = fopen(file, "r");
+				assert_non_null(f);
+				assert_non_null(fgets(want, sizeof(want), f));
+				want[strcspn(want, "\n")] = '\0';
+				fclose(f);
+				free(file);
+				free(cmd);
+			}
+			assert_string_equal(got, want);
+			free(args);
+			repo_cache_put(repo);
+			free(path);
+		}
+	}
+	/* no header: libgit2's to read */
+	sh("sed -i 1d c0.git/packed-refs");
+	{
+		char *path = NULL;
+		git_repository *repo = NULL;
+		git_oid oid;
+
+		assert_true(asprintf(&path, "%s/c0.git", tmp) > 0);
+		assert_int_equal(repo_cache_get(path, NULL, NULL, &repo, &err), 0);
+		assert_int_equal(refread_lookup(repo, "refs/heads/br000", &oid), REFREAD_UNDECIDED);
+		assert_int_equal(refread_dwim(repo, "main", &oid), REFREAD_UNDECIDED);
+		repo_cache_put(repo);
+		free(path);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answers_equal_git, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_seen_without_stamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_seen_with_stamp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_several_repositories, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
