@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/fsutil.h"
@@ -383,6 +384,175 @@ out:
 	return res;
 }
 
+/*
+ * Validated repositories are remembered so that a request for a repository
+ * that has not changed costs one statx instead of a stat of the storage,
+ * an openat2, four fstatat and a close. A remembered validation is reused
+ * when a fresh statx of the path shows the same directory (device, inode,
+ * birth time) with the same ctime and mtime: removing or renaming HEAD,
+ * objects or refs, or replacing packed-refs, changes those times, and a
+ * repository removed and recreated is another directory. Only directories
+ * whose ctime was older than the trust margin when looked at are
+ * remembered, so a change made in the same clock tick as the look cannot
+ * leave the times unchanged. Every entry is fully validated again after
+ * VALID_RECHECK_MS at the latest (which also bounds how long a containing
+ * directory swapped for a symlink after validation goes unnoticed; the
+ * repository directory itself cannot move without its ctime changing).
+ */
+#define VALID_SLOTS 256
+#define VALID_RECHECK_MS 1000
+#define TRUST_MARGIN_MS 2000
+/* The per-thread stamp counts for the request that took it for this long. */
+#define MEMO_MAX_AGE_NS (20 * 1000 * 1000)
+
+struct valid_entry {
+	char *abs;
+	struct locator_stamp st;
+	int64_t checked_ms; /* CLOCK_MONOTONIC */
+};
+static struct valid_entry valid_cache[VALID_SLOTS];
+static pthread_mutex_t valid_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t trust_margin_ms = TRUST_MARGIN_MS;
+static unsigned long fast_hits;
+
+static __thread struct {
+	char path[1024];
+	struct locator_stamp st;
+	int64_t at_ns;
+} memo;
+
+static int64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void locator_test_set_trust_margin_ms(int64_t ms)
+{
+	__atomic_store_n(&trust_margin_ms, ms >= 0 ? ms : TRUST_MARGIN_MS, __ATOMIC_RELAXED);
+}
+
+unsigned long locator_test_fast_hits(void)
+{
+	return __atomic_load_n(&fast_hits, __ATOMIC_RELAXED);
+}
+
+int locator_stamp_equal(const struct locator_stamp *a, const struct locator_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->btime_sec == b->btime_sec &&
+	       a->btime_nsec == b->btime_nsec && a->ctime_sec == b->ctime_sec &&
+	       a->ctime_nsec == b->ctime_nsec && a->mtime_sec == b->mtime_sec &&
+	       a->mtime_nsec == b->mtime_nsec;
+}
+
+/* Stamps the directory path names relative to dirfd (statx flags as given).
+ * -1 when it cannot be looked at or is not a directory. */
+static int take_stamp(int dirfd, const char *path, int flags, struct locator_stamp *st)
+{
+	struct statx stx;
+	int64_t ctime_ns, now_ns;
+
+	memset(st, 0, sizeof(*st));
+	if (statx(dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME, &stx) < 0 ||
+	    !S_ISDIR(stx.stx_mode))
+		return -1;
+	st->dev = ((uint64_t)stx.stx_dev_major << 32) | stx.stx_dev_minor;
+	st->ino = stx.stx_ino;
+	if (stx.stx_mask & STATX_BTIME) {
+		st->btime_sec = stx.stx_btime.tv_sec;
+		st->btime_nsec = stx.stx_btime.tv_nsec;
+	}
+	st->ctime_sec = stx.stx_ctime.tv_sec;
+	st->ctime_nsec = stx.stx_ctime.tv_nsec;
+	st->mtime_sec = stx.stx_mtime.tv_sec;
+	st->mtime_nsec = stx.stx_mtime.tv_nsec;
+	/* mtime can be set back by anyone (cp -a); ctime cannot, and it moves
+	 * with every change that moves mtime. */
+	ctime_ns = (int64_t)stx.stx_ctime.tv_sec * 1000000000 + stx.stx_ctime.tv_nsec;
+	now_ns = clock_ns(CLOCK_REALTIME);
+	st->trusted = ctime_ns < now_ns - __atomic_load_n(&trust_margin_ms, __ATOMIC_RELAXED) *
+						  1000000;
+	return 0;
+}
+
+static size_t valid_slot(const char *abs)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)abs; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h % VALID_SLOTS);
+}
+
+static void memo_set(const char *abs, const struct locator_stamp *st)
+{
+	size_t n = strlen(abs);
+
+	if (n >= sizeof(memo.path)) {
+		memo.path[0] = '\0';
+		return;
+	}
+	memcpy(memo.path, abs, n + 1);
+	memo.st = *st;
+	memo.at_ns = clock_ns(CLOCK_MONOTONIC);
+}
+
+int locator_recent_stamp(const char *repo_path, struct locator_stamp *out)
+{
+	if (!memo.path[0] || strcmp(memo.path, repo_path) ||
+	    clock_ns(CLOCK_MONOTONIC) - memo.at_ns > MEMO_MAX_AGE_NS)
+		return 0;
+	*out = memo.st;
+	return 1;
+}
+
+/* The remembered validation of abs still holds: one statx. */
+static int valid_lookup(const char *abs)
+{
+	struct valid_entry *e = &valid_cache[valid_slot(abs)];
+	struct locator_stamp want, cur;
+	int found = 0;
+
+	pthread_mutex_lock(&valid_mu);
+	if (e->abs && !strcmp(e->abs, abs) &&
+	    clock_ns(CLOCK_MONOTONIC) / 1000000 - e->checked_ms <= VALID_RECHECK_MS) {
+		want = e->st;
+		found = 1;
+	}
+	pthread_mutex_unlock(&valid_mu);
+	if (!found || take_stamp(AT_FDCWD, abs, 0, &cur) < 0 || !locator_stamp_equal(&cur, &want))
+		return 0;
+	cur.trusted = 1;
+	memo_set(abs, &cur);
+	__atomic_add_fetch(&fast_hits, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
+/* Remembers a full validation whose stamp was taken before its checks. */
+static void valid_store(const char *abs, const struct locator_stamp *st)
+{
+	struct valid_entry *e = &valid_cache[valid_slot(abs)];
+	char *copy = NULL;
+
+	memo_set(abs, st);
+	if (!st->trusted)
+		return;
+	pthread_mutex_lock(&valid_mu);
+	if (!e->abs || strcmp(e->abs, abs)) {
+		copy = strdup(abs);
+		if (!copy)
+			goto out;
+		free(e->abs);
+		e->abs = copy;
+	}
+	e->st = *st;
+	e->checked_ms = clock_ns(CLOCK_MONOTONIC) / 1000000;
+out:
+	pthread_mutex_unlock(&valid_mu);
+}
+
 /* Lexical part: Clean(Join(root, rel)) must be root or below it. On success
  * *abs is that path and *relclean the part below root ("." for root). */
 static int lexical_beneath(const char *root, const char *rel, char **abs, const char **relclean)
@@ -446,7 +616,8 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 	const char *configured = NULL, *rel = NULL;
 	char *abs = NULL, *root = NULL;
 	struct stat st;
-	int errnum = 0, ret = -1, l, dfd = -1;
+	struct locator_stamp stamp;
+	int errnum = 0, ret = -1, l, dfd = -1, stamped = 0;
 	static const char *const entries[] = { "objects", "refs", "HEAD" };
 
 	*out = NULL;
@@ -467,6 +638,10 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
 	}
+	l = lexical_beneath(root, repo->relative_path, &abs, &rel);
+	if (l == 0 && !(flags & LOCATOR_SKIP_EXISTS) && valid_lookup(abs))
+		goto object_dirs;
+	/* Upstream's order: a missing storage comes before a bad path. */
 	if (stat(root, &st) < 0) {
 		if (errno == ENOENT)
 			error_set(err, STATUS_NOT_FOUND, "storage does not exist");
@@ -474,7 +649,6 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 			error_set(err, STATUS_INTERNAL, "storage path: %s", strerror(errno));
 		goto out;
 	}
-	l = lexical_beneath(root, repo->relative_path, &abs, &rel);
 	if (l == -2) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
@@ -507,8 +681,18 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 			error_set(err, STATUS_NOT_FOUND, "repository not found");
 			goto out;
 		}
+		/* Stamped before the checks: a change after them moves the times. */
+		stamped = take_stamp(dfd, "", AT_EMPTY_PATH, &stamp) == 0;
 		for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-			if (fstatat(dfd, entries[i], &st, 0) < 0) {
+			/* An entry that is a symlink can lose its target without
+			 * the repository directory changing: never remembered. */
+			int ok = fstatat(dfd, entries[i], &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+			if (ok && S_ISLNK(st.st_mode)) {
+				stamped = 0;
+				ok = fstatat(dfd, entries[i], &st, 0) == 0;
+			}
+			if (!ok) {
 				error_set(err, STATUS_FAILED_PRECONDITION,
 					  "repository not valid: \"%s\" does not exist", entries[i]);
 				goto out;
@@ -516,7 +700,10 @@ int locator_repo_path(const struct locator *loc, const struct repo_ref *repo, un
 		}
 		/* Upstream stats packed-refs to refresh NFS attribute caches. */
 		fstatat(dfd, "packed-refs", &st, 0);
+		if (stamped)
+			valid_store(abs, &stamp);
 	}
+object_dirs:
 	if (repo->git_object_directory && *repo->git_object_directory &&
 	    check_object_dir(root, rel, repo->git_object_directory, err) < 0)
 		goto out;

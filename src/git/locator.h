@@ -10,6 +10,7 @@
 #define GIT_LOCATOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -87,7 +88,42 @@ int locator_resolve_beneath(const char *base, const char *rel, char **out, struc
 int locator_object_dirs(const char *repo_path, const struct repo_ref *repo, char **object_dir,
 			char **alternates, struct error *err);
 
+/*
+ * What one look at a repository directory saw: identity (device, inode,
+ * birth time) and the change and modification times. Any entry of the
+ * directory created, removed or renamed (HEAD, objects, refs, a new
+ * packed-refs renamed into place) changes ctime/mtime; removing and
+ * recreating the directory changes its identity.
+ */
+struct locator_stamp {
+	uint64_t dev, ino;
+	int64_t btime_sec, ctime_sec, mtime_sec;
+	uint32_t btime_nsec, ctime_nsec, mtime_nsec;
+	/* The times were older than the trust margin when they were taken, so
+	 * any later change is bound to move them (coarse clocks cannot hide
+	 * it). A stamp that is not trusted proves nothing. */
+	int trusted;
+};
+
+/*
+ * The stamp this thread took of repo_path (an absolute path as
+ * locator_repo_path returned it) while validating it during the current
+ * request (within the last few milliseconds). Returns 1 with *out set, 0
+ * when there is none. Lets the handle cache and the ref reader skip their
+ * own look at the directory.
+ */
+int locator_recent_stamp(const char *repo_path, struct locator_stamp *out);
+
+/* Equal identity and times (trusted flags ignored). */
+int locator_stamp_equal(const struct locator_stamp *a, const struct locator_stamp *b);
+
 /* Tests only: use the portable component walk instead of openat2. */
 void locator_test_force_walk(int on);
+
+/* Tests only: the age a directory's times must have before a validation is
+ * remembered (default 2000 ms; negative restores the default), and the
+ * number of validations answered from memory so far. */
+void locator_test_set_trust_margin_ms(int64_t ms);
+unsigned long locator_test_fast_hits(void);
 
 #endif

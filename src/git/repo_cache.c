@@ -37,6 +37,7 @@
 
 #include "base/metrics.h"
 #include "git/catfile.h"
+#include "git/locator.h"
 #include "git/odb_loose.h"
 
 /* Idle handles older than this are closed (upstream's cat-file TTL). */
@@ -58,6 +59,11 @@ struct cache_entry {
 	git_repository *repo;  /* SHA-1 repositories */
 	struct catfile *cf;    /* SHA-256 repositories: a cat-file process */
 	struct dir_id repo_id, objects_id;
+	/* The locator's stamp of the repository directory when the identity
+	 * above was last confirmed (stamp_ok set): while the directory keeps
+	 * those times, objects cannot have been replaced either. */
+	struct locator_stamp stamp;
+	int stamp_ok;
 	int64_t idle_since_ms;
 	int doomed; /* evicted while checked out: free on put */
 	struct cache_entry *prev, *next;
@@ -312,13 +318,33 @@ out:
 	return ret;
 }
 
-static int still_valid(const struct cache_entry *e)
+/*
+ * The entry still names the directories it was opened on. When the locator
+ * has just stamped the repository directory for this request and the stamp
+ * equals the one recorded at the last full check, nothing in the directory
+ * was created, removed or renamed since (objects included), so no system
+ * call is needed. Quarantine entries (a separate object directory) always
+ * look at both directories.
+ */
+static int still_valid(struct cache_entry *e)
 {
 	struct dir_id r, o;
+	struct locator_stamp cur;
+	int have = !e->object_dir && locator_recent_stamp(e->repo_path, &cur) && cur.trusted;
 
+	if (have && e->stamp_ok && locator_stamp_equal(&cur, &e->stamp))
+		return 1;
 	if (repo_ids(e->repo_path, e->object_dir, &r, &o) < 0)
 		return 0;
-	return !memcmp(&r, &e->repo_id, sizeof(r)) && !memcmp(&o, &e->objects_id, sizeof(o));
+	if (memcmp(&r, &e->repo_id, sizeof(r)) || memcmp(&o, &e->objects_id, sizeof(o)))
+		return 0;
+	/* The stamp was taken before these looks: a change after it moves it. */
+	if (have && cur.dev == r.dev && cur.ino == r.ino && cur.btime_sec == r.btime_sec &&
+	    cur.btime_nsec == r.btime_nsec) {
+		e->stamp = cur;
+		e->stamp_ok = 1;
+	}
+	return 1;
 }
 
 static int libgit2_error(struct error *err, const char *what, const char *path)

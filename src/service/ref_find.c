@@ -12,6 +12,7 @@
 #include "base/banned.h"
 #include "errors.pb-c.h"
 #include "ref.pb-c.h"
+#include "git/refread.h"
 #include "service/gitcommit.h"
 #include "service/ref_internal.h"
 
@@ -155,7 +156,16 @@ int ref_exists_rpc(struct rpc_call *call, struct error *err)
 			error_set(err, STATUS_INTERNAL, "out of memory");
 			goto out;
 		}
-		rc = git_reference_name_to_id(&oid, repo, name);
+		switch (refread_lookup(repo, name, &oid)) {
+		case REFREAD_FOUND:
+			rc = 0;
+			break;
+		case REFREAD_MISSING:
+			rc = GIT_ENOTFOUND;
+			break;
+		default:
+			rc = git_reference_name_to_id(&oid, repo, name);
+		}
 		if (rc == 0) {
 			git_odb *odb = NULL;
 

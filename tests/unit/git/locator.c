@@ -412,6 +412,132 @@ static void test_replaced_storage_root(void **state)
 	free(moved);
 }
 
+/*
+ * A validation is remembered (one statx on the next request) only for a
+ * directory whose times are older than the trust margin, and whatever
+ * changes the repository's validity is seen by the very next request.
+ */
+static void test_remembered_validation(void **state)
+{
+	struct fixture *f = *state;
+	struct repo_ref r = { .storage_name = "default", .relative_path = "fast.git" };
+	struct locator_stamp st;
+	unsigned long hits;
+	char *p = NULL, *q = NULL, *out;
+
+	/* Default margin: a repository created just now is not remembered. */
+	make_repo(f->root, "fast.git");
+	hits = locator_test_fast_hits();
+	free(expect_ok(f, &r, 0));
+	free(expect_ok(f, &r, 0));
+	assert_int_equal(locator_test_fast_hits(), hits);
+
+	/* A tiny margin; each change below happens a clock tick or more after
+	 * the remembered times. */
+	locator_test_set_trust_margin_ms(0);
+	usleep(30000);
+	out = expect_ok(f, &r, 0);
+	assert_int_equal(locator_recent_stamp(out, &st), 1);
+	assert_int_equal(st.trusted, 1);
+	assert_int_equal(locator_recent_stamp("/other/path", &st), 0);
+	free(out);
+	hits = locator_test_fast_hits();
+	free(expect_ok(f, &r, 0));
+	assert_int_equal(locator_test_fast_hits(), hits + 1);
+
+	/* HEAD removed: the very next request says so. */
+	assert_true(asprintf(&p, "%s/fast.git/HEAD", f->root) > 0);
+	assert_int_equal(unlink(p), 0);
+	expect_error(f, &r, 0, STATUS_FAILED_PRECONDITION,
+		     "repository not valid: \"HEAD\" does not exist");
+	touch(f->root, "fast.git/HEAD");
+	usleep(30000);
+	free(expect_ok(f, &r, 0));
+	hits = locator_test_fast_hits();
+	free(expect_ok(f, &r, 0));
+	assert_int_equal(locator_test_fast_hits(), hits + 1);
+	free(p);
+
+	/* objects renamed away. */
+	assert_true(asprintf(&p, "%s/fast.git/objects", f->root) > 0);
+	assert_true(asprintf(&q, "%s/fast.git/objects.old", f->root) > 0);
+	assert_int_equal(rename(p, q), 0);
+	expect_error(f, &r, 0, STATUS_FAILED_PRECONDITION,
+		     "repository not valid: \"objects\" does not exist");
+	assert_int_equal(rename(q, p), 0);
+	free(p);
+	free(q);
+	usleep(30000);
+	free(expect_ok(f, &r, 0));
+	free(expect_ok(f, &r, 0));
+
+	/* Removed and recreated without HEAD (the inode number may be reused). */
+	assert_true(asprintf(&p, "%s/fast.git", f->root) > 0);
+	{
+		struct error err = ERROR_INIT;
+
+		assert_int_equal(fsutil_remove_tree(p, &err), 0);
+		error_release(&err);
+	}
+	expect_error(f, &r, 0, STATUS_NOT_FOUND, "repository not found");
+	mkdirs(f->root, "fast.git/objects");
+	mkdirs(f->root, "fast.git/refs");
+	expect_error(f, &r, 0, STATUS_FAILED_PRECONDITION,
+		     "repository not valid: \"HEAD\" does not exist");
+	touch(f->root, "fast.git/HEAD");
+	usleep(30000);
+	free(expect_ok(f, &r, 0));
+	free(expect_ok(f, &r, 0));
+
+	/* The repository moved away and a symlink to it put in its place:
+	 * the directory's own ctime moved, so it is resolved again and the
+	 * symlink leading outside is refused. */
+	assert_true(asprintf(&q, "%s/moved.git", f->outside) > 0);
+	assert_int_equal(rename(p, q), 0);
+	assert_int_equal(symlink(q, p), 0);
+	expect_error(f, &r, 0, STATUS_INVALID_ARGUMENT, "relative path escapes root directory");
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rename(q, p), 0);
+	free(q);
+
+	/* An entry that is a symlink is never remembered: its target can go
+	 * without the repository directory changing. */
+	mkdirs(f->outside, "objects-target");
+	assert_true(asprintf(&q, "%s/objects-target", f->outside) > 0);
+	{
+		char *obj = NULL;
+		struct error err = ERROR_INIT;
+
+		assert_true(asprintf(&obj, "%s/objects", p) > 0);
+		assert_int_equal(fsutil_remove_tree(obj, &err), 0);
+		error_release(&err);
+		assert_int_equal(symlink(q, obj), 0);
+		free(obj);
+	}
+	usleep(30000);
+	free(expect_ok(f, &r, 0));
+	hits = locator_test_fast_hits();
+	free(expect_ok(f, &r, 0));
+	assert_int_equal(locator_test_fast_hits(), hits);
+	assert_int_equal(rmdir(q), 0);
+	expect_error(f, &r, 0, STATUS_FAILED_PRECONDITION,
+		     "repository not valid: \"objects\" does not exist");
+	free(q);
+	free(p);
+
+	/* The storage gone: its own message, not "repository not found". */
+	r.relative_path = "@hashed/ab/cd/abcd.git";
+	usleep(30000);
+	free(expect_ok(f, &r, 0));
+	free(expect_ok(f, &r, 0));
+	assert_true(asprintf(&p, "%s.old", f->root) > 0);
+	assert_int_equal(rename(f->root, p), 0);
+	expect_error(f, &r, 0, STATUS_NOT_FOUND, "storage does not exist");
+	assert_int_equal(rename(p, f->root), 0);
+	free(p);
+	locator_test_set_trust_margin_ms(-1);
+}
+
 static void test_path_clean(void **state)
 {
 	static const char *const cases[][2] = {
@@ -431,6 +557,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_argument_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remembered_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storage_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escape_dotdot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absolute_joined, setup, teardown),

@@ -20,6 +20,7 @@
 
 #include "base/error.h"
 #include "base/metrics.h"
+#include "git/locator.h"
 #include "git/repo_cache.h"
 
 static char tmp[64];
@@ -261,6 +262,76 @@ static void test_replaced_repository(void **state)
 	free(r);
 }
 
+/* Locates r.git in tmp as a request would (which stamps it), then checks
+ * out a handle. */
+static git_repository *locate_and_get(void)
+{
+	struct locator_storage st = { "default", tmp };
+	struct locator loc = { &st, 1 };
+	struct repo_ref ref = { .storage_name = "default", .relative_path = "r.git" };
+	struct error err = ERROR_INIT;
+	git_repository *repo = NULL;
+	char *path = NULL;
+
+	if (locator_repo_path(&loc, &ref, 0, &path, &err) < 0)
+		fail_msg("locate: %s", err.message);
+	if (repo_cache_get(path, NULL, NULL, &repo, &err) < 0)
+		fail_msg("get: %s", err.message);
+	free(path);
+	return repo;
+}
+
+/*
+ * With the locator's stamp of this request the identity check costs no
+ * system call while the repository directory is unchanged; an objects
+ * directory replaced, or the repository recreated, is still a new handle
+ * on the very next request.
+ */
+static void test_identity_from_locator_stamp(void **state)
+{
+	git_repository *a;
+	unsigned long fast;
+	double hit0, miss0;
+
+	(void)state;
+	locator_test_set_trust_margin_ms(0);
+	usleep(30000);
+	a = locate_and_get();
+	assert_reads(a, "main:f", "one\n");
+	repo_cache_put(a);
+	/* the first reuse confirms the identity and records the stamp */
+	repo_cache_put(locate_and_get());
+	fast = locator_test_fast_hits();
+	hit0 = counter("hit");
+	miss0 = counter("miss");
+	a = locate_and_get();
+	assert_reads(a, "main:f", "one\n");
+	repo_cache_put(a);
+	assert_true(locator_test_fast_hits() > fast);
+	assert_true(counter("hit") == hit0 + 1 && counter("miss") == miss0);
+
+	/* objects swapped for a copy: the handle is reopened */
+	sh("mv r.git/objects r.git/objects.old && cp -a r.git/objects.old r.git/objects");
+	miss0 = counter("miss");
+	a = locate_and_get();
+	assert_true(counter("miss") == miss0 + 1);
+	assert_reads(a, "main:f", "one\n");
+	repo_cache_put(a);
+
+	/* recreated with other history */
+	usleep(30000);
+	repo_cache_put(locate_and_get());
+	repo_cache_put(locate_and_get());
+	sh("rm -rf r.git && git init -q --bare -b main r.git && git init -q -b main w3 && cd w3 && "
+	   "echo three > f && git add f && git commit -q -m three && git push -q ../r.git main");
+	miss0 = counter("miss");
+	a = locate_and_get();
+	assert_true(counter("miss") == miss0 + 1);
+	assert_reads(a, "main:f", "three\n");
+	repo_cache_put(a);
+	locator_test_set_trust_margin_ms(-1);
+}
+
 static void test_idle_bound_ttl_and_evict(void **state)
 {
 	struct error err = ERROR_INIT;
@@ -443,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sees_new_pack_and_survives_repack, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_repository, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity_from_locator_stamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_bound_ttl_and_evict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_checkouts, setup, teardown),
