@@ -234,6 +234,52 @@ def test_pack_objects_limiting_by_client_ip(gitaly_factory):
         srv.close()
 
 
+def test_adaptive_pack_objects_limiting(gitaly_factory):
+    """`adaptive = true`: the per-IP limit is upstream's "packObjects"
+    adaptive limit starting at initial_limit (max_concurrency is ignored),
+    exported as gitaly_concurrency_limiting_current_limit; with
+    initial_limit = 1 the second producer of one client IP waits for the
+    first, the third is refused, and another IP is not affected."""
+    srv = CacheServer(gitaly_factory, min_occurrences=0, extra=(
+        "\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 1\nmin_limit = 1\n"
+        "max_limit = 4\nmax_concurrency = 100\nmax_queue_length = 1\n"))
+    try:
+        assert metric(srv.g.metrics(), "gitaly_concurrency_limiting_current_limit",
+                      limit="packObjects") == 1
+        for name in ("a.git", "b.git", "c.git", "d.git"):
+            make_big_repo(srv.g.path(name), files=40, commits=2)
+        open(srv.slow_flag, "w").close()
+        procs = []
+        for name, ip in (("a.git", "10.1.2.3"), ("b.git", "10.1.2.3"), ("c.git", "10.1.2.3"),
+                         ("d.git", "10.9.9.9")):
+            argv, env = srv.clone_cmd(name, os.path.join(srv.tmp, "r-" + name), ip)
+            procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE))
+            time.sleep(0.3)
+        res = [(p.wait(180), p.stderr.read()) for p in procs]
+        assert [rc == 0 for rc, _ in res] == [True, True, False, True], res
+        assert b"error resource exhausted, please try again later" in res[2][1]
+        lines = srv.hook_lines()
+        dropped = [l for l in lines if l["grpc.code"] == "ResourceExhausted"]
+        assert len(dropped) == 1
+        assert dropped[0]["limit.limiting_type"] == "pack-objects"
+        assert dropped[0]["limit.limiting_key"] == "10.1.2.3"
+        assert dropped[0]["limit.concurrency_dropped"] == "max_size"
+        ok = [l for l in lines if l["grpc.code"] == "OK"]
+        by_key = {}
+        for l in ok:
+            by_key.setdefault(l.get("limit.limiting_key"), []).append(l)
+        # 10.1.2.3: one ran at once, the other queued behind it.
+        waits = sorted(l["limit.concurrency_queue_ms"] for l in by_key["10.1.2.3"])
+        assert len(waits) == 2 and waits[0] < 100 and waits[1] >= 100, waits
+        # 10.9.9.9 had its own slot.
+        assert by_key["10.9.9.9"][0]["limit.concurrency_queue_ms"] < 100
+        m = srv.g.metrics()
+        assert metric(m, "gitaly_pack_objects_dropped_total", reason="max_size") == 1
+    finally:
+        srv.close()
+
+
 def ssh_clone(srv, rel, dest):
     """`git clone` whose transport is gitaly's SSHService/SSHUploadPack."""
     from conftest import PY_STUBS
