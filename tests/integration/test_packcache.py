@@ -246,16 +246,39 @@ def test_adaptive_pack_objects_limiting(gitaly_factory):
     try:
         assert metric(srv.g.metrics(), "gitaly_concurrency_limiting_current_limit",
                       limit="packObjects") == 1
-        for name in ("a.git", "b.git", "c.git", "d.git"):
-            make_big_repo(srv.g.path(name), files=40, commits=2)
+        # a's (slowed) producer must outlast the next two clones' set-up.
+        make_big_repo(srv.g.path("a.git"), files=400, commits=3)
+        for name in ("b.git", "c.git", "d.git"):
+            make_big_repo(srv.g.path(name), files=20, commits=1)
         open(srv.slow_flag, "w").close()
+
+        def wait_for(cond, what):
+            deadline = time.time() + 60
+            while not cond():
+                assert time.time() < deadline, what
+                time.sleep(0.05)
+
+        def queued():
+            return metric(srv.g.metrics(), "gitaly_pack_objects_queued") or 0
+
         procs = []
-        for name, ip in (("a.git", "10.1.2.3"), ("b.git", "10.1.2.3"), ("c.git", "10.1.2.3"),
-                         ("d.git", "10.9.9.9")):
+
+        def launch(name, ip):
             argv, env = srv.clone_cmd(name, os.path.join(srv.tmp, "r-" + name), ip)
             procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE))
-            time.sleep(0.3)
+
+        # Steps paced by the server's state, not by sleeps: a's producer
+        # runs, b queues behind it, c finds the queue full, d (another IP)
+        # runs beside a.
+        launch("a.git", "10.1.2.3")
+        wait_for(lambda: len(srv.pack_runs()) == 1, "a's producer never started")
+        launch("b.git", "10.1.2.3")
+        wait_for(lambda: queued() == 1, "b never queued")
+        launch("c.git", "10.1.2.3")
+        assert procs[2].wait(180) != 0
+        launch("d.git", "10.9.9.9")
+        wait_for(lambda: len(srv.pack_runs()) == 2, "d's producer never started")
         res = [(p.wait(180), p.stderr.read()) for p in procs]
         assert [rc == 0 for rc, _ in res] == [True, True, False, True], res
         assert b"error resource exhausted, please try again later" in res[2][1]
