@@ -19,11 +19,6 @@
 #include "base/strbuf.h"
 #include "config/config_internal.h"
 
-/* Adaptive pack-objects limiting is parsed but not implemented: refusing
- * it beats silently running with a fixed limit. */
-#define PACK_LIMIT_ADAPTIVE_UNSUPPORTED \
-	"adaptive pack-objects limiting is not supported by this server; use max_concurrency"
-
 static int empty(const char *s)
 {
 	return !s || !*s;
@@ -317,9 +312,6 @@ int config_validate(const struct config *cfg, struct error *err)
 			return error_set(err, STATUS_INVALID_ARGUMENT,
 					 "pack_objects_cache: storage directory must be absolute path");
 	}
-	if (cfg->pack_objects_limiting.adaptive)
-		return error_set(err, STATUS_INVALID_ARGUMENT, "pack_objects_limiting.adaptive: %s",
-				 PACK_LIMIT_ADAPTIVE_UNSUPPORTED);
 	return 0;
 }
 
@@ -729,9 +721,6 @@ void config_validate_all(const struct config *cfg, struct config_problems *out)
 		problem_add(out, int_ge(l->max_queue_length, 0), "pack_objects_limiting", "max_queue_length", NULL);
 		problem_add(out, dur_ge0(l->max_queue_wait_ms), "pack_objects_limiting", "max_queue_wait", NULL);
 		validate_limits(out, "pack_objects_limiting", NULL, l->min_limit, l->initial_limit, l->max_limit, 0);
-		if (l->adaptive)
-			problem_add(out, strdup(PACK_LIMIT_ADAPTIVE_UNSUPPORTED), "pack_objects_limiting",
-				    "adaptive", NULL);
 	}
 
 	if (!empty(cfg->backup.go_cloud_url)) {

@@ -153,6 +153,25 @@ static int set_concurrency(struct limit_set *s, struct method_limits *ml, struct
 	return 0;
 }
 
+/* Adaptive limits kept by other modules (limit_register_adaptive). */
+#define MAX_EXTERNAL_ADAPTIVE 4
+static pthread_mutex_t external_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct adaptive_limit *external[MAX_EXTERNAL_ADAPTIVE];
+static size_t n_external;
+
+int limit_register_adaptive(struct adaptive_limit *l)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&external_mu);
+	if (n_external < MAX_EXTERNAL_ADAPTIVE) {
+		external[n_external++] = l;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&external_mu);
+	return ret;
+}
+
 static int clamp_int(int64_t v)
 {
 	return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v;
@@ -178,9 +197,13 @@ static int build(struct limit_set *s, const struct config *cfg, struct error *er
 	s->dropped = metrics_counter("gitaly_requests_dropped_total",
 				     "Number of requests dropped from the queue", dropped_labels, 4);
 
-	s->adaptive = calloc(cfg->n_concurrency + 1, sizeof(*s->adaptive));
+	s->adaptive = calloc(cfg->n_concurrency + 1 + MAX_EXTERNAL_ADAPTIVE, sizeof(*s->adaptive));
 	if (!s->adaptive)
 		goto oom;
+	pthread_mutex_lock(&external_mu);
+	for (size_t i = 0; i < n_external; i++)
+		s->adaptive[s->n_adaptive++] = external[i];
+	pthread_mutex_unlock(&external_mu);
 	for (size_t i = 0; i < cfg->n_concurrency; i++) {
 		const struct config_concurrency *c = &cfg->concurrency[i];
 		struct method_limits *ml;

@@ -25,6 +25,7 @@ struct config;
 struct rpc_call;
 struct limit_set;
 struct limit_guard;
+struct adaptive_limit;
 
 /* Receives the limit.* access-log fields of a call (value stolen). */
 typedef void (*limit_log_fn)(void *arg, const char *key, json_t *value);
@@ -71,6 +72,14 @@ struct conc_limiter *limit_set_concurrency(struct limit_set *s, const char *full
  */
 int limit_setup(const struct config *cfg, struct error *err);
 void limit_teardown(void);
+
+/*
+ * Adds an adaptive limit kept by another module (upstream's "packObjects"
+ * limit of [pack_objects_limiting]) to those the calculator of the next
+ * limit_set_new moves and exports. The limit must outlive every limit set;
+ * call it before limit_setup. Returns 0, or -1 when the list is full.
+ */
+int limit_register_adaptive(struct adaptive_limit *l);
 
 /*
  * For src/rpc/call.c: limits a call whose first request message has been

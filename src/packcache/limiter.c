@@ -3,7 +3,9 @@
  * One mutex and one condition variable per limiter: waiters take a ticket
  * per key and are admitted strictly in ticket order when a slot is free.
  * Per-key state is created on first use and dropped when idle, so the map
- * only holds keys with running or waiting producers.
+ * only holds keys with running or waiting producers. The limit itself may
+ * move (adaptive limiting): an update hook of the adaptive limit stores the
+ * new value and wakes the waiters, who compare against it on every wake-up.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 
 #include "base/metrics.h"
+#include "limit/adaptive.h"
 #include "packcache/limiter.h"
 
 /* A queued request, on its waiter's stack. */
@@ -29,6 +32,7 @@ struct lkey {
 
 struct packlimit {
 	int64_t max, queue_len, wait_ms;
+	int dynamic; /* max follows an adaptive limit */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct lkey *keys;
@@ -77,6 +81,48 @@ struct packlimit *packlimit_new(int64_t max_concurrency, int64_t max_queue_lengt
 	pthread_cond_init(&l->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	return l;
+}
+
+/* The adaptive limit's update hook (its lock held; we only take ours). */
+static void on_limit(void *arg, int value)
+{
+	packlimit_set_max(arg, value);
+}
+
+struct packlimit *packlimit_new_adaptive(struct adaptive_limit *lim, int64_t max_queue_length,
+					 int64_t max_queue_wait_ms)
+{
+	struct packlimit *l = packlimit_new(adaptive_limit_current(lim), max_queue_length,
+					    max_queue_wait_ms);
+
+	l->dynamic = 1;
+	if (adaptive_limit_on_update(lim, on_limit, l) < 0)
+		abort(); /* a fresh limit has room for hooks */
+	/* It may have moved between reading it and registering. */
+	packlimit_set_max(l, adaptive_limit_current(lim));
+	return l;
+}
+
+void packlimit_set_max(struct packlimit *l, int64_t max)
+{
+	pthread_mutex_lock(&l->mu);
+	l->max = max;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->mu);
+}
+
+int64_t packlimit_max(struct packlimit *l)
+{
+	pthread_mutex_lock(&l->mu);
+	int64_t v = l->max;
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
+
+/* Admission test: first in line and a free slot (no limit: always free). */
+static int admissible(const struct packlimit *l, const struct lkey *k, const struct waiter *me)
+{
+	return k->head == me && (l->max <= 0 || k->running < l->max);
 }
 
 void packlimit_free(struct packlimit *l)
@@ -131,9 +177,13 @@ int packlimit_acquire(struct packlimit *l, const char *key, struct packlimit_inf
 	int ret = -1;
 
 	memset(info, 0, sizeof(*info));
-	if (!key || !*key || l->max <= 0)
+	if (!key || !*key)
 		return 0;
 	pthread_mutex_lock(&l->mu);
+	if (l->max <= 0) { /* unlimited right now: nothing to hold */
+		pthread_mutex_unlock(&l->mu);
+		return 0;
+	}
 	struct lkey *k = key_get(l, key, 1);
 	info->queue_len = k->queued;
 	if (l->queue_len > 0 && k->running + k->queued >= l->max + l->queue_len) {
@@ -151,10 +201,10 @@ int packlimit_acquire(struct packlimit *l, const char *key, struct packlimit_inf
 	int64_t dl_ms = start + l->wait_ms;
 	dl.tv_sec = dl_ms / 1000;
 	dl.tv_nsec = (dl_ms % 1000) * 1000000;
-	while (!(k->head == &me && k->running < l->max)) {
+	while (!admissible(l, k, &me)) {
 		if (l->wait_ms > 0) {
 			if (pthread_cond_timedwait(&l->cond, &l->mu, &dl) != 0 && mono_ms() >= dl_ms &&
-			    !(k->head == &me && k->running < l->max)) {
+			    !admissible(l, k, &me)) {
 				reason = "max_time";
 				break;
 			}
@@ -181,6 +231,7 @@ int packlimit_acquire(struct packlimit *l, const char *key, struct packlimit_inf
 	}
 	info->in_progress = k->running;
 	k->running++;
+	info->held = 1;
 	metrics_add(m_in_progress, NULL, 1);
 	pthread_cond_broadcast(&l->cond);
 	ret = 0;
@@ -198,7 +249,7 @@ out:
 
 void packlimit_release(struct packlimit *l, const char *key)
 {
-	if (!key || !*key || l->max <= 0)
+	if (!key || !*key)
 		return;
 	pthread_mutex_lock(&l->mu);
 	struct lkey *k = key_get(l, key, 0);

@@ -28,6 +28,8 @@
 #include "errors.pb-c.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "hook.pb-c.h"
+#include "limit/adaptive.h"
+#include "limit/limit.h"
 #include "packcache/cache.h"
 #include "packcache/limiter.h"
 #include "rpc/status.h"
@@ -61,6 +63,11 @@ static void metrics_once(void)
 				      NULL, 0);
 }
 
+static int clamp_limit(int64_t v)
+{
+	return v < 0 ? 0 : v > 1000000000 ? 1000000000 : (int)v;
+}
+
 int hook_packobjects_setup(const struct service_deps *deps, struct error *err)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -79,9 +86,23 @@ int hook_packobjects_setup(const struct service_deps *deps, struct error *err)
 		return error_set(err, STATUS_INVALID_ARGUMENT, "pack_objects_cache: no dir");
 	if (packcache_new(&o, &cache, err) < 0)
 		return -1;
-	limiter = packlimit_new(cfg->pack_objects_limiting.max_concurrency,
-				cfg->pack_objects_limiting.max_queue_length,
-				cfg->pack_objects_limiting.max_queue_wait_ms);
+	if (cfg->pack_objects_limiting.adaptive) {
+		/* upstream's "packObjects" limit, moved by the calculator that
+		 * limit_setup starts along with the [[concurrency]] ones */
+		struct adaptive_limit *al = adaptive_limit_new(
+			"packObjects", clamp_limit(cfg->pack_objects_limiting.initial_limit),
+			clamp_limit(cfg->pack_objects_limiting.min_limit),
+			clamp_limit(cfg->pack_objects_limiting.max_limit), ADAPTIVE_BACKOFF_FACTOR);
+		if (!al)
+			return error_set(err, STATUS_INTERNAL, "pack_objects_limiting: out of memory");
+		limiter = packlimit_new_adaptive(al, cfg->pack_objects_limiting.max_queue_length,
+						 cfg->pack_objects_limiting.max_queue_wait_ms);
+		limit_register_adaptive(al); /* lives as long as the process */
+	} else {
+		limiter = packlimit_new(cfg->pack_objects_limiting.max_concurrency,
+					cfg->pack_objects_limiting.max_queue_length,
+					cfg->pack_objects_limiting.max_queue_wait_ms);
+	}
 	static const char *const labels[] = {"dir", "max_age"};
 	struct metric_family *en = metrics_gauge("gitaly_pack_objects_cache_enabled",
 						 "If set to 1, indicates that the cache for "
@@ -356,7 +377,7 @@ static int producer_run(void *arg, struct packcache_sink *sink, struct error *er
 			return -1;
 	}
 	ret = run_pack_objects(p, sink, err);
-	if (limited)
+	if (limited && li.held)
 		packlimit_release(limiter, p->limit_key);
 	metrics_add(m_generated, NULL, (double)packcache_sink_bytes(sink));
 	pthread_mutex_lock(&p->stats->mu);

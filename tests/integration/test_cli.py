@@ -208,20 +208,26 @@ def test_validate_empty_input():
     assert {"key": ["bin_dir"], "message": 'doesn\'t exist: ""'} in errs
 
 
-def test_adaptive_pack_objects_limiting_is_refused(cfgdir):
-    """Parsed but not implemented: a clear error instead of a fixed limit."""
+def test_adaptive_pack_objects_limiting_validation(cfgdir):
+    """adaptive = true is accepted; the limits are range-checked as upstream
+    (min_limit >= 0, max_limit >= initial_limit, initial_limit >= min_limit)."""
     g = Gitaly(cfgdir)
-    toml = g.toml() + ("\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 2\n"
+    good = g.toml() + ("\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 2\n"
                        "min_limit = 1\nmax_limit = 4\n")
-    r = run(["configuration", "validate"], toml.encode())
+    r = run(["configuration", "validate"], good.encode())
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    bad = g.toml() + ("\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 2\n"
+                      "min_limit = 3\nmax_limit = 1\n")
+    r = run(["configuration", "validate"], bad.encode())
     assert r.returncode == 2
     errs = json.loads(r.stdout)["errors"]
-    assert {"key": ["pack_objects_limiting", "adaptive"],
-            "message": "adaptive pack-objects limiting is not supported by this server; "
-                       "use max_concurrency"} in errs
-    with open(g.config_path, "w") as f:
-        f.write(toml)
-    r = subprocess.run([GITALY_BIN, g.config_path], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert r.returncode != 0
-    assert b"pack_objects_limiting.adaptive" in r.stderr + r.stdout
+    assert {"key": ["pack_objects_limiting", "max_limit"],
+            "message": "not in range: 1 is not greater than or equal to 2"} in errs
+    assert {"key": ["pack_objects_limiting", "initial_limit"],
+            "message": "not in range: 2 is not greater than or equal to 3"} in errs
+    neg = g.toml() + "\n[pack_objects_limiting]\nadaptive = true\nmin_limit = -1\n"
+    r = run(["configuration", "validate"], neg.encode())
+    assert r.returncode == 2
+    errs = json.loads(r.stdout)["errors"]
+    assert {"key": ["pack_objects_limiting", "min_limit"],
+            "message": "not in range: -1 is not greater than or equal to 0"} in errs

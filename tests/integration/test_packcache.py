@@ -234,6 +234,75 @@ def test_pack_objects_limiting_by_client_ip(gitaly_factory):
         srv.close()
 
 
+def test_adaptive_pack_objects_limiting(gitaly_factory):
+    """`adaptive = true`: the per-IP limit is upstream's "packObjects"
+    adaptive limit starting at initial_limit (max_concurrency is ignored),
+    exported as gitaly_concurrency_limiting_current_limit; with
+    initial_limit = 1 the second producer of one client IP waits for the
+    first, the third is refused, and another IP is not affected."""
+    srv = CacheServer(gitaly_factory, min_occurrences=0, extra=(
+        "\n[pack_objects_limiting]\nadaptive = true\ninitial_limit = 1\nmin_limit = 1\n"
+        "max_limit = 4\nmax_concurrency = 100\nmax_queue_length = 1\n"))
+    try:
+        assert metric(srv.g.metrics(), "gitaly_concurrency_limiting_current_limit",
+                      limit="packObjects") == 1
+        # a's (slowed) producer must outlast the next two clones' set-up.
+        make_big_repo(srv.g.path("a.git"), files=400, commits=3)
+        for name in ("b.git", "c.git", "d.git"):
+            make_big_repo(srv.g.path(name), files=20, commits=1)
+        open(srv.slow_flag, "w").close()
+
+        def wait_for(cond, what):
+            deadline = time.time() + 60
+            while not cond():
+                assert time.time() < deadline, what
+                time.sleep(0.05)
+
+        def queued():
+            return metric(srv.g.metrics(), "gitaly_pack_objects_queued") or 0
+
+        procs = []
+
+        def launch(name, ip):
+            argv, env = srv.clone_cmd(name, os.path.join(srv.tmp, "r-" + name), ip)
+            procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE))
+
+        # Steps paced by the server's state, not by sleeps: a's producer
+        # runs, b queues behind it, c finds the queue full, d (another IP)
+        # runs beside a.
+        launch("a.git", "10.1.2.3")
+        wait_for(lambda: len(srv.pack_runs()) == 1, "a's producer never started")
+        launch("b.git", "10.1.2.3")
+        wait_for(lambda: queued() == 1, "b never queued")
+        launch("c.git", "10.1.2.3")
+        assert procs[2].wait(180) != 0
+        launch("d.git", "10.9.9.9")
+        wait_for(lambda: len(srv.pack_runs()) == 2, "d's producer never started")
+        res = [(p.wait(180), p.stderr.read()) for p in procs]
+        assert [rc == 0 for rc, _ in res] == [True, True, False, True], res
+        assert b"error resource exhausted, please try again later" in res[2][1]
+        lines = srv.hook_lines()
+        dropped = [l for l in lines if l["grpc.code"] == "ResourceExhausted"]
+        assert len(dropped) == 1
+        assert dropped[0]["limit.limiting_type"] == "pack-objects"
+        assert dropped[0]["limit.limiting_key"] == "10.1.2.3"
+        assert dropped[0]["limit.concurrency_dropped"] == "max_size"
+        ok = [l for l in lines if l["grpc.code"] == "OK"]
+        by_key = {}
+        for l in ok:
+            by_key.setdefault(l.get("limit.limiting_key"), []).append(l)
+        # 10.1.2.3: one ran at once, the other queued behind it.
+        waits = sorted(l["limit.concurrency_queue_ms"] for l in by_key["10.1.2.3"])
+        assert len(waits) == 2 and waits[0] < 100 and waits[1] >= 100, waits
+        # 10.9.9.9 had its own slot.
+        assert by_key["10.9.9.9"][0]["limit.concurrency_queue_ms"] < 100
+        m = srv.g.metrics()
+        assert metric(m, "gitaly_pack_objects_dropped_total", reason="max_size") == 1
+    finally:
+        srv.close()
+
+
 def ssh_clone(srv, rel, dest):
     """`git clone` whose transport is gitaly's SSHService/SSHUploadPack."""
     from conftest import PY_STUBS

@@ -9,6 +9,7 @@
  * the copy succeeded.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -50,6 +52,165 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+static void cleanup_dir(struct channel *ch)
+{
+	if (ch->path[0])
+		unlink(ch->path);
+	if (ch->dir[0])
+		rmdir(ch->dir);
+	ch->path[0] = ch->dir[0] = '\0';
+}
+
+/*
+ * The demultiplexer's buffer: large reads take whatever the socket holds
+ * (several packets at once), and every complete band-1 payload in it goes
+ * out in one writev, so the system calls per MiB stay few.
+ */
+#define RELAY_BUF ((size_t)512 * 1024)
+#define RELAY_IOV 64
+/* upload-pack reads our stdout; a larger pipe lets us run ahead of it
+ * instead of sleeping every 64 KiB (best effort; the default max is 1 MiB). */
+#define STDOUT_PIPE_SIZE (1 << 20)
+
+/* Writes every iovec completely (writev may stop short). */
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int stdout_is_pipe(void)
+{
+	struct stat st;
+	return fstat(1, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static void grow_stdout_pipe(void)
+{
+	if (fcntl(1, F_GETPIPE_SZ) < STDOUT_PIPE_SIZE)
+		(void)fcntl(1, F_SETPIPE_SZ, STDOUT_PIPE_SIZE);
+}
+
+/* Parses a pkt-line length prefix; -1 when it is not 4 hex digits. */
+static long pkt_len(const char *p)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i], d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * Splits gitaly's side-band stream: band 1 to stdout, band 2 to stderr,
+ * flush packets skipped. Returns 0 at a clean end of stream (EOF on a
+ * packet boundary), -1 with ch->why set.
+ */
+static int demux(struct channel *ch, int conn, char *buf)
+{
+	size_t have = 0;
+	int ret = -1;
+
+	for (;;) {
+		ssize_t n = read(conn, buf + have, RELAY_BUF - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(ch->why, sizeof(ch->why), "read packet: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			if (have) {
+				snprintf(ch->why, sizeof(ch->why),
+					 have < 4 ? "read packet header: unexpected EOF"
+						  : "read packet: unexpected EOF");
+				goto out;
+			}
+			break;
+		}
+		have += (size_t)n;
+
+		struct iovec iov[RELAY_IOV];
+		int niov = 0;
+		size_t pos = 0;
+		while (have - pos >= 4) {
+			long len = pkt_len(buf + pos);
+			if (len == 0 || len < 0) {
+				/* flush (or, as before, anything unparseable as a
+				 * length): four bytes with nothing to relay */
+				pos += 4;
+				continue;
+			}
+			if (len < 5 || len > PKT_MAX) {
+				snprintf(ch->why, sizeof(ch->why), "invalid packet length %ld", len);
+				goto out;
+			}
+			if (have - pos < (size_t)len)
+				break;
+			int band = (unsigned char)buf[pos + 4];
+			if (band != 1 && band != 2) {
+				snprintf(ch->why, sizeof(ch->why), "unexpected side band: %d", band);
+				goto out;
+			}
+			if (band == 2 || niov == RELAY_IOV) {
+				if (writev_all(1, iov, niov) < 0) {
+					snprintf(ch->why, sizeof(ch->why), "write band 1: %s",
+						 strerror(errno));
+					goto out;
+				}
+				niov = 0;
+			}
+			if (band == 2) {
+				if (write_all(2, buf + pos + 5, (size_t)len - 5) < 0) {
+					snprintf(ch->why, sizeof(ch->why), "write band 2: %s",
+						 strerror(errno));
+					goto out;
+				}
+			} else if (len > 5) {
+				iov[niov].iov_base = buf + pos + 5;
+				iov[niov].iov_len = (size_t)len - 5;
+				niov++;
+			}
+			pos += (size_t)len;
+		}
+		if (niov && writev_all(1, iov, niov) < 0) {
+			snprintf(ch->why, sizeof(ch->why), "write band 1: %s", strerror(errno));
+			goto out;
+		}
+		/* Keep the partial packet (at most one) for the next read. */
+		if (pos < have)
+			memmove(buf, buf + pos, have - pos);
+		have -= pos;
+	}
+	ret = 0;
+out:
+	return ret;
+}
+
 /* Reads exactly len bytes; 1 when done, 0 on EOF before any byte, -1 else. */
 static int read_full(int fd, char *buf, size_t len)
 {
@@ -67,25 +228,127 @@ static int read_full(int fd, char *buf, size_t len)
 	return 1;
 }
 
-static void cleanup_dir(struct channel *ch)
+/*
+ * Moves len bytes from the socket to stdout without copying them through
+ * user space. Returns 1 when done, 0 when splice cannot be used for these
+ * descriptors (nothing was moved), -1 on failure or EOF (ch->why set).
+ */
+static int splice_out(struct channel *ch, int conn, size_t len)
 {
-	if (ch->path[0])
-		unlink(ch->path);
-	if (ch->dir[0])
-		rmdir(ch->dir);
-	ch->path[0] = ch->dir[0] = '\0';
+	size_t moved = 0;
+	while (moved < len) {
+		ssize_t n = splice(conn, NULL, 1, NULL, len - moved, SPLICE_F_MOVE | SPLICE_F_MORE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && moved == 0 && (errno == EINVAL || errno == ENOSYS))
+			return 0;
+		if (n < 0) {
+			snprintf(ch->why, sizeof(ch->why), "write band 1: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			snprintf(ch->why, sizeof(ch->why), "read packet: unexpected EOF");
+			return -1;
+		}
+		moved += (size_t)n;
+	}
+	return 1;
+}
+
+/*
+ * The splice flavour of demux, used when stdout is a pipe (upload-pack's):
+ * each packet's 5-byte header is read, a band-1 payload is spliced to
+ * stdout, so the pack bytes go from gitaly's socket into upload-pack's pipe
+ * without a copy through this process. Returns 0 at a clean end, 1 when
+ * splice turned out to be unusable before any byte was relayed (the caller
+ * falls back to demux), -1 with ch->why set.
+ */
+static int demux_splice(struct channel *ch, int conn, char *buf)
+{
+	int relayed = 0;
+	char hdr[5];
+	size_t h = 0; /* bytes of the next header already read */
+
+	for (;;) {
+		/* One read normally takes a whole 5-byte header; after a flush
+		 * packet the fifth byte read is the start of the next header. */
+		while (h < 4) {
+			ssize_t n = read(conn, hdr + h, sizeof(hdr) - h);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0 && h == 0)
+				return 0;
+			if (n <= 0) {
+				snprintf(ch->why, sizeof(ch->why), "read packet header: unexpected EOF");
+				return -1;
+			}
+			h += (size_t)n;
+		}
+		long len = pkt_len(hdr);
+		if (len <= 0) { /* flush packet: nothing to relay */
+			memmove(hdr, hdr + 4, h - 4);
+			h -= 4;
+			continue;
+		}
+		if (len < 5 || len > PKT_MAX) {
+			snprintf(ch->why, sizeof(ch->why), "invalid packet length %ld", len);
+			return -1;
+		}
+		if (h < 5 && read_full(conn, hdr + 4, 1) != 1) {
+			snprintf(ch->why, sizeof(ch->why), "read packet: unexpected EOF");
+			return -1;
+		}
+		h = 0;
+		int r;
+		int band = (unsigned char)hdr[4];
+		if (band == 1) {
+			r = len > 5 ? splice_out(ch, conn, (size_t)len - 5) : 1;
+			if (r < 0)
+				return -1;
+			if (r == 0) {
+				if (relayed) {
+					snprintf(ch->why, sizeof(ch->why), "write band 1: splice failed");
+					return -1;
+				}
+				/* Finish this packet by copying; demux takes the rest. */
+				if (read_full(conn, buf, (size_t)len - 5) != 1) {
+					snprintf(ch->why, sizeof(ch->why), "read packet: unexpected EOF");
+					return -1;
+				}
+				if (write_all(1, buf, (size_t)len - 5) < 0) {
+					snprintf(ch->why, sizeof(ch->why), "write band 1: %s",
+						 strerror(errno));
+					return -1;
+				}
+				return 1;
+			}
+			relayed = 1;
+		} else if (band == 2) {
+			if (read_full(conn, buf, (size_t)len - 5) != 1) {
+				snprintf(ch->why, sizeof(ch->why), "read packet: unexpected EOF");
+				return -1;
+			}
+			if (write_all(2, buf, (size_t)len - 5) < 0) {
+				snprintf(ch->why, sizeof(ch->why), "write band 2: %s", strerror(errno));
+				return -1;
+			}
+		} else {
+			snprintf(ch->why, sizeof(ch->why), "unexpected side band: %d", band);
+			return -1;
+		}
+	}
 }
 
 /* Serves the one connection gitaly makes. */
 static int serve(struct channel *ch, int conn)
 {
-	char *buf = malloc(PKT_MAX);
+	char *buf = malloc(RELAY_BUF);
 	int ret = -1;
 
 	if (!buf)
 		goto out;
 	for (;;) {
-		ssize_t n = read(0, buf, PKT_MAX);
+		ssize_t n = read(0, buf, RELAY_BUF);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -103,40 +366,13 @@ static int serve(struct channel *ch, int conn)
 		snprintf(ch->why, sizeof(ch->why), "close write: %s", strerror(errno));
 		goto out;
 	}
-	for (;;) {
-		char hdr[5];
-		int r = read_full(conn, hdr, 4);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			snprintf(ch->why, sizeof(ch->why), "read packet header: unexpected EOF");
+	if (stdout_is_pipe()) {
+		grow_stdout_pipe();
+		ret = demux_splice(ch, conn, buf);
+		if (ret != 1)
 			goto out;
-		}
-		hdr[4] = '\0';
-		char *end;
-		unsigned long len = strtoul(hdr, &end, 16);
-		if (*end || len == 0)
-			continue; /* flush packet: nothing to relay */
-		if (len < 5 || len > PKT_MAX) {
-			snprintf(ch->why, sizeof(ch->why), "invalid packet length %lu", len);
-			goto out;
-		}
-		if (read_full(conn, buf, len - 4) != 1) {
-			snprintf(ch->why, sizeof(ch->why), "read packet: unexpected EOF");
-			goto out;
-		}
-		int band = (unsigned char)buf[0];
-		if (band != 1 && band != 2) {
-			snprintf(ch->why, sizeof(ch->why), "unexpected side band: %d", band);
-			goto out;
-		}
-		if (write_all(band == 1 ? 1 : 2, buf + 1, len - 5) < 0) {
-			snprintf(ch->why, sizeof(ch->why), "write band %d: %s", band,
-				 strerror(errno));
-			goto out;
-		}
 	}
-	ret = 0;
+	ret = demux(ch, conn, buf);
 out:
 	free(buf);
 	return ret;
