@@ -24,6 +24,7 @@
 #define MAX_MESSAGE (16u << 20)
 
 struct gitaly_call {
+	struct gitaly_conn *conn;
 	grpc_call *call;
 	grpc_completion_queue *cq;
 	int md_sent;
@@ -80,9 +81,15 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	grpc_op op;
 	grpc_call_error rc;
 
+	/* nothing is sent on a transport gitaly already closed: the caller may
+	 * dial again and retry */
+	if (conn_dead(c))
+		return error_set(err, STATUS_UNAVAILABLE, "connection closed by gitaly");
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return error_set(err, STATUS_INTERNAL, "out of memory");
+	k->conn = c;
+	conn_calls_add(c, 1);
 	grpc_metadata_array_init(&k->initial_md);
 	grpc_metadata_array_init(&k->trailing_md);
 	k->details = grpc_empty_slice();
@@ -304,6 +311,7 @@ void gitaly_call_free(struct gitaly_call *k)
 	grpc_metadata_array_destroy(&k->initial_md);
 	grpc_metadata_array_destroy(&k->trailing_md);
 	grpc_slice_unref(k->details);
+	conn_calls_add(k->conn, -1);
 	free(k);
 }
 

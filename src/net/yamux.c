@@ -1203,8 +1203,7 @@ void yamux_stream_free(struct yamux_stream *st)
 
 struct bridge {
 	struct yamux_stream *st;
-	void (*on_done)(void *arg);
-	void *arg;
+	struct yamux_bridge_hooks hooks;
 	int fd;
 	int live; /* pump threads still running, under mu */
 	pthread_mutex_t mu;
@@ -1220,8 +1219,8 @@ static void bridge_done(struct bridge *b)
 	if (!last)
 		return;
 	close(b->fd);
-	if (b->on_done)
-		b->on_done(b->arg);
+	if (b->hooks.on_done)
+		b->hooks.on_done(b->hooks.arg);
 	yamux_stream_free(b->st);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
@@ -1252,10 +1251,15 @@ static void *bridge_up(void *arg)
 
 	for (;;) {
 		if (!buf || yamux_stream_read(b->st, buf, CHUNK, &n, &err)) {
+			if (b->hooks.on_peer_end)
+				b->hooks.on_peer_end(b->hooks.arg);
 			shutdown(b->fd, SHUT_RDWR);
 			break;
 		}
 		if (!n) {
+			/* told before the fd's reader can see the EOF */
+			if (b->hooks.on_peer_end)
+				b->hooks.on_peer_end(b->hooks.arg);
 			shutdown(b->fd, SHUT_WR);
 			break;
 		}
@@ -1264,6 +1268,8 @@ static void *bridge_up(void *arg)
 			shutdown(b->fd, SHUT_RDWR);
 			break;
 		}
+		if (b->hooks.on_recv)
+			b->hooks.on_recv(b->hooks.arg);
 	}
 	error_release(&err);
 	free(buf);
@@ -1310,6 +1316,14 @@ int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_done)(void *arg),
 			       void *arg, struct error *err)
 {
+	struct yamux_bridge_hooks h = { .on_done = on_done, .arg = arg };
+
+	return yamux_stream_bridge_hooks(st, fd_out, &h, err);
+}
+
+int yamux_stream_bridge_hooks(struct yamux_stream *st, int *fd_out,
+			      const struct yamux_bridge_hooks *hooks, struct error *err)
+{
 	struct bridge *b = NULL;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -1326,8 +1340,8 @@ int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_d
 		goto out;
 	}
 	b->st = st;
-	b->on_done = on_done;
-	b->arg = arg;
+	if (hooks)
+		b->hooks = *hooks;
 	b->fd = sv[0];
 	b->live = 2;
 	pthread_mutex_init(&b->mu, NULL);
@@ -1335,6 +1349,8 @@ int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_d
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, bridge_up, b)) {
 		pthread_attr_destroy(&attr);
+		if (b->hooks.on_done)
+			b->hooks.on_done(b->hooks.arg);
 		pthread_mutex_destroy(&b->mu);
 		free(b);
 		b = NULL;
