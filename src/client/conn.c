@@ -460,6 +460,10 @@ static int conn_setup(struct gitaly_conn *c, int fd, const char *target, int pla
 
 		yamux_config_default(&ycfg);
 		ycfg.accept_backlog = 256;
+		/* a 4 MiB receive window: gitaly streams a clone's pack without
+		 * stalling, and we send a window update per 2 MiB read instead of
+		 * per 128 KiB (each one a wake-up on both sides) */
+		ycfg.max_stream_window = 4u << 20;
 		ret = yamux_session_new(fd, YAMUX_CLIENT, &ycfg, &c->session, err);
 		fd = -1; /* the session owns it, even on error */
 		if (ret < 0)

@@ -26,6 +26,10 @@
 #define CTRL_CAP 128
 #define MAX_PINGS 16
 #define CHUNK (64u * 1024u)
+/* Largest data frame we send (the peer's window bounds it further): a big
+ * write leaves in one frame and one system call rather than in 64 KiB
+ * pieces. hashicorp's reader takes any length within the window. */
+#define MAX_DATA_FRAME (256u * 1024u)
 #define RBUF_SIZE (64u * 1024u)
 #define CLOSE_FLUSH_MS 1000
 
@@ -1115,8 +1119,8 @@ int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, str
 			goto out;
 		}
 		n = st->send_window;
-		if (n > CHUNK)
-			n = CHUNK;
+		if (n > MAX_DATA_FRAME)
+			n = MAX_DATA_FRAME;
 		if (n > len)
 			n = (uint32_t)len;
 		st->send_window -= n;
