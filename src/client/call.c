@@ -32,7 +32,7 @@ struct gitaly_call {
 	int recv_md_done;
 	int finished;    /* status batch plucked */
 	int status_done; /* the status batch completed */
-	grpc_metadata md[5];
+	grpc_metadata md[6];
 	size_t n_md;
 	char auth[160];
 	char corr[40];
@@ -119,6 +119,8 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	add_md(k, "x-gitlab-client-name", c->client_name);
 	if (opts && opts->sidechannel_id)
 		add_md(k, "gitaly-sidechannel-id", opts->sidechannel_id);
+	if (opts && opts->remote_ip && *opts->remote_ip)
+		add_md(k, "remote_ip", opts->remote_ip);
 
 	/* the status arrives whenever the call ends; ask for it now */
 	memset(&op, 0, sizeof(op));

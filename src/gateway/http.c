@@ -10,6 +10,8 @@
  */
 #include "gateway/gateway.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
@@ -57,6 +59,7 @@ struct req {
 	char *gl_username;
 	char git_protocol[16];
 	char correlation_id[65]; /* from X-Request-Id, as Workhorse does; "" = random */
+	char remote_ip[64];      /* the HTTP client's IP, sent as remote_ip */
 	int gzip;
 	z_stream z;
 	int z_init, z_end;
@@ -349,6 +352,7 @@ static struct gitaly_call_opts call_opts(struct req *r)
 	struct gitaly_call_opts o = { 0 };
 	o.timeout_ms = r->cfg->call_timeout_ms;
 	o.correlation_id = r->correlation_id;
+	o.remote_ip = r->remote_ip;
 	return o;
 }
 
@@ -643,6 +647,22 @@ static enum MHD_Result finish_receive_pack(struct req *r, struct MHD_Connection 
 
 /* ---- the handler ---------------------------------------------------------------- */
 
+/* The HTTP client's IP address (no port), "" when unknown. */
+static void client_ip(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	out[0] = '\0';
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+			  (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)n);
+}
+
 static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connection *c,
 				  const char *url, const char *method, void **con_cls)
 {
@@ -655,6 +675,7 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 	if (!r)
 		return MHD_NO;
 	r->cfg = cfg;
+	client_ip(c, r->remote_ip, sizeof(r->remote_ip));
 	r->refs = 1;
 	r->method = method;
 	pthread_mutex_init(&r->mu, NULL);

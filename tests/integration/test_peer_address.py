@@ -2,7 +2,8 @@
 upstream logs it (Go's net.Addr: "@" for an unnamed unix peer, "ip:port"
 for TCP), for plain connections and for calls arriving on a multiplexed
 ("backchannel") connection, whose gRPC stream grpc core sees as a
-socketpair ("fd:N")."""
+socketpair ("fd:N"). The gateway also passes the HTTP client's IP as
+remote_ip metadata, like Workhorse."""
 
 import re
 import shutil
@@ -56,6 +57,9 @@ def test_peer_address_plain_and_multiplexed():
             peers = [e.get("peer.address") for e in found]
             assert peers and all(want(p) for p in peers), peers
             assert not any(p.startswith("fd:") for p in peers), peers
+            # the end user's IP travels as remote_ip metadata (as from
+            # Workhorse), which [pack_objects_limiting] keys on
+            assert all(e.get("remote_ip") == "127.0.0.1" for e in found), found
     finally:
         for gw in gws:
             gw.stop()
