@@ -24,6 +24,7 @@
 #define MAX_MESSAGE (16u << 20)
 
 struct gitaly_call {
+	struct gitaly_conn *conn;
 	grpc_call *call;
 	grpc_completion_queue *cq;
 	int md_sent;
@@ -31,7 +32,7 @@ struct gitaly_call {
 	int recv_md_done;
 	int finished;    /* status batch plucked */
 	int status_done; /* the status batch completed */
-	grpc_metadata md[5];
+	grpc_metadata md[6];
 	size_t n_md;
 	char auth[160];
 	char corr[40];
@@ -80,9 +81,15 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	grpc_op op;
 	grpc_call_error rc;
 
+	/* nothing is sent on a transport gitaly already closed: the caller may
+	 * dial again and retry */
+	if (conn_dead(c))
+		return error_set(err, STATUS_UNAVAILABLE, "connection closed by gitaly");
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return error_set(err, STATUS_INTERNAL, "out of memory");
+	k->conn = c;
+	conn_calls_add(c, 1);
 	grpc_metadata_array_init(&k->initial_md);
 	grpc_metadata_array_init(&k->trailing_md);
 	k->details = grpc_empty_slice();
@@ -112,6 +119,8 @@ int gitaly_call_start(struct gitaly_conn *c, const char *method,
 	add_md(k, "x-gitlab-client-name", c->client_name);
 	if (opts && opts->sidechannel_id)
 		add_md(k, "gitaly-sidechannel-id", opts->sidechannel_id);
+	if (opts && opts->remote_ip && *opts->remote_ip)
+		add_md(k, "remote_ip", opts->remote_ip);
 
 	/* the status arrives whenever the call ends; ask for it now */
 	memset(&op, 0, sizeof(op));
@@ -304,6 +313,7 @@ void gitaly_call_free(struct gitaly_call *k)
 	grpc_metadata_array_destroy(&k->initial_md);
 	grpc_metadata_array_destroy(&k->trailing_md);
 	grpc_slice_unref(k->details);
+	conn_calls_add(k->conn, -1);
 	free(k);
 }
 

@@ -36,6 +36,8 @@ struct gitaly_call_opts {
 	const char *correlation_id; /* NULL: a random one */
 	int64_t timeout_ms;         /* <= 0: no deadline */
 	const char *sidechannel_id; /* internal: set by the sidechannel calls */
+	const char *remote_ip;      /* the end user's IP ("remote_ip" metadata, as
+				     * Workhorse and gitlab-shell send it); NULL/"": none */
 };
 
 /* Initialises grpc core once per process (idempotent, thread-safe). */

@@ -12,14 +12,32 @@
 
 #include "client/client.h"
 
+/*
+ * State shared between a connection and the bridge of its stream 1 (which
+ * may outlive the connection by a moment): freed by the last of the two.
+ */
+struct conn_link {
+	int refs;  /* atomic: the connection and the bridge */
+	int dead;  /* atomic: gitaly's side of stream 1 ended */
+	int calls; /* atomic: calls in flight on the channel */
+};
+
 struct gitaly_conn {
 	grpc_channel *channel;
+	struct conn_link *link;
 	struct yamux_session *session; /* NULL for plain connections */
 	pthread_t acceptor;
 	int has_acceptor;
 	char *token;
 	char *client_name;
 };
+
+/* Counts a call in flight on c (the idle poller leaves such connections
+ * to the call's own polling), or, with delta -1, its end. */
+void conn_calls_add(struct gitaly_conn *c, int delta);
+
+/* True when stream 1's transport ended on gitaly's side. */
+int conn_dead(struct gitaly_conn *c);
 
 /* A call waiting for its sidechannel stream. */
 struct sc_waiter {

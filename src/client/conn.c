@@ -21,6 +21,7 @@
 
 #include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -31,12 +32,109 @@
 
 #define DIAL_TIMEOUT_MS 10000
 
+/* How long the idle poller drives grpc core after a wake-up. */
+#define IDLE_POLL_MS 200
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/*
+ * The idle poller. grpc core reads a descriptor only while some thread
+ * polls it, i.e. while a call waits on its queue. A connection without
+ * calls would leave gitaly's keepalive ping (sent after 5 minutes of
+ * silence) unanswered, and gitaly closes the transport 20 s later. So when
+ * bytes arrive on a connection without calls, this thread polls grpc core
+ * for a moment: the transport reads them and answers (ping ack, GOAWAY).
+ */
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_kicks;
+static int idle_started;
+
+static void *idle_poller_main(void *arg)
+{
+	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&idle_mu);
+		while (!idle_kicks)
+			pthread_cond_wait(&idle_cv, &idle_mu);
+		idle_kicks = 0;
+		pthread_mutex_unlock(&idle_mu);
+		/* nothing is ever queued on cq: this only polls until the deadline */
+		grpc_completion_queue_next(
+			cq,
+			gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+				     gpr_time_from_millis(IDLE_POLL_MS, GPR_TIMESPAN)),
+			NULL);
+	}
+	return NULL;
+}
+
+static void idle_poller_kick(void)
+{
+	pthread_mutex_lock(&idle_mu);
+	idle_kicks++;
+	pthread_cond_signal(&idle_cv);
+	pthread_mutex_unlock(&idle_mu);
+}
 
 static void do_init(void)
 {
+	pthread_attr_t attr;
+	pthread_t t;
+
 	grpc_init();
 	bridge_ignore_sigpipe();
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, (size_t)256 << 10);
+	if (pthread_create(&t, &attr, idle_poller_main, NULL) == 0)
+		idle_started = 1;
+	else
+		log_msg(LOG_WARN, "gitaly client: cannot start the idle poller");
+	pthread_attr_destroy(&attr);
+}
+
+static void link_put(struct conn_link *l)
+{
+	if (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(l);
+}
+
+/* Bridge hooks of stream 1 (arg: the conn_link). */
+static void link_on_recv(void *arg)
+{
+	struct conn_link *l = arg;
+
+	if (idle_started && __atomic_load_n(&l->calls, __ATOMIC_ACQUIRE) == 0)
+		idle_poller_kick();
+}
+
+static void link_on_peer_end(void *arg)
+{
+	struct conn_link *l = arg;
+
+	__atomic_store_n(&l->dead, 1, __ATOMIC_RELEASE);
+	/* let grpc core read the end too, so a later call fails at once */
+	if (idle_started)
+		idle_poller_kick();
+}
+
+static void link_on_done(void *arg)
+{
+	link_put(arg);
+}
+
+void conn_calls_add(struct gitaly_conn *c, int delta)
+{
+	if (c->link)
+		__atomic_add_fetch(&c->link->calls, delta, __ATOMIC_ACQ_REL);
+}
+
+int conn_dead(struct gitaly_conn *c)
+{
+	return c->link && __atomic_load_n(&c->link->dead, __ATOMIC_ACQUIRE);
 }
 
 void gitaly_client_init(void)
@@ -362,6 +460,10 @@ static int conn_setup(struct gitaly_conn *c, int fd, const char *target, int pla
 
 		yamux_config_default(&ycfg);
 		ycfg.accept_backlog = 256;
+		/* a 4 MiB receive window: gitaly streams a clone's pack without
+		 * stalling, and we send a window update per 2 MiB read instead of
+		 * per 128 KiB (each one a wake-up on both sides) */
+		ycfg.max_stream_window = 4u << 20;
 		ret = yamux_session_new(fd, YAMUX_CLIENT, &ycfg, &c->session, err);
 		fd = -1; /* the session owns it, even on error */
 		if (ret < 0)
@@ -369,7 +471,16 @@ static int conn_setup(struct gitaly_conn *c, int fd, const char *target, int pla
 		ret = -1;
 		if (yamux_open(c->session, &st, err) < 0)
 			goto out;
-		if (yamux_stream_bridge(st, &chan_fd, err) < 0) {
+		struct yamux_bridge_hooks hooks = {
+			.on_recv = link_on_recv,
+			.on_peer_end = link_on_peer_end,
+			.on_done = link_on_done,
+			.arg = c->link,
+		};
+
+		__atomic_add_fetch(&c->link->refs, 1, __ATOMIC_ACQ_REL); /* the bridge's */
+		if (yamux_stream_bridge_hooks(st, &chan_fd, &hooks, err) < 0) {
+			/* the bridge ran on_done: its reference is gone */
 			st = NULL;
 			goto out;
 		}
@@ -416,10 +527,13 @@ static struct gitaly_conn *conn_alloc(const struct gitaly_conn_opts *opts, struc
 	struct gitaly_conn *c = calloc(1, sizeof(*c));
 
 	if (c) {
+		c->link = calloc(1, sizeof(*c->link));
+		if (c->link)
+			c->link->refs = 1;
 		c->token = strdup(opts->token ? opts->token : "");
 		c->client_name = strdup(opts->client_name ? opts->client_name : "gitaly-client");
 	}
-	if (!c || !c->token || !c->client_name) {
+	if (!c || !c->link || !c->token || !c->client_name) {
 		gitaly_conn_free(c);
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		return NULL;
@@ -496,7 +610,9 @@ int gitaly_conn_broken(struct gitaly_conn *c)
 	if (!c->session)
 		return grpc_channel_check_connectivity_state(c->channel, 0) ==
 		       GRPC_CHANNEL_SHUTDOWN;
-	return yamux_session_is_closed(c->session);
+	/* a channel made from a descriptor never reconnects: once gitaly ended
+	 * stream 1 the connection is useless, even while the session lives */
+	return conn_dead(c) || yamux_session_is_closed(c->session);
 }
 
 void gitaly_conn_free(struct gitaly_conn *c)
@@ -511,6 +627,7 @@ void gitaly_conn_free(struct gitaly_conn *c)
 		pthread_join(c->acceptor, NULL);
 	if (c->session)
 		yamux_session_free(c->session);
+	link_put(c->link);
 	free(c->token);
 	free(c->client_name);
 	free(c);

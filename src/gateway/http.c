@@ -10,6 +10,8 @@
  */
 #include "gateway/gateway.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
@@ -57,6 +59,7 @@ struct req {
 	char *gl_username;
 	char git_protocol[16];
 	char correlation_id[65]; /* from X-Request-Id, as Workhorse does; "" = random */
+	char remote_ip[64];      /* the HTTP client's IP, sent as remote_ip */
 	int gzip;
 	z_stream z;
 	int z_init, z_end;
@@ -68,6 +71,9 @@ struct req {
 	struct yamux_stream *st;
 	char *first; /* upload-pack: the first bytes of the answer */
 	size_t first_len, first_off;
+	/* info/refs: the first response message, received before answering */
+	ProtobufCMessage *first_msg;
+	int call_done_early; /* info/refs: the call ended without a message */
 	/* a received response message not yet fully written */
 	ProtobufCMessage *pending;
 	const uint8_t *pend_data;
@@ -91,6 +97,8 @@ static void req_unref(struct req *r)
 		return;
 	if (r->pending)
 		protobuf_c_message_free_unpacked(r->pending, NULL);
+	if (r->first_msg)
+		protobuf_c_message_free_unpacked(r->first_msg, NULL);
 	gitaly_call_free(r->call);
 	gitaly_sc_call_free(r->sc); /* also frees r->st */
 	if (r->conn)
@@ -302,7 +310,12 @@ static enum MHD_Result respond_stream(struct req *r, struct MHD_Connection *c,
 						      ? &gitaly__post_receive_pack_response__descriptor
 						      : &gitaly__info_refs_response__descriptor;
 
-	if (gitaly_call_recv(r->call, d, &m, &err) < 0 || !m) {
+	if (r->first_msg) {
+		m = r->first_msg;
+		r->first_msg = NULL;
+	} else if (r->call_done_early) {
+		m = NULL;
+	} else if (gitaly_call_recv(r->call, d, &m, &err) < 0 || !m) {
 		if (gitaly_call_finish(r->call, &err) < 0 || error_is_set(&err)) {
 			ret = respond_error(c, &err);
 			error_release(&err);
@@ -339,7 +352,30 @@ static struct gitaly_call_opts call_opts(struct req *r)
 	struct gitaly_call_opts o = { 0 };
 	o.timeout_ms = r->cfg->call_timeout_ms;
 	o.correlation_id = r->correlation_id;
+	o.remote_ip = r->remote_ip;
 	return o;
+}
+
+/*
+ * After a call failed with err: if gitaly had already closed the pooled
+ * connection (so nothing of the request was processed), takes a freshly
+ * dialled one and returns 1 (err cleared): the caller sends again.
+ */
+static int redial_if_dead(struct req *r, struct error *err)
+{
+	struct error derr = ERROR_INIT;
+
+	if (err->code != STATUS_UNAVAILABLE || !gitaly_conn_broken(r->conn->conn))
+		return 0;
+	log_msg(LOG_INFO, "gitaly-gateway: connection to gitaly was closed, dialling again");
+	gateway_conn_put(r->repo.storage, r->conn);
+	r->conn = NULL;
+	if (gateway_conn_get(r->repo.storage, &r->conn, &derr) < 0) {
+		error_move(err, &derr);
+		return 0;
+	}
+	error_release(err);
+	return 1;
 }
 
 static enum MHD_Result handle_info_refs(struct req *r, struct MHD_Connection *c)
@@ -358,10 +394,27 @@ static enum MHD_Result handle_info_refs(struct req *r, struct MHD_Connection *c)
 	req.git_protocol = r->git_protocol;
 	req.git_config_options = r->cfg->git_config;
 	req.n_git_config_options = r->cfg->n_git_config;
-	if (gitaly_call_start(r->conn->conn, method, &o, &r->call, &err) < 0 ||
-	    gitaly_call_send(r->call, &req.base, 1, &err) < 0) {
-		if (r->call && gitaly_call_finish(r->call, &err) == 0 && !error_is_set(&err))
+	for (int attempt = 0;; attempt++) {
+		ProtobufCMessage *m = NULL;
+
+		if (gitaly_call_start(r->conn->conn, method, &o, &r->call, &err) == 0 &&
+		    gitaly_call_send(r->call, &req.base, 1, &err) == 0 &&
+		    gitaly_call_recv(r->call, &gitaly__info_refs_response__descriptor, &m,
+				     &err) == 0 &&
+		    m) {
+			r->first_msg = m;
+			break;
+		}
+		if (r->call && gitaly_call_finish(r->call, &err) == 0 && !error_is_set(&err)) {
+			r->call_done_early = 1; /* an empty answer */
+			break;
+		}
+		if (!error_is_set(&err))
 			error_set(&err, STATUS_INTERNAL, "call failed");
+		gitaly_call_free(r->call);
+		r->call = NULL;
+		if (attempt == 0 && redial_if_dead(r, &err))
+			continue;
 		ret = respond_error(c, &err);
 		error_release(&err);
 		return ret;
@@ -497,8 +550,14 @@ static enum MHD_Result finish_upload_pack(struct req *r, struct MHD_Connection *
 	if (gitaly_sc_call_start(r->conn->conn,
 				 "/gitaly.SmartHTTPService/PostUploadPackWithSidechannel", &req.base,
 				 &gitaly__post_upload_pack_with_sidechannel_response__descriptor, &o,
-				 &r->sc, &err) < 0 ||
-	    gitaly_sc_call_stream(r->sc, &r->st, &err) < 0)
+				 &r->sc, &err) < 0 &&
+	    (!redial_if_dead(r, &err) ||
+	     gitaly_sc_call_start(r->conn->conn,
+				  "/gitaly.SmartHTTPService/PostUploadPackWithSidechannel", &req.base,
+				  &gitaly__post_upload_pack_with_sidechannel_response__descriptor, &o,
+				  &r->sc, &err) < 0))
+		goto fail;
+	if (gitaly_sc_call_stream(r->sc, &r->st, &err) < 0)
 		goto fail;
 	/* Workhorse's order: the whole request, the flush, then the answer */
 	sidechannel_io_from_stream(&io, r->st);
@@ -565,7 +624,10 @@ static int start_receive_pack(struct req *r, struct error *err)
 	m.git_config_options = r->cfg->git_config;
 	m.n_git_config_options = r->cfg->n_git_config;
 	if (gitaly_call_start(r->conn->conn, "/gitaly.SmartHTTPService/PostReceivePack", &o,
-			      &r->call, err) < 0)
+			      &r->call, err) < 0 &&
+	    (!redial_if_dead(r, err) ||
+	     gitaly_call_start(r->conn->conn, "/gitaly.SmartHTTPService/PostReceivePack", &o,
+			       &r->call, err) < 0))
 		return -1;
 	if (gitaly_call_send(r->call, &m.base, 0, err) < 0) {
 		error_release(err);
@@ -585,6 +647,22 @@ static enum MHD_Result finish_receive_pack(struct req *r, struct MHD_Connection 
 
 /* ---- the handler ---------------------------------------------------------------- */
 
+/* The HTTP client's IP address (no port), "" when unknown. */
+static void client_ip(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	out[0] = '\0';
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+			  (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)n);
+}
+
 static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connection *c,
 				  const char *url, const char *method, void **con_cls)
 {
@@ -597,6 +675,7 @@ static enum MHD_Result first_call(struct gateway_config *cfg, struct MHD_Connect
 	if (!r)
 		return MHD_NO;
 	r->cfg = cfg;
+	client_ip(c, r->remote_ip, sizeof(r->remote_ip));
 	r->refs = 1;
 	r->method = method;
 	pthread_mutex_init(&r->mu, NULL);

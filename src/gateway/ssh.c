@@ -360,6 +360,8 @@ int gateway_ssh_command(struct gateway_config *cfg, const char *user)
 	struct gitaly_call_opts o = { 0 };
 	const char *service = NULL, *cmd = getenv("SSH_ORIGINAL_COMMAND");
 	const char *gp = getenv("GIT_PROTOCOL");
+	const char *ssh_conn = getenv("SSH_CONNECTION");
+	char remote_ip[64];
 	const char *proto = "";
 	char *path = NULL;
 	struct strbuf gl_id = STRBUF_INIT;
@@ -368,6 +370,9 @@ int gateway_ssh_command(struct gateway_config *cfg, const char *user)
 
 	gitaly_client_init();
 	o.timeout_ms = cfg->call_timeout_ms;
+	/* like gitlab-shell: the SSH client's IP from sshd's SSH_CONNECTION */
+	if (ssh_conn && sscanf(ssh_conn, "%63s", remote_ip) == 1)
+		o.remote_ip = remote_ip;
 	if (gp && (!strcmp(gp, "version=2") || !strcmp(gp, "version=1")))
 		proto = gp;
 	if (!user || !*user) {

@@ -14,7 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,10 +27,13 @@
 
 struct conn {
 	int fd;
+	char addr[128]; /* the client's address, formatted */
 	int peek_timeout_ms;
 	backchannel_grpc_fn grpc_fn;
 	void *ctx;
 };
+
+static int parse_fd_peer(const char *peer);
 
 /* Sessions indexed by the fd grpc core serves their gRPC stream on. */
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -66,6 +74,98 @@ static void map_clear(int fd, struct yamux_session *s)
 	if ((size_t)fd < map_len && (!s || map[fd] == s))
 		map[fd] = NULL;
 	pthread_mutex_unlock(&map_mu);
+}
+
+/*
+ * The client address of the connection behind each fd grpc core serves
+ * (the accepted socket, or the socketpair end of a multiplexed one), in
+ * the form upstream logs as peer.address (Go's net.Addr): "ip:port",
+ * "[ip6]:port", a unix peer's path or "@" for an unnamed one.
+ */
+static char **addr_map;
+static size_t addr_len;
+
+static void addr_set(int fd, const char *a)
+{
+	char *dup = strdup(a);
+
+	pthread_mutex_lock(&map_mu);
+	if ((size_t)fd >= addr_len) {
+		size_t n = addr_len ? addr_len : 64;
+		char **m;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		m = realloc(addr_map, n * sizeof(*m));
+		if (!m) {
+			free(dup);
+			goto out;
+		}
+		memset(m + addr_len, 0, (n - addr_len) * sizeof(*m));
+		addr_map = m;
+		addr_len = n;
+	}
+	free(addr_map[fd]);
+	addr_map[fd] = dup;
+out:
+	pthread_mutex_unlock(&map_mu);
+}
+
+void backchannel_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	out[0] = '\0';
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
+				      ? (size_t)len - offsetof(struct sockaddr_un, sun_path)
+				      : 0;
+
+		if (!plen || !un->sun_path[0]) {
+			/* unnamed, or abstract: Go shows a leading '@' */
+			size_t k = plen > 1 ? strnlen(un->sun_path + 1, plen - 1) : 0;
+			snprintf(out, n, "@%.*s", (int)k, plen > 1 ? un->sun_path + 1 : "");
+		} else {
+			snprintf(out, n, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+		}
+	}
+}
+
+/* The remote address of socket fd, formatted; "" when unknown. */
+static void peer_of(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	out[0] = '\0';
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		backchannel_format_addr((struct sockaddr *)&ss, len, out, n);
+}
+
+int backchannel_peer_address(const char *peer, char *out, size_t n)
+{
+	int fd = parse_fd_peer(peer), rc = -1;
+
+	if (!n)
+		return -1;
+	out[0] = '\0';
+	pthread_mutex_lock(&map_mu);
+	if (fd >= 0 && (size_t)fd < addr_len && addr_map[fd] && addr_map[fd][0]) {
+		snprintf(out, n, "%s", addr_map[fd]);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&map_mu);
+	return rc;
 }
 
 static int64_t now_ms(void)
@@ -164,6 +264,7 @@ static void serve_multiplexed(struct conn *c)
 		goto out;
 	}
 	registered = 1;
+	addr_set(gfd, c->addr);
 	if (c->grpc_fn(c->ctx, gfd, &err) < 0)
 		goto out;
 	/* Only the first stream is the client's; upstream's backlog of one
@@ -195,6 +296,7 @@ static void *conn_main(void *arg)
 		close(c->fd);
 	} else if (!mux) {
 		map_clear(c->fd, NULL);
+		addr_set(c->fd, c->addr);
 		if (c->grpc_fn(c->ctx, c->fd, &err) < 0)
 			log_msg(LOG_WARN, "dropping connection: %s", err.message);
 	} else {
@@ -218,6 +320,7 @@ int backchannel_serve(int fd, int peek_timeout_ms, backchannel_grpc_fn grpc_fn, 
 		return error_set(err, STATUS_INTERNAL, "backchannel: out of memory");
 	}
 	c->fd = fd;
+	peer_of(fd, c->addr, sizeof(c->addr));
 	c->peek_timeout_ms = peek_timeout_ms < 0 ? BACKCHANNEL_PEEK_TIMEOUT_MS : peek_timeout_ms;
 	c->grpc_fn = grpc_fn;
 	c->ctx = ctx;

@@ -12,6 +12,9 @@
 #ifndef NET_BACKCHANNEL_H
 #define NET_BACKCHANNEL_H
 
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "base/error.h"
 #include "net/yamux.h"
 
@@ -44,6 +47,19 @@ int backchannel_serve(int fd, int peek_timeout_ms, backchannel_grpc_fn grpc_fn, 
  * (Unavailable) when the session is gone.
  */
 int backchannel_open_stream(const char *peer, struct yamux_stream **out, struct error *err);
+
+/*
+ * The address of the client connection behind a call's peer string ("fd:<N>"
+ * of a connection served by backchannel_serve, plain or multiplexed), as
+ * upstream logs it in peer.address: "ip:port", "[ip6]:port", a unix peer's
+ * path, or "@" for an unnamed unix peer. Returns 0, or -1 (out "") when the
+ * peer is unknown.
+ */
+int backchannel_peer_address(const char *peer, char *out, size_t n);
+
+/* Formats a socket address as backchannel_peer_address does (out "" for
+ * other families). */
+void backchannel_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n);
 
 /* Multiplexed sessions alive now (tests, shutdown). */
 int backchannel_sessions(void);

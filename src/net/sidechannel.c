@@ -5,6 +5,7 @@
  */
 #include "net/sidechannel.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int stream_read(void *ctx, void *buf, size_t len, size_t *nread, struct error *err)
@@ -185,22 +186,60 @@ int sidechannel_reader_read(struct sidechannel_reader *r, void *buf, size_t len,
 	return 0;
 }
 
+/* Bytes staged per write: two whole packets, still below malloc's mmap
+ * threshold (128 KiB). */
+#define STAGE_CAP ((size_t)2 * SIDECHANNEL_MAX_FRAME)
+
+/*
+ * Writes buf as pkt-lines of at most max_data payload bytes, each with a
+ * 4-hex length and, for band > 0, the band byte. Packets are staged
+ * together so each io->write carries many of them (one yamux frame, one
+ * system call) instead of a header and a payload apiece.
+ */
+static int write_packets(const struct sidechannel_io *io, int band, const void *buf,
+			 size_t len, size_t max_data, struct error *err)
+{
+	const uint8_t *p = buf;
+	size_t hl = band > 0 ? 5 : 4;
+	size_t need = len + hl * (len / max_data + 1);
+	size_t cap = need < STAGE_CAP ? need : STAGE_CAP;
+	uint8_t *stage = malloc(cap);
+	int ret = -1;
+
+	if (!stage) {
+		error_set(err, STATUS_INTERNAL, "sidechannel: out of memory");
+		goto out;
+	}
+	while (len) {
+		size_t used = 0;
+
+		/* whole packets only (upstream's split); cap holds at least one */
+		while (len) {
+			size_t n = len < max_data ? len : max_data;
+
+			if (used + hl + n > cap)
+				break;
+			format_len4(stage + used, n + hl);
+			if (band > 0)
+				stage[used + 4] = (uint8_t)band;
+			memcpy(stage + used + hl, p, n);
+			used += hl + n;
+			p += n;
+			len -= n;
+		}
+		if (io->write(io->ctx, stage, used, err))
+			goto out;
+	}
+	ret = 0;
+out:
+	free(stage);
+	return ret;
+}
+
 int sidechannel_write_frames(const struct sidechannel_io *io, const void *buf, size_t len,
 			     struct error *err)
 {
-	const uint8_t *p = buf;
-	uint8_t h[4];
-
-	while (len) {
-		size_t n = len < SIDECHANNEL_MAX_PAYLOAD ? len : SIDECHANNEL_MAX_PAYLOAD;
-
-		format_len4(h, n + 4);
-		if (io->write(io->ctx, h, 4, err) || io->write(io->ctx, p, n, err))
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return write_packets(io, 0, buf, len, SIDECHANNEL_MAX_PAYLOAD, err);
 }
 
 int sidechannel_write_flush(const struct sidechannel_io *io, struct error *err)
@@ -211,22 +250,9 @@ int sidechannel_write_flush(const struct sidechannel_io *io, struct error *err)
 int sidechannel_sideband_write(const struct sidechannel_io *io, int band, const void *buf,
 			       size_t len, struct error *err)
 {
-	const uint8_t *p = buf;
-	uint8_t h[5];
-
 	if (band != 1 && band != 2)
 		return error_set(err, STATUS_INVALID_ARGUMENT, "sidechannel: invalid band %d", band);
-	while (len) {
-		size_t n = len < SIDECHANNEL_SIDEBAND_MAX_DATA ? len : SIDECHANNEL_SIDEBAND_MAX_DATA;
-
-		format_len4(h, n + 5);
-		h[4] = (uint8_t)band;
-		if (io->write(io->ctx, h, 5, err) || io->write(io->ctx, p, n, err))
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return write_packets(io, band, buf, len, SIDECHANNEL_SIDEBAND_MAX_DATA, err);
 }
 
 int sidechannel_sideband_read(const struct sidechannel_io *io, int *band, uint8_t *buf,

@@ -26,6 +26,10 @@
 #define CTRL_CAP 128
 #define MAX_PINGS 16
 #define CHUNK (64u * 1024u)
+/* Largest data frame we send (the peer's window bounds it further): a big
+ * write leaves in one frame and one system call rather than in 64 KiB
+ * pieces. hashicorp's reader takes any length within the window. */
+#define MAX_DATA_FRAME (256u * 1024u)
 #define RBUF_SIZE (64u * 1024u)
 #define CLOSE_FLUSH_MS 1000
 
@@ -1115,8 +1119,8 @@ int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, str
 			goto out;
 		}
 		n = st->send_window;
-		if (n > CHUNK)
-			n = CHUNK;
+		if (n > MAX_DATA_FRAME)
+			n = MAX_DATA_FRAME;
 		if (n > len)
 			n = (uint32_t)len;
 		st->send_window -= n;
@@ -1203,8 +1207,7 @@ void yamux_stream_free(struct yamux_stream *st)
 
 struct bridge {
 	struct yamux_stream *st;
-	void (*on_done)(void *arg);
-	void *arg;
+	struct yamux_bridge_hooks hooks;
 	int fd;
 	int live; /* pump threads still running, under mu */
 	pthread_mutex_t mu;
@@ -1220,8 +1223,8 @@ static void bridge_done(struct bridge *b)
 	if (!last)
 		return;
 	close(b->fd);
-	if (b->on_done)
-		b->on_done(b->arg);
+	if (b->hooks.on_done)
+		b->hooks.on_done(b->hooks.arg);
 	yamux_stream_free(b->st);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
@@ -1252,10 +1255,15 @@ static void *bridge_up(void *arg)
 
 	for (;;) {
 		if (!buf || yamux_stream_read(b->st, buf, CHUNK, &n, &err)) {
+			if (b->hooks.on_peer_end)
+				b->hooks.on_peer_end(b->hooks.arg);
 			shutdown(b->fd, SHUT_RDWR);
 			break;
 		}
 		if (!n) {
+			/* told before the fd's reader can see the EOF */
+			if (b->hooks.on_peer_end)
+				b->hooks.on_peer_end(b->hooks.arg);
 			shutdown(b->fd, SHUT_WR);
 			break;
 		}
@@ -1264,6 +1272,8 @@ static void *bridge_up(void *arg)
 			shutdown(b->fd, SHUT_RDWR);
 			break;
 		}
+		if (b->hooks.on_recv)
+			b->hooks.on_recv(b->hooks.arg);
 	}
 	error_release(&err);
 	free(buf);
@@ -1310,6 +1320,14 @@ int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_done)(void *arg),
 			       void *arg, struct error *err)
 {
+	struct yamux_bridge_hooks h = { .on_done = on_done, .arg = arg };
+
+	return yamux_stream_bridge_hooks(st, fd_out, &h, err);
+}
+
+int yamux_stream_bridge_hooks(struct yamux_stream *st, int *fd_out,
+			      const struct yamux_bridge_hooks *hooks, struct error *err)
+{
 	struct bridge *b = NULL;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -1326,8 +1344,8 @@ int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_d
 		goto out;
 	}
 	b->st = st;
-	b->on_done = on_done;
-	b->arg = arg;
+	if (hooks)
+		b->hooks = *hooks;
 	b->fd = sv[0];
 	b->live = 2;
 	pthread_mutex_init(&b->mu, NULL);
@@ -1335,6 +1353,8 @@ int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_d
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, bridge_up, b)) {
 		pthread_attr_destroy(&attr);
+		if (b->hooks.on_done)
+			b->hooks.on_done(b->hooks.arg);
 		pthread_mutex_destroy(&b->mu);
 		free(b);
 		b = NULL;

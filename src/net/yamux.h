@@ -191,4 +191,22 @@ int yamux_stream_bridge(struct yamux_stream *st, int *fd_out, struct error *err)
 int yamux_stream_bridge_notify(struct yamux_stream *st, int *fd_out, void (*on_done)(void *arg),
 			       void *arg, struct error *err);
 
+/* Callbacks of a bridge, each called on a pump thread with arg; any may be
+ * NULL. */
+struct yamux_bridge_hooks {
+	/* after each chunk from the peer was written to *fd_out's peer end */
+	void (*on_recv)(void *arg);
+	/* once, when the peer's direction ended (FIN, RST or a dead session),
+	 * before *fd_out sees the end of stream */
+	void (*on_peer_end)(void *arg);
+	/* as in yamux_stream_bridge_notify */
+	void (*on_done)(void *arg);
+	void *arg;
+};
+
+/* yamux_stream_bridge with hooks (copied; may be NULL). on_done runs exactly
+ * once even when this fails. */
+int yamux_stream_bridge_hooks(struct yamux_stream *st, int *fd_out,
+			      const struct yamux_bridge_hooks *hooks, struct error *err);
+
 #endif

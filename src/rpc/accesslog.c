@@ -464,6 +464,7 @@ void accesslog_emit(const struct accesslog_entry *e)
 	put_string(&k, "grpc.start_time", buf);
 	us = e->time_ms > 0 ? (int64_t)(e->time_ms * 1000.0) : 0;
 	put_real(&k, "grpc.time_ms", (double)us / 1000.0);
+	set_tag(&k, "peer.address", e->peer_address);
 	set_tag(&k, "remote_ip", e->remote_ip);
 	put_string(&k, "span.kind", "server");
 	put_string(&k, "system", "grpc");

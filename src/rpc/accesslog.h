@@ -34,6 +34,7 @@ struct accesslog_entry {
 	const char *deadline_type; /* metadata deadline_type; ignored without a deadline
 				    * (logged as "none" then, like upstream) */
 	const char *remote_ip, *user_id, *username;
+	const char *peer_address;  /* the client connection's address, or NULL */
 	const char *feature_flags; /* space-joined sorted enabled flags, or NULL */
 	const char *storage_name;  /* request's top-level storage_name field, or NULL */
 	int has_repository;        /* request's repository message was set */

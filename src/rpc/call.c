@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "limit/limit.h"
+#include "net/backchannel.h"
 #include "rpc/accesslog.h"
 #include "rpc/auth.h"
 #include "rpc/call.h"
@@ -936,6 +937,7 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 		      (double)(end.tv_nsec - start_mono->tv_nsec) / 1e9;
 	int code = e ? e->code : STATUS_OK;
 	struct accesslog_entry le;
+	char peer_addr[128];
 
 	memset(&le, 0, sizeof(le));
 	le.service = call->service_name;
@@ -956,6 +958,10 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.auth_version = auth_version;
 	le.deadline_type = rpc_call_metadata(call, "deadline_type");
 	le.remote_ip = rpc_call_metadata(call, "remote_ip");
+	/* the real client address, also behind a multiplexed connection's
+	 * socketpair (whose grpc peer is "fd:N") */
+	if (backchannel_peer_address(call->peer, peer_addr, sizeof(peer_addr)) == 0)
+		le.peer_address = peer_addr;
 	le.user_id = rpc_call_metadata(call, "user_id");
 	le.username = rpc_call_metadata(call, "username");
 	le.feature_flags = feature_flags(call);

@@ -384,6 +384,10 @@ static int setup_server(struct serve_state *st, struct error *err)
 	if (cfg->prometheus.n_grpc_latency_buckets)
 		rpc_metrics_set_buckets(cfg->prometheus.grpc_latency_buckets,
 					cfg->prometheus.n_grpc_latency_buckets);
+	/* tests only: a short keepalive ping period (tests/integration/
+	 * test_gateway_idle.py); upstream's 5 minutes otherwise */
+	if (getenv("GITALY_TESTING_KEEPALIVE_TIME_MS"))
+		opts.keepalive_time_ms = strtoll(getenv("GITALY_TESTING_KEEPALIVE_TIME_MS"), NULL, 10);
 	if (rpc_server_new(&opts, &st->srv, err) < 0)
 		return -1;
 	svcs = services_all(&st->deps, &n_svcs);

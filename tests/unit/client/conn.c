@@ -3,7 +3,9 @@
  * a multiplexed connection against a fake server on a socketpair (it reads
  * the "backchannel" preface, runs a yamux server session and opens
  * sidechannel streams): a registered id gets its stream after the "ok",
- * an unknown id is closed without an answer.
+ * an unknown id is closed without an answer; the end of stream 1 (gitaly
+ * closed the transport) marks the connection broken; a PING on an idle
+ * connection is answered.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,11 +156,175 @@ static void test_sidechannel_delivery(void **state)
 	pthread_mutex_destroy(&w.mu);
 }
 
+/* Reads one HTTP/2 frame (header and up to cap payload bytes) from st;
+ * -1 when none comes. */
+static int read_frame(struct yamux_stream *st, uint8_t *type, uint8_t *flags, uint8_t *payload,
+		       size_t cap, size_t *len)
+{
+	struct error err = ERROR_INIT;
+	uint8_t h[9];
+	uint8_t skip[256];
+	size_t n;
+
+	if (yamux_stream_read_full(st, h, sizeof(h), &err) < 0) {
+		error_release(&err);
+		return -1;
+	}
+	n = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+	*type = h[3];
+	*flags = h[4];
+	*len = n;
+	if (n <= cap) {
+		if (n)
+			assert_int_equal(yamux_stream_read_full(st, payload, n, &err), 0);
+		return 0;
+	}
+	while (n) {
+		size_t k = n < sizeof(skip) ? n : sizeof(skip);
+		assert_int_equal(yamux_stream_read_full(st, skip, k, &err), 0);
+		n -= k;
+	}
+	return 0;
+}
+
+struct h2_server {
+	int fd;
+	int fin_stream1; /* 1: end stream 1 like gitaly's bridge does when its
+			  * transport closes; 0: send a PING and wait for the ack */
+	int acked;
+	struct yamux_session *s;
+	struct yamux_stream *grpc;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static void *h2_server_main(void *arg)
+{
+	static const uint8_t settings[9] = { 0, 0, 0, 4, 0, 0, 0, 0, 0 };
+	static const uint8_t ping[17] = { 0, 0, 8, 6, 0, 0, 0, 0, 0, 'k', 'e', 'e', 'p',
+					  'a', 'l', 'i', 'v' };
+	struct h2_server *sv = arg;
+	struct error err = ERROR_INIT;
+	char pre[24 + 11];
+	uint8_t type, flags, payload[64];
+	size_t len;
+
+	assert_int_equal(read(sv->fd, pre, 11), 11);
+	assert_int_equal(yamux_session_new(sv->fd, YAMUX_SERVER, NULL, &sv->s, &err), 0);
+	assert_int_equal(yamux_accept(sv->s, &sv->grpc, &err), 0);
+	if (sv->fin_stream1) {
+		assert_int_equal(yamux_stream_close_write(sv->grpc, &err), 0);
+	} else {
+		assert_int_equal(yamux_stream_read_full(sv->grpc, pre, 24, &err), 0);
+		assert_memory_equal(pre, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+		assert_int_equal(yamux_stream_write(sv->grpc, settings, sizeof(settings), &err), 0);
+		/* later, once the connection has settled as idle */
+		usleep(500000);
+		assert_int_equal(yamux_stream_write(sv->grpc, ping, sizeof(ping), &err), 0);
+		/* grpc core answers within milliseconds when it reads at all */
+		yamux_stream_set_deadline(sv->grpc, 3000);
+		while (read_frame(sv->grpc, &type, &flags, payload, sizeof(payload), &len) == 0) {
+			if (type == 6 && (flags & 1) && len == 8 &&
+			    !memcmp(payload, ping + 9, 8)) {
+				__atomic_store_n(&sv->acked, 1, __ATOMIC_SEQ_CST);
+				break;
+			}
+		}
+	}
+	pthread_mutex_lock(&sv->mu);
+	while (!sv->done)
+		pthread_cond_wait(&sv->cv, &sv->mu);
+	pthread_mutex_unlock(&sv->mu);
+	yamux_stream_free(sv->grpc);
+	yamux_session_close(sv->s);
+	yamux_session_free(sv->s);
+	return NULL;
+}
+
+static void h2_server_start(struct h2_server *sv, int fin, pthread_t *t, struct gitaly_conn **c)
+{
+	struct error err = ERROR_INIT;
+	int sp[2];
+
+	memset(sv, 0, sizeof(*sv));
+	pthread_mutex_init(&sv->mu, NULL);
+	pthread_cond_init(&sv->cv, NULL);
+	sv->fin_stream1 = fin;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	sv->fd = sp[1];
+	assert_int_equal(pthread_create(t, NULL, h2_server_main, sv), 0);
+	assert_int_equal(gitaly_conn_from_fd(sp[0], NULL, c, &err), 0);
+}
+
+static void h2_server_stop(struct h2_server *sv, pthread_t t)
+{
+	pthread_mutex_lock(&sv->mu);
+	sv->done = 1;
+	pthread_cond_broadcast(&sv->cv);
+	pthread_mutex_unlock(&sv->mu);
+	pthread_join(t, NULL);
+	pthread_cond_destroy(&sv->cv);
+	pthread_mutex_destroy(&sv->mu);
+}
+
+/*
+ * gitaly closed the gRPC transport of stream 1 while the yamux session
+ * lives on (what its keepalive watchdog does): the connection counts as
+ * broken, so the pool dials again, and a new call fails at once with
+ * Unavailable without sending anything.
+ */
+static void test_stream1_end_breaks_connection(void **state)
+{
+	struct gitaly_conn *c = NULL;
+	struct gitaly_call *k = NULL;
+	struct error err = ERROR_INIT;
+	struct h2_server sv;
+	pthread_t t;
+	int i;
+
+	h2_server_start(&sv, 1, &t, &c);
+	for (i = 0; i < 200 && !gitaly_conn_broken(c); i++)
+		usleep(10000);
+	assert_true(gitaly_conn_broken(c));
+	assert_false(yamux_session_is_closed(c->session));
+	assert_int_equal(gitaly_call_start(c, "/gitaly.ServerService/ServerInfo", NULL, &k, &err),
+			 -1);
+	assert_int_equal(err.code, STATUS_UNAVAILABLE);
+	assert_null(k);
+	error_release(&err);
+	gitaly_conn_free(c);
+	h2_server_stop(&sv, t);
+}
+
+/*
+ * With no call in flight nothing polls grpc core; still, a PING from gitaly
+ * is answered (the idle poller), so gitaly's keepalive does not close the
+ * connection.
+ */
+static void test_idle_connection_answers_ping(void **state)
+{
+	struct gitaly_conn *c = NULL;
+	struct h2_server sv;
+	pthread_t t;
+	int i;
+
+	h2_server_start(&sv, 0, &t, &c);
+	for (i = 0; i < 300 && !__atomic_load_n(&sv.acked, __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	assert_true(__atomic_load_n(&sv.acked, __ATOMIC_SEQ_CST));
+	assert_false(gitaly_conn_broken(c));
+	gitaly_conn_free(c);
+	h2_server_stop(&sv, t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_sidechannel_delivery),
+		cmocka_unit_test(test_stream1_end_breaks_connection),
+		cmocka_unit_test(test_idle_connection_answers_ping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -294,9 +298,41 @@ static void test_extra_client_streams_reset(void **state)
 	close(m.gfd);
 }
 
+/* peer.address in upstream's (Go's) notation */
+static void test_format_addr(void **state)
+{
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+	struct sockaddr_un un;
+	char out[128];
+
+	memset(&in, 0, sizeof(in));
+	in.sin_family = AF_INET;
+	in.sin_port = htons(54321);
+	inet_pton(AF_INET, "10.1.2.3", &in.sin_addr);
+	backchannel_format_addr((struct sockaddr *)&in, sizeof(in), out, sizeof(out));
+	assert_string_equal(out, "10.1.2.3:54321");
+	memset(&in6, 0, sizeof(in6));
+	in6.sin6_family = AF_INET6;
+	in6.sin6_port = htons(8075);
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	backchannel_format_addr((struct sockaddr *)&in6, sizeof(in6), out, sizeof(out));
+	assert_string_equal(out, "[::1]:8075");
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	backchannel_format_addr((struct sockaddr *)&un, sizeof(sa_family_t), out, sizeof(out));
+	assert_string_equal(out, "@");
+	memcpy(un.sun_path, "/run/x.sock", 11);
+	backchannel_format_addr((struct sockaddr *)&un, sizeof(un), out, sizeof(out));
+	assert_string_equal(out, "/run/x.sock");
+	assert_int_equal(backchannel_peer_address("fd:notanumber", out, sizeof(out)), -1);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format_addr),
 		cmocka_unit_test(test_plain_connection_untouched),
 		cmocka_unit_test(test_short_plain_prefix_decides_at_once),
 		cmocka_unit_test(test_peek_timeout_closes),

@@ -26,6 +26,7 @@ struct mem {
 	uint8_t *data;
 	size_t len, pos, alloc;
 	size_t max_read; /* 0: unlimited */
+	size_t writes;   /* io->write calls with data */
 };
 
 static int mem_read(void *ctx, void *buf, size_t len, size_t *nread, struct error *err)
@@ -50,6 +51,7 @@ static int mem_write(void *ctx, const void *buf, size_t len, struct error *err)
 
 	if (!len)
 		return 0;
+	m->writes++;
 	if (m->len + len > m->alloc) {
 		m->alloc = (m->len + len) * 2;
 		m->data = realloc(m->data, m->alloc);
@@ -167,6 +169,27 @@ static void test_frames_roundtrip_max(void **state)
 	assert_memory_equal(out, data, size);
 	free(data);
 	free(out);
+	free(m.data);
+}
+
+/* A 64 KiB chunk of git's output (two packets) leaves in one write, i.e.
+ * one yamux frame and one system call, not a header and a payload apiece. */
+static void test_packets_staged_per_write(void **state)
+{
+	static uint8_t data[3 * 65516];
+	struct mem m = { 0 };
+	struct sidechannel_io io = mem_io(&m);
+	struct error err = ERROR_INIT;
+
+	assert_int_equal(sidechannel_sideband_write(&io, 1, data, 65536, &err), 0);
+	assert_int_equal(m.writes, 1);
+	assert_int_equal(m.len, 65536 + 2 * 5);
+	assert_memory_equal(m.data + 65520, "001a\x01", 5); /* 21 + 5 */
+	m.writes = 0;
+	m.len = 0;
+	assert_int_equal(sidechannel_write_frames(&io, data, 3 * 65516, &err), 0);
+	assert_int_equal(m.writes, 2); /* two whole packets, then the third */
+	assert_int_equal(m.len, 3 * 65520);
 	free(m.data);
 }
 
@@ -400,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_unframe_errors),
 		cmocka_unit_test(test_frames_roundtrip_max),
 		cmocka_unit_test(test_sideband),
+		cmocka_unit_test(test_packets_staged_per_write),
 		cmocka_unit_test_setup_teardown(test_handshake_and_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_bad_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
