@@ -427,11 +427,27 @@ static enum MHD_Result handle_info_refs(struct req *r, struct MHD_Connection *c)
 
 /* ---- request bodies --------------------------------------------------------- */
 
+/* Sends the gathered receive-pack body bytes as one message. */
+static void flush_receive_body(struct req *r)
+{
+	Gitaly__PostReceivePackRequest m = GITALY__POST_RECEIVE_PACK_REQUEST__INIT;
+	struct error err = ERROR_INIT;
+
+	if (!r->body.len || r->call_failed)
+		return;
+	m.data.data = (uint8_t *)r->body.buf;
+	m.data.len = r->body.len;
+	if (gitaly_call_send(r->call, &m.base, 0, &err) < 0) {
+		/* the call ended; its status is read at the end */
+		r->call_failed = 1;
+		error_release(&err);
+	}
+	strbuf_reset(&r->body);
+}
+
 /* Takes len decompressed body bytes. */
 static void body_bytes(struct req *r, const uint8_t *p, size_t len)
 {
-	struct error err = ERROR_INIT;
-
 	if (!len || r->err_status)
 		return;
 	r->body_total += len;
@@ -446,21 +462,26 @@ static void body_bytes(struct req *r, const uint8_t *p, size_t len)
 		gitaly_call_cancel(r->call);
 		return;
 	}
-	if (r->call_failed)
-		return;
-	while (len) {
-		Gitaly__PostReceivePackRequest m = GITALY__POST_RECEIVE_PACK_REQUEST__INIT;
-		size_t n = len < RECEIVE_CHUNK ? len : RECEIVE_CHUNK;
-		m.data.data = (uint8_t *)p;
-		m.data.len = n;
-		if (gitaly_call_send(r->call, &m.base, 0, &err) < 0) {
-			/* the call ended; its status is read at the end */
-			r->call_failed = 1;
-			error_release(&err);
+	/*
+	 * receive-pack: HTTP hands the body over in pieces of ~16 KiB; they are
+	 * gathered into messages of RECEIVE_CHUNK bytes (the rest at the end of
+	 * the body), since each message costs gitaly a decode and a write into
+	 * receive-pack. A push is one request and one answer: nothing waits
+	 * for a partial message.
+	 */
+	while (len && !r->call_failed) {
+		size_t room = RECEIVE_CHUNK - r->body.len;
+		size_t n = len < room ? len : room;
+
+		if (strbuf_add(&r->body, p, n) < 0) {
+			req_fail(r, 500, "out of memory");
+			gitaly_call_cancel(r->call);
 			return;
 		}
 		p += n;
 		len -= n;
+		if (r->body.len == RECEIVE_CHUNK)
+			flush_receive_body(r);
 	}
 }
 
@@ -640,6 +661,7 @@ static enum MHD_Result finish_receive_pack(struct req *r, struct MHD_Connection 
 {
 	struct error err = ERROR_INIT;
 
+	flush_receive_body(r);
 	gitaly_call_close_send(r->call, &err);
 	error_release(&err);
 	return respond_stream(r, c, "application/x-git-receive-pack-result");

@@ -409,6 +409,11 @@ def test_gitaly_over_tcp_and_tls(tls_cert, kind):
         env.close()
 
 
+def received_messages(env, method):
+    return sum(v for name, labels, v in env.gitaly.metrics()
+               if name == "grpc_server_msg_received_total" and labels.get("grpc_method") == method)
+
+
 def test_large_push_and_clone(gwenv):
     """A push far beyond git's 1 MiB http.postBuffer goes out chunked (git
     probes with a small request first), a clone brings it back intact."""
@@ -420,9 +425,14 @@ def test_large_push_and_clone(gwenv):
     git_ok("add", "-A", cwd=src)
     git_ok("commit", "-q", "-m", "big", cwd=src)
     gwenv.gateway.create("big.git")
+    before = received_messages(gwenv, "PostReceivePack")
     r = git_ok("push", gwenv.gateway.url("big.git"), "main", cwd=src,
                env={"GIT_TRACE_CURL": "1", "GIT_TRACE_CURL_NO_DATA": "1"})
     assert b"Transfer-Encoding: chunked" in r.stderr
+    # the body reaches gitaly in 64 KiB messages, not one per HTTP piece
+    # (~16 KiB): 6 MiB of pack is ~96 of them, plus the probe request's
+    sent = received_messages(gwenv, "PostReceivePack") - before
+    assert sent <= (6 << 20) // (64 << 10) + 8, sent
     clone = os.path.join(gwenv.work, "bigclone")
     git_ok("clone", "-q", gwenv.gateway.url("big.git"), clone)
     with open(os.path.join(clone, "random.bin"), "rb") as f:
