@@ -21,7 +21,7 @@
 #include "repository.pb-c.h"
 #include "ssh.pb-c.h"
 
-#define STDIN_CHUNK (32u * 1024u)
+#define STDIN_CHUNK (64u * 1024u) /* the data path's copy buffer size */
 #define MAX_COMMAND 4096
 
 /* ---- command parsing ---------------------------------------------------- */
