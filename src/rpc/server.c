@@ -275,7 +275,13 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	pthread_cond_init(&srv->async_cond, NULL);
 	{
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		srv->max_idle = ncpu > 1 ? (int)(ncpu * 2) : 2;
+		/*
+		 * One waiter per CPU, as many as a bare grpc core server uses:
+		 * each extra waiter is one more thread grpc core may wake for a
+		 * completion (ServerInfo at 8 in flight: 1.43 -> 0.94 context
+		 * switches per call against 2 per CPU).
+		 */
+		srv->max_idle = ncpu > 1 ? (int)ncpu : 2;
 	}
 
 	absl_deadlock_detection_off();
