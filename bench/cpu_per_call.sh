@@ -5,7 +5,9 @@
 # given. Much less sensitive to load from elsewhere on the machine than
 # latency, so it is the figure to compare variants by when the load average
 # is high; it does not see time spent waiting (hand-offs between threads
-# show up only as their system-call and scheduler cost).
+# show up only as their system-call and scheduler cost). Also prints the
+# server's context switches per call (voluntary and involuntary, every
+# thread): a count of thread hand-offs that the host's load barely moves.
 # Usage: bench/cpu_per_call.sh <build> [<build>...]
 #   BENCH_SECONDS (default 2), BENCH_CONC (default "1 8"),
 #   BENCH_METHODS (default: ServerInfo), BENCH_ROUNDS (default 3: median).
@@ -39,26 +41,34 @@ for b in "$@"; do
 done
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
+# context switches (voluntary + involuntary) of every thread so far
+csw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {printf "%.0f\n", s}'; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "${SECS}s per run, median of $ROUNDS, load average: $(cut -d" " -f1-3 /proc/loadavg)"
 for method in $METHODS; do
 	for conc in $CONCS; do
-		for n in $names; do : >"$scratch/$n.cpu"; done
+		for n in $names; do : >"$scratch/$n.cpu"; : >"$scratch/$n.cs"; done
 		r=0
 		while [ $r -lt "$ROUNDS" ]; do
 			for n in $names; do
 				eval "pid=\$pid_$n; sock=\$sock_$n"
 				before=$(cpu_ns "$pid")
+				cs_before=$(csw "$pid")
 				out=$("$HELPERS/load_client" "unix:$sock" "$method" "$conc" "$SECS" 0)
 				after=$(cpu_ns "$pid")
+				cs_after=$(csw "$pid")
 				calls=$(echo "$out" | tr ' ' '\n' | sed -n 's/^calls=//p')
 				awk -v a="$after" -v b="$before" -v c="$calls" 'BEGIN {printf "%.2f\n", (a - b) / c / 1000}' >>"$scratch/$n.cpu"
+				awk -v a="$cs_after" -v b="$cs_before" -v c="$calls" 'BEGIN {printf "%.2f\n", (a - b) / c}' >>"$scratch/$n.cs"
 			done
 			r=$((r + 1))
 		done
 		line="$method conc=$conc server_cpu_us_per_call:"
 		for n in $names; do line="$line $n=$(median <"$scratch/$n.cpu")"; done
+		echo "$line"
+		line="$method conc=$conc server_context_switches_per_call:"
+		for n in $names; do line="$line $n=$(median <"$scratch/$n.cs")"; done
 		echo "$line"
 	done
 done

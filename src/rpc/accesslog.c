@@ -29,6 +29,22 @@ struct filter {
 
 static pthread_rwlock_t filter_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct filter *filter_cur;
+/* Bumped whenever the filter changes: per-thread answers older than it are stale. */
+static unsigned long filter_gen = 1;
+
+/*
+ * Per thread, the last few methods' answers (regexec allocates and walks
+ * the automaton on every call; a server sees few distinct methods).
+ */
+#define FILTER_CACHE_SLOTS 8
+#define FILTER_CACHE_NAME 128
+struct filter_cache_entry {
+	unsigned long gen; /* 0: empty */
+	int logged;
+	char name[FILTER_CACHE_NAME];
+};
+static __thread struct filter_cache_entry filter_cache[FILTER_CACHE_SLOTS];
+static __thread unsigned filter_cache_next;
 static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
 
 const char *accesslog_method_type_name(enum rpc_method_type type)
@@ -128,6 +144,7 @@ static void filter_install(struct filter *f)
 	pthread_rwlock_wrlock(&filter_lock);
 	old = filter_cur;
 	filter_cur = f;
+	__atomic_add_fetch(&filter_gen, 1, __ATOMIC_ACQ_REL);
 	pthread_rwlock_unlock(&filter_lock);
 	filter_free(old);
 }
@@ -160,10 +177,12 @@ static void filter_init_from_env(void)
 		f = NULL;
 	}
 	pthread_rwlock_wrlock(&filter_lock);
-	if (!filter_cur)
+	if (!filter_cur) {
 		filter_cur = f;
-	else
+		__atomic_add_fetch(&filter_gen, 1, __ATOMIC_ACQ_REL);
+	} else {
 		filter_free(f); /* accesslog_set_patterns won the race */
+	}
 	pthread_rwlock_unlock(&filter_lock);
 	free(allow);
 	free(deny);
@@ -184,16 +203,35 @@ int accesslog_set_patterns(const char *allow, const char *deny, struct error *er
 int accesslog_method_logged(const char *full_method)
 {
 	int logged = 1;
+	unsigned long gen;
+	size_t len;
+	struct filter_cache_entry *c;
 
 	pthread_once(&filter_once, filter_init_from_env);
 	if (!full_method)
 		full_method = "";
+	len = strlen(full_method);
+	gen = __atomic_load_n(&filter_gen, __ATOMIC_ACQUIRE);
+	if (len < FILTER_CACHE_NAME) {
+		for (int i = 0; i < FILTER_CACHE_SLOTS; i++) {
+			c = &filter_cache[i];
+			if (c->gen == gen && !memcmp(c->name, full_method, len + 1))
+				return c->logged;
+		}
+	}
 	pthread_rwlock_rdlock(&filter_lock);
+	gen = filter_gen; /* the answer below is for this filter */
 	if (filter_cur && filter_cur->has_allow)
 		logged = regexec(&filter_cur->allow, full_method, 0, NULL, 0) == 0;
 	else if (filter_cur && filter_cur->has_deny)
 		logged = regexec(&filter_cur->deny, full_method, 0, NULL, 0) != 0;
 	pthread_rwlock_unlock(&filter_lock);
+	if (len < FILTER_CACHE_NAME) {
+		c = &filter_cache[filter_cache_next++ % FILTER_CACHE_SLOTS];
+		memcpy(c->name, full_method, len + 1);
+		c->logged = logged;
+		c->gen = gen;
+	}
 	return logged;
 }
 

@@ -7,12 +7,14 @@
  * cancels, the deadline passes, or the status went out) is recognised
  * whenever it shows up. A call of a registered unary method arrives with
  * its message already read and is bound to the server's shared queue:
- * nothing is waited for; the close is requested at the start (so
- * cancellation is seen as on the other path), the access-log line is
- * written, then the response and status go out in one batch, and both
- * completions are bookkeeping for whichever worker takes them (struct
- * call_fin). The order matches grpc-go with Gitaly's interceptors: method
- * lookup, first request, correlation id, auth, handler, status (with
+ * nothing is waited for. Its close is requested on its own only once
+ * somebody asks whether the call was cancelled (fin_start_close); the
+ * access-log line is written, then the response and status go out in one
+ * batch, which also carries the close when nobody asked (one completion
+ * per call fewer, as a bare grpc core server does); completions are
+ * bookkeeping for whichever worker takes them (struct call_fin). The
+ * order matches grpc-go with Gitaly's interceptors: method lookup, first
+ * request, correlation id, auth, handler, status (with
  * grpc-status-details-bin), access log and metrics.
  */
 #include <errno.h>
@@ -64,8 +66,9 @@ struct call_fin {
 	struct rpc_tag close_tag, final_tag;
 	grpc_call *gc;
 	int refs;       /* atomics */
-	int close_done; /* atomics: RECV_CLOSE_ON_SERVER completed */
-	int cancelled;
+	int close_started; /* atomic: RECV_CLOSE_ON_SERVER requested */
+	int close_done; /* atomics: RECV_CLOSE_ON_SERVER completed on its own */
+	int cancelled;  /* written by grpc core when the close completes */
 	grpc_slice status_slice, trailer_value;
 };
 
@@ -118,7 +121,7 @@ struct rpc_call {
 	 * after the access log is written */
 	struct call_fin *fin;
 	grpc_byte_buffer *preread;
-	grpc_op final_ops[3];
+	grpc_op final_ops[4]; /* with room for the close */
 	size_t n_final;
 	grpc_metadata final_trailer;
 	size_t request_bytes, response_bytes;
@@ -225,6 +228,34 @@ static int fin_batch(struct call_fin *fin, const grpc_op *ops, size_t n, struct 
 	return 1;
 }
 
+/*
+ * async: requests the close on its own, once, the first time anyone asks
+ * whether the call was cancelled (rpc_call_cancelled); a call nobody asks
+ * about gets it in its final batch instead, one completion fewer.
+ */
+static void fin_start_close(struct call_fin *fin)
+{
+	grpc_op op;
+
+	if (__atomic_exchange_n(&fin->close_started, 1, __ATOMIC_ACQ_REL))
+		return;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &fin->cancelled;
+	if (!fin_batch(fin, &op, 1, &fin->close_tag)) {
+		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	/*
+	 * A client already gone: grpc core normally completes the close
+	 * inside grpc_call_start_batch, setting the flag before it queues the
+	 * completion for a worker; seeing it here makes the answer immediate
+	 * (as when the close was requested at the start of the call).
+	 */
+	if (__atomic_load_n(&fin->cancelled, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
+}
+
 static int64_t now_ms(clockid_t clk)
 {
 	struct timespec ts;
@@ -314,6 +345,7 @@ static void poll_close(struct rpc_call *call)
 {
 	if (call->fin) {
 		/* async: a worker reports the close (rpc_call_async_event) */
+		fin_start_close(call->fin);
 		if (__atomic_load_n(&call->fin->close_done, __ATOMIC_ACQUIRE))
 			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
 		return;
@@ -1056,9 +1088,7 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 		fin->trailer_value = grpc_empty_slice();
 		call->fin = fin;
 		call->preread = payload;
-		op.data.recv_close_on_server.cancelled = &fin->cancelled;
-		if (!fin_batch(fin, &op, 1, &fin->close_tag))
-			fin->close_done = 1;
+		/* the close is requested later: fin_start_close or the final batch */
 	} else {
 		op.data.recv_close_on_server.cancelled = &cancelled_flag;
 		if (grpc_call_start_batch(gc, &op, 1, &call->tag_close, NULL) != GRPC_CALL_OK)
@@ -1200,6 +1230,14 @@ out:
 			   auth_version);
 	if (call->fin) {
 		/* async: the answer leaves now; the last completion frees the call */
+		if (call->n_final &&
+		    !__atomic_exchange_n(&call->fin->close_started, 1, __ATOMIC_ACQ_REL)) {
+			/* nobody asked about cancellation: the close rides along */
+			grpc_op *c = &call->final_ops[call->n_final++];
+			memset(c, 0, sizeof(*c));
+			c->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+			c->data.recv_close_on_server.cancelled = &call->fin->cancelled;
+		}
 		if (call->n_final && fin_batch(call->fin, call->final_ops, call->n_final,
 					       &call->fin->final_tag) &&
 		    !error_is_set(&err) && call->unary_resp && !call->opts->no_access_log)

@@ -61,8 +61,9 @@ struct rpc_tag {
  * Runs a unary call of a registered method (the server registered it with
  * grpc core, which read the request message before handing the call out):
  * the same steps as rpc_call_handle, but the call is bound to the shared
- * queue and nothing is waited for: the response, status and close go out
- * in one batch whose completion (an RPC_TAG_FINAL event, like the
+ * queue and nothing is waited for: the response, status and (unless
+ * rpc_call_cancelled requested it earlier on its own) the close go out in
+ * one batch whose completion (an RPC_TAG_FINAL event, like the
  * RPC_TAG_CLOSE one) any worker passes to rpc_call_async_event, which
  * releases the call. full is "/svc/method"; payload (may be NULL: no
  * message) is consumed; gc is taken over.

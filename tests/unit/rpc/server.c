@@ -32,6 +32,8 @@
 #include "rpc/server.h"
 #include "rpc/server_internal.h"
 #include "rpc/status.h"
+#include "base/metrics.h"
+#include "base/strbuf.h"
 
 static volatile int g_saw_cancel;
 static int h_bidi_body(struct rpc_call *call, struct error *err);
@@ -62,6 +64,11 @@ static int h_unary(struct rpc_call *call, struct error *err)
 			usleep(10000);
 		if (rpc_call_cancelled(call))
 			g_saw_cancel = 1;
+		return error_set(err, STATUS_ABORTED, "gave up");
+	}
+	if (req->seconds == 9) {
+		/* Fails late without ever asking whether the client is still there. */
+		usleep(400000);
 		return error_set(err, STATUS_ABORTED, "gave up");
 	}
 	resp.seconds = req->seconds + 1;
@@ -490,6 +497,76 @@ static void test_cancel(void **state)
 	assert_true(g_saw_cancel);
 }
 
+/* grpc_server_handled_total of test.Test/Unary with the given code (0 if none). */
+static double handled_count(const char *code)
+{
+	struct strbuf sb = STRBUF_INIT;
+	double v = 0;
+	char want[128];
+
+	snprintf(want, sizeof(want), "grpc_code=\"%s\"", code);
+	assert_int_equal(metrics_render(&sb), 0);
+	for (char *line = sb.buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (!strncmp(line, "grpc_server_handled_total{", 26) && strstr(line, want) &&
+		    strstr(line, "grpc_method=\"Unary\"") && strstr(line, "grpc_service=\"test.Test\""))
+			v = strtod(strrchr(line, ' ') + 1, NULL);
+		line = nl ? nl + 1 : NULL;
+	}
+	strbuf_release(&sb);
+	return v;
+}
+
+/* Waits up to 3 s for the handled count of code to reach want. */
+static void wait_handled(const char *code, double want)
+{
+	for (int i = 0; i < 300 && handled_count(code) < want; i++)
+		usleep(10000);
+	assert_true(handled_count(code) == want);
+}
+
+/*
+ * A unary call the client cancels is counted (and logged) as Canceled, both
+ * when the handler watched for the cancel and when it failed later without
+ * asking (its close is then requested only at that point).
+ */
+static void test_cancel_code(void **state)
+{
+	struct fixture *f = *state;
+	struct result r;
+	double cancelled = handled_count("Canceled"), aborted = handled_count("Aborted");
+
+	g_saw_cancel = 0;
+	unary_ts(f, "/test.Test/Unary", 7, NULL, 0, 100, &r);
+	assert_int_equal(r.code, GRPC_STATUS_CANCELLED);
+	result_release(&r);
+	wait_handled("Canceled", cancelled + 1);
+	assert_true(g_saw_cancel);
+
+	unary_ts(f, "/test.Test/Unary", 9, NULL, 0, 100, &r);
+	assert_int_equal(r.code, GRPC_STATUS_CANCELLED);
+	result_release(&r);
+	wait_handled("Canceled", cancelled + 2);
+
+	/* Not cancelled: the handler's own code, and the client sees it. */
+	unary_ts(f, "/test.Test/Unary", 9, NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_ABORTED);
+	assert_string_equal(r.message, "gave up");
+	result_release(&r);
+	wait_handled("Aborted", aborted + 1);
+	assert_true(handled_count("Canceled") == cancelled + 2);
+
+	/* A plain call (nobody asks about cancellation) is counted as OK. */
+	double ok = handled_count("OK");
+	unary_ts(f, "/test.Test/Unary", 1, NULL, 5000, 0, &r);
+	assert_int_equal(r.code, GRPC_STATUS_OK);
+	assert_int_equal(resp_seconds(&r), 2);
+	result_release(&r);
+	wait_handled("OK", ok + 1);
+}
+
 static void test_details(void **state)
 {
 	struct fixture *f = *state;
@@ -806,6 +883,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unimplemented, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_details, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_and_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bidi, setup, teardown),
