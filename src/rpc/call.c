@@ -117,6 +117,10 @@ struct rpc_call {
 	void *raw_data;
 
 	grpc_byte_buffer *unary_resp; /* unary: the response, sent with status */
+	/* server streams: the newest message, held back until the next one,
+	 * rpc_call_flush or the status (which it then goes out with) */
+	grpc_byte_buffer *held;
+	size_t held_len;
 	/* async calls: the pre-read request, and the final batch, started
 	 * after the access log is written */
 	struct call_fin *fin;
@@ -708,7 +712,27 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct err
 		return 0;
 	}
 	grpc_byte_buffer *bb = pack_message(msg, &len);
+	if (call->method->type == RPC_SERVER_STREAM && !call->fin) {
+		/* one batch less for the common single-message answer */
+		if (rpc_call_flush(call, err) < 0) {
+			grpc_byte_buffer_destroy(bb);
+			return -1;
+		}
+		call->held = bb;
+		call->held_len = len;
+		return 0;
+	}
 	return send_buffer(call, bb, len, err);
+}
+
+int rpc_call_flush(struct rpc_call *call, struct error *err)
+{
+	grpc_byte_buffer *bb = call->held;
+
+	if (!bb)
+		return 0;
+	call->held = NULL;
+	return send_buffer(call, bb, call->held_len, err);
 }
 
 int rpc_call_send_raw(struct rpc_call *call, const void *buf, size_t len, struct error *err)
@@ -813,8 +837,13 @@ static void send_status(struct rpc_call *call, const struct error *e)
 		n++;
 		call->initial_md_sent = 1;
 	}
-	if (code == STATUS_OK && (call->method->type == RPC_UNARY ||
-				  call->method->type == RPC_CLIENT_STREAM)) {
+	if (call->held) {
+		/* a server stream's last message goes out with the status */
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n].data.send_message.send_message = call->held;
+		n++;
+	} else if (code == STATUS_OK && (call->method->type == RPC_UNARY ||
+					 call->method->type == RPC_CLIENT_STREAM)) {
 		if (!call->unary_resp) {
 			/* The handler sent nothing: an empty message of the response type. */
 			grpc_slice s = grpc_empty_slice();
@@ -856,9 +885,14 @@ static void send_status(struct rpc_call *call, const struct error *e)
 		strbuf_release(&details);
 		return;
 	}
-	if (start_batch(call, ops, n, &call->tag_op) && code == STATUS_OK && call->unary_resp &&
-	    !call->opts->no_access_log)
+	if (start_batch(call, ops, n, &call->tag_op) && !call->opts->no_access_log &&
+	    (call->held || (code == STATUS_OK && call->unary_resp)))
 		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+	if (call->held) {
+		call->response_bytes += call->held_len;
+		grpc_byte_buffer_destroy(call->held);
+		call->held = NULL;
+	}
 	grpc_slice_unref(status_slice);
 	grpc_slice_unref(trailer.value);
 	strbuf_release(&details);
@@ -1254,6 +1288,8 @@ out:
 	free(call->msgs);
 	if (call->unary_resp)
 		grpc_byte_buffer_destroy(call->unary_resp);
+	if (call->held)
+		grpc_byte_buffer_destroy(call->held);
 	json_decref(call->log_fields);
 	error_release(&err);
 	arena_free(call);

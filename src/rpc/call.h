@@ -79,10 +79,18 @@ void rpc_call_recv_abort(struct rpc_call *call);
 
 /*
  * Sends one response message. For unary calls, call it exactly once; the
- * runtime sends the message together with the final status. Returns 0, or
- * -1 with err set when the client went away.
+ * runtime sends the message together with the final status. On a server
+ * stream the newest message is held back until the next send, the status
+ * (one batch for both) or rpc_call_flush. Returns 0, or -1 with err set
+ * when the client went away.
  */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg, struct error *err);
+
+/*
+ * Delivers a held server-stream message now: for handlers that wait on
+ * something outside the call after sending (e.g. Health/Watch).
+ */
+int rpc_call_flush(struct rpc_call *call, struct error *err);
 
 /*
  * Raw-bytes variants for fallback handlers (rpc_server_set_fallback), which

@@ -36,7 +36,8 @@ static int health_watch(struct rpc_call *call, struct error *err)
 		resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
 	else
 		resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-	if (rpc_call_send(call, &resp.base, err) < 0)
+	/* delivered now: the call then waits for the client to go away */
+	if (rpc_call_send(call, &resp.base, err) < 0 || rpc_call_flush(call, err) < 0)
 		return -1;
 	while (!rpc_call_cancelled(call))
 		nanosleep(&pause, NULL);
