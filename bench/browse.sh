@@ -36,7 +36,7 @@ FAMILIES=${BENCH_FAMILIES:-unary listing concurrent}
 bench_build_helpers
 if [ ! -x "$HELPERS/call_client" ] || [ "$BENCH_DIR/call_client.c" -nt "$HELPERS/call_client" ]; then
 	cc -O2 -Wall -o "$HELPERS/call_client" "$BENCH_DIR/call_client.c" \
-		$(pkg-config --cflags --libs grpc) -lpthread
+		$(pkg-config --cflags --libs grpc) -lpthread -ldl
 fi
 CC_="$HELPERS/call_client"
 

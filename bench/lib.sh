@@ -10,7 +10,7 @@ bench_build_helpers() {
 	for prog in echo_server load_client; do
 		if [ ! -x "$HELPERS/$prog" ] || [ "$BENCH_DIR/$prog.c" -nt "$HELPERS/$prog" ]; then
 			cc -O2 -Wall -o "$HELPERS/$prog" "$BENCH_DIR/$prog.c" \
-				$(pkg-config --cflags --libs grpc) -lpthread || return 1
+				$(pkg-config --cflags --libs grpc) -lpthread -ldl || return 1
 		fi
 	done
 }
