@@ -10,12 +10,9 @@
 #include "service/blob.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "blob.pb-c.h"
 #include "git/catfile.h"
@@ -26,9 +23,6 @@
 
 /* Upstream's chunk.Chunker threshold for item lists. */
 #define BATCH_MAX_BYTES ((size_t)1024 * 1024)
-/* Longest rev-list / cat-file line accepted (paths are capped by git too). */
-#define LINE_CAP ((size_t)1 << 20)
-#define STDERR_CAP ((size_t)64 * 1024)
 
 #define M(name, type, req, resp, fn)                                                           \
 	{ name, type, &gitaly__##req##__descriptor, &gitaly__##resp##__descriptor, fn,             \
@@ -61,131 +55,6 @@ void blob_repo_close(struct blob_repo *r)
 	service_git_env_release(&r->env);
 	free(r->path);
 	memset(r, 0, sizeof(*r));
-}
-
-/* ---- git processes read line by line ------------------------------------ */
-
-int blob_pipe_start(struct git_cmd *cmd, struct blob_pipe *p, struct error *err)
-{
-	memset(p, 0, sizeof(*p));
-	p->out_fd = p->err_fd = -1;
-	strbuf_init(&p->line, LINE_CAP);
-	strbuf_init(&p->errout, STDERR_CAP);
-	if (git_cmd_start(cmd, NULL, &p->out_fd, &p->err_fd, &p->pid, err) < 0) {
-		strbuf_release(&p->line);
-		strbuf_release(&p->errout);
-		p->pid = 0;
-		return -1;
-	}
-	return 0;
-}
-
-/* Reads what stderr has; closes it at EOF. Excess beyond the cap is dropped. */
-static void drain_stderr(struct blob_pipe *p)
-{
-	char chunk[4096];
-	ssize_t n;
-
-	if (p->err_fd < 0)
-		return;
-	n = read(p->err_fd, chunk, sizeof(chunk));
-	if (n > 0) {
-		(void)strbuf_add(&p->errout, chunk, (size_t)n);
-	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-		close(p->err_fd);
-		p->err_fd = -1;
-	}
-}
-
-ssize_t blob_pipe_read(struct blob_pipe *p, void *buf, size_t len)
-{
-	for (;;) {
-		struct pollfd fds[2] = { { p->out_fd, POLLIN, 0 }, { p->err_fd, POLLIN, 0 } };
-		int rc = poll(fds, p->err_fd >= 0 ? 2 : 1, -1);
-
-		if (rc < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (p->err_fd >= 0 && fds[1].revents)
-			drain_stderr(p);
-		if (fds[0].revents) {
-			ssize_t n = read(p->out_fd, buf, len);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			return n;
-		}
-	}
-}
-
-int blob_pipe_next(struct blob_pipe *p, struct error *err)
-{
-	strbuf_reset(&p->line);
-	for (;;) {
-		char *nl = memchr(p->buf + p->start, '\n', p->end - p->start);
-		size_t take = nl ? (size_t)(nl - (p->buf + p->start)) : p->end - p->start;
-		ssize_t n;
-
-		if (strbuf_add(&p->line, p->buf + p->start, take) < 0)
-			return error_set(err, STATUS_INTERNAL, "reading git output: line too long");
-		p->start += take;
-		if (nl) {
-			p->start++;
-			return 1;
-		}
-		p->start = p->end = 0;
-		n = blob_pipe_read(p, p->buf, sizeof(p->buf));
-		if (n < 0)
-			return error_set(err, STATUS_INTERNAL, "reading git output: %s",
-					 strerror(errno));
-		if (n == 0)
-			return p->line.len ? 1 : 0;
-		p->end = (size_t)n;
-	}
-}
-
-int blob_pipe_finish(struct blob_pipe *p, int stop_early, const char *what, struct error *err)
-{
-	struct git_result res;
-	int ret = 0;
-
-	if (!p->pid)
-		return 0;
-	if (stop_early)
-		git_cmd_kill(p->pid);
-	if (p->out_fd >= 0)
-		close(p->out_fd);
-	p->out_fd = -1;
-	if (p->err_fd >= 0) {
-		/* Blocking reads to EOF: stdout is closed, git can only exit now. */
-		int fl = fcntl(p->err_fd, F_GETFL);
-
-		if (fl >= 0)
-			fcntl(p->err_fd, F_SETFL, fl & ~O_NONBLOCK);
-		while (p->err_fd >= 0)
-			drain_stderr(p);
-	}
-	memset(&res, 0, sizeof(res));
-	git_cmd_wait(p->pid, &res);
-	if (!stop_early && res.exit_code != 0) {
-		struct strbuf q = STRBUF_INIT;
-
-		service_go_quote(&q, p->errout.buf ? p->errout.buf : "", p->errout.len);
-		if (res.exit_code < 0)
-			error_set(err, STATUS_INTERNAL, "%s: signal: %d, stderr: %s", what,
-				  res.signal, q.buf ? q.buf : "\"\"");
-		else
-			error_set(err, STATUS_INTERNAL, "%s: exit status %d, stderr: %s", what,
-				  res.exit_code, q.buf ? q.buf : "\"\"");
-		strbuf_release(&q);
-		ret = -1;
-	}
-	strbuf_release(&p->errout);
-	strbuf_release(&p->line);
-	p->pid = 0;
-	return ret;
 }
 
 int blob_validate_revisions(char **revs, size_t n, struct error *err)
@@ -1041,16 +910,47 @@ static int process_blob(struct blob_batch *b, const struct blob_repo *r, const c
 	}
 }
 
+/* A line of `rev-list --objects --object-names`: "<oid>[ <path>]". */
+struct list_blobs_ctx {
+	struct blob_batch *b;
+	const struct blob_repo *r;
+	int64_t bytes_limit;
+	int with_paths;
+};
+
+static int list_blobs_line(void *arg, const char *line, size_t len, struct error *err)
+{
+	struct list_blobs_ctx *c = arg;
+	const char *sp = memchr(line, ' ', len);
+	size_t hexlen = sp ? (size_t)(sp - line) : len;
+	char hex[ODB_OID_MAX];
+
+	if (hexlen != 40 && hexlen != 64)
+		return error_set(err, STATUS_INTERNAL, "processing blobs: invalid rev-list line");
+	memcpy(hex, line, hexlen);
+	hex[hexlen] = 0;
+	if (strspn(hex, "0123456789abcdef") != hexlen)
+		return error_set(err, STATUS_INTERNAL, "processing blobs: invalid object id");
+	if (process_blob(c->b, c->r, hex, c->bytes_limit,
+			 c->with_paths && sp ? (const uint8_t *)sp + 1 : NULL,
+			 c->with_paths && sp ? len - hexlen - 1 : 0, err) < 0) {
+		error_prefix(err, "processing blobs");
+		return -1;
+	}
+	return 1;
+}
+
 static int list_blobs_rpc(struct rpc_call *call, struct error *err)
 {
 	const struct service_deps *deps = rpc_call_service_data(call);
 	const Gitaly__ListBlobsRequest *req =
 		(const Gitaly__ListBlobsRequest *)rpc_call_request(call);
 	struct blob_repo r;
-	struct blob_pipe p;
 	struct blob_batch b;
-	uint32_t count = 0;
-	int started = 0, stop = 0, rc, ret = -1;
+	struct list_blobs_ctx c = { &b, &r, req->bytes_limit, req->with_paths };
+	struct blob_scan scan = { list_blobs_line, &c, req->limit, "rev-list pipeline command",
+				  "processing blobs" };
+	int ret = -1;
 
 	memset(&r, 0, sizeof(r));
 	blob_batch_init(&b, call, BLOB_BATCH_LIST_BLOBS);
@@ -1060,57 +960,35 @@ static int list_blobs_rpc(struct rpc_call *call, struct error *err)
 		return -1;
 	if (blob_repo_open(deps, req->repository, &r, err) < 0)
 		return -1;
-	if (blob_pipe_start(blob_revlist_cmd(&r, req->revisions, req->n_revisions, 0), &p, err) <
-	    0)
-		goto fail;
-	started = 1;
-	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		const char *line = p.line.buf, *sp = strchr(line, ' ');
-		size_t hexlen = sp ? (size_t)(sp - line) : p.line.len;
-		char hex[ODB_OID_MAX];
-
-		if (hexlen != 40 && hexlen != 64) {
-			error_set(err, STATUS_INTERNAL, "processing blobs: invalid rev-list line");
-			goto fail;
-		}
-		memcpy(hex, line, hexlen);
-		hex[hexlen] = 0;
-		if (strspn(hex, "0123456789abcdef") != hexlen) {
-			error_set(err, STATUS_INTERNAL, "processing blobs: invalid object id");
-			goto fail;
-		}
-		if (process_blob(&b, &r, hex, req->bytes_limit,
-				 req->with_paths && sp ? (const uint8_t *)sp + 1 : NULL,
-				 req->with_paths && sp ? p.line.len - hexlen - 1 : 0, err) < 0) {
-			error_prefix(err, "processing blobs");
-			goto fail;
-		}
-		count++;
-		if (req->limit > 0 && count >= req->limit) {
-			stop = 1;
-			break;
-		}
-		if (rpc_call_cancelled(call)) {
-			error_set(err, STATUS_CANCELLED, "context canceled");
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	started = 0;
-	if (blob_pipe_finish(&p, stop, "rev-list pipeline command", err) < 0) {
-		error_prefix(err, "processing blobs");
-		goto fail;
-	}
-	ret = blob_batch_flush(&b, err);
-	goto out;
-fail:
-	if (started)
-		blob_pipe_finish(&p, 1, "rev-list", NULL);
-out:
+	if (blob_scan_run(call, blob_revlist_cmd(&r, req->revisions, req->n_revisions, 0), &scan,
+			  err) == 0)
+		ret = blob_batch_flush(&b, err);
 	blob_batch_release(&b);
 	blob_repo_close(&r);
 	return ret;
+}
+
+/* A line of `cat-file --batch-all-objects --batch-check`: "<oid> <type> <size>". */
+static int list_all_blobs_line(void *arg, const char *line, size_t len, struct error *err)
+{
+	struct list_blobs_ctx *c = arg;
+	char hex[ODB_OID_MAX + 8], type[16];
+	int64_t size;
+	size_t hexlen;
+
+	(void)len;
+	if (blob_parse_batch_check(line, hex, sizeof(hex), type, sizeof(type), &size) < 0 ||
+	    ((hexlen = strlen(hex)) != 40 && hexlen != 64) ||
+	    strspn(hex, "0123456789abcdef") != hexlen)
+		return error_set(err, STATUS_INTERNAL,
+				 "processing blobs: parsing object info: invalid line");
+	if (strcmp(type, "blob"))
+		return 0;
+	if (process_blob(c->b, c->r, hex, c->bytes_limit, NULL, 0, err) < 0) {
+		error_prefix(err, "processing blobs");
+		return -1;
+	}
+	return 1;
 }
 
 static int list_all_blobs_rpc(struct rpc_call *call, struct error *err)
@@ -1119,61 +997,20 @@ static int list_all_blobs_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__ListAllBlobsRequest *req =
 		(const Gitaly__ListAllBlobsRequest *)rpc_call_request(call);
 	struct blob_repo r;
-	struct blob_pipe p;
 	struct blob_batch b;
-	uint32_t count = 0;
-	int started = 0, stop = 0, rc, ret = -1;
+	struct list_blobs_ctx c = { &b, &r, req->bytes_limit, 0 };
+	struct blob_scan scan = { list_all_blobs_line, &c, req->limit, "cat-file failed",
+				  "processing blobs" };
+	int ret = -1;
 
 	blob_batch_init(&b, call, BLOB_BATCH_LIST_ALL_BLOBS);
 	if (blob_repo_open(deps, req->repository, &r, err) < 0)
 		return -1;
-	if (blob_pipe_start(blob_all_objects_cmd(&r), &p, err) < 0)
-		goto fail;
-	started = 1;
-	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[ODB_OID_MAX + 8], type[16];
-		int64_t size;
-		size_t hexlen;
-
-		if (blob_parse_batch_check(p.line.buf, hex, sizeof(hex), type, sizeof(type),
-					   &size) < 0 ||
-		    ((hexlen = strlen(hex)) != 40 && hexlen != 64) ||
-		    strspn(hex, "0123456789abcdef") != hexlen) {
-			error_set(err, STATUS_INTERNAL,
-				  "processing blobs: parsing object info: invalid line");
-			goto fail;
-		}
-		if (strcmp(type, "blob"))
-			continue;
-		if (process_blob(&b, &r, hex, req->bytes_limit, NULL, 0, err) < 0) {
-			error_prefix(err, "processing blobs");
-			goto fail;
-		}
-		count++;
-		if (req->limit > 0 && count >= req->limit) {
-			stop = 1;
-			break;
-		}
-		if (rpc_call_cancelled(call)) {
-			error_set(err, STATUS_CANCELLED, "context canceled");
-			goto fail;
-		}
+	if (blob_scan_run(call, blob_all_objects_cmd(&r), &scan, err) == 0) {
+		ret = blob_batch_flush(&b, err);
+		if (ret < 0)
+			error_prefix(err, "flushing blobs");
 	}
-	if (rc < 0)
-		goto fail;
-	started = 0;
-	if (blob_pipe_finish(&p, stop, "cat-file failed", err) < 0) {
-		error_prefix(err, "processing blobs");
-		goto fail;
-	}
-	ret = blob_batch_flush(&b, err);
-	if (ret < 0)
-		error_prefix(err, "flushing blobs");
-	goto out;
-fail:
-	if (started)
-		blob_pipe_finish(&p, 1, "cat-file", NULL);
-out:
 	blob_batch_release(&b);
 	blob_repo_close(&r);
 	return ret;

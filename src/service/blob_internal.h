@@ -1,8 +1,8 @@
 /*
- * Private glue of gitaly.BlobService (blob.c, blob_lfs.c): the request's
- * repository opened through the handle cache, git processes read line by
- * line (rev-list, cat-file --batch-all-objects), and upstream's 1 MiB item
- * chunker for the List* and LFS responses.
+ * Private glue of gitaly.BlobService (blob.c, blob_lfs.c, blob_pipe.c): the
+ * request's repository opened through the handle cache, git processes read
+ * line by line (rev-list, cat-file --batch-all-objects), and upstream's
+ * 1 MiB item chunker for the List* and LFS responses.
  */
 #ifndef SERVICE_BLOB_INTERNAL_H
 #define SERVICE_BLOB_INTERNAL_H
@@ -53,6 +53,30 @@ int blob_pipe_next(struct blob_pipe *p, struct error *err);
  * becomes Internal "<what>: exit status N, stderr: <go-quoted stderr>".
  */
 int blob_pipe_finish(struct blob_pipe *p, int stop_early, const char *what, struct error *err);
+
+/*
+ * One line of a listing (without '\n'). Returns how many items it added
+ * toward the request's limit (0 for a skipped line), or -1 with err set.
+ */
+typedef int (*blob_line_fn)(void *ctx, const char *line, size_t len, struct error *err);
+
+/* What a List* handler reads and how it stops. */
+struct blob_scan {
+	blob_line_fn line;
+	void *ctx;
+	int64_t limit;		 /* stop git once this many items were added; <= 0: all */
+	const char *exit_what;	 /* blob_pipe_finish's name for a failing git */
+	const char *exit_prefix; /* prefix of that error, or NULL */
+};
+
+/*
+ * Runs cmd and hands each line of its output to s->line until the output
+ * ends, the limit is reached (git is then killed, not an error), the call
+ * is cancelled (Cancelled "context canceled") or a line fails. git is
+ * always reaped before this returns. Returns 0 or -1 with err set.
+ */
+int blob_scan_run(struct rpc_call *call, struct git_cmd *cmd, const struct blob_scan *s,
+		  struct error *err);
 
 enum blob_batch_kind {
 	BLOB_BATCH_LIST_BLOBS,

@@ -41,6 +41,12 @@ out:
 	return ret;
 }
 
+/* What the listing callbacks read from and add to. */
+struct blob_repo_batch {
+	const struct blob_repo *r;
+	struct blob_batch *b;
+};
+
 /* A full lowercase hex id of either format. */
 static int full_hex(const char *s)
 {
@@ -101,16 +107,34 @@ out:
 	return ret;
 }
 
+/* A rev-list line ("<oid>[ <path>]") naming a candidate. */
+static int list_lfs_line(void *arg, const char *line, size_t len, struct error *err)
+{
+	struct blob_repo_batch *rb = arg;
+	char hex[ODB_OID_MAX];
+	size_t hexlen = strcspn(line, " ");
+
+	(void)len;
+	if (hexlen != 40 && hexlen != 64)
+		return error_set(err, STATUS_INTERNAL, "invalid rev-list line");
+	memcpy(hex, line, hexlen);
+	hex[hexlen] = 0;
+	if (!full_hex(hex))
+		return error_set(err, STATUS_INTERNAL, "invalid rev-list object id");
+	return send_if_pointer(rb->b, &rb->r->h, hex, err);
+}
+
 int blob_list_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 {
 	const struct service_deps *deps = rpc_call_service_data(call);
 	const Gitaly__ListLFSPointersRequest *req =
 		(const Gitaly__ListLFSPointersRequest *)rpc_call_request(call);
 	struct blob_repo r;
-	struct blob_pipe p;
 	struct blob_batch b;
-	int32_t count = 0;
-	int started = 0, stop = 0, rc, ret = -1;
+	struct blob_repo_batch rb = { &r, &b };
+	struct blob_scan scan = { list_lfs_line, &rb, req->limit, "rev-list pipeline command",
+				  NULL };
+	int ret = -1;
 
 	memset(&r, 0, sizeof(r));
 	blob_batch_init(&b, call, BLOB_BATCH_LIST_LFS);
@@ -120,52 +144,28 @@ int blob_list_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 		return -1;
 	if (blob_repo_open(deps, req->repository, &r, err) < 0)
 		return -1;
-	if (blob_pipe_start(blob_revlist_cmd(&r, req->revisions, req->n_revisions, 1), &p, err) <
-	    0)
-		goto fail;
-	started = 1;
-	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[ODB_OID_MAX];
-		size_t hexlen = strcspn(p.line.buf, " ");
-		int added;
-
-		if (hexlen != 40 && hexlen != 64) {
-			error_set(err, STATUS_INTERNAL, "invalid rev-list line");
-			goto fail;
-		}
-		memcpy(hex, p.line.buf, hexlen);
-		hex[hexlen] = 0;
-		if (!full_hex(hex)) {
-			error_set(err, STATUS_INTERNAL, "invalid rev-list object id");
-			goto fail;
-		}
-		added = send_if_pointer(&b, &r.h, hex, err);
-		if (added < 0)
-			goto fail;
-		count += added;
-		if (req->limit > 0 && count >= req->limit) {
-			stop = 1;
-			break;
-		}
-		if (rpc_call_cancelled(call)) {
-			error_set(err, STATUS_CANCELLED, "context canceled");
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	started = 0;
-	if (blob_pipe_finish(&p, stop, "rev-list pipeline command", err) < 0)
-		goto fail;
-	ret = blob_batch_flush(&b, err);
-	goto out;
-fail:
-	if (started)
-		blob_pipe_finish(&p, 1, "rev-list", NULL);
-out:
+	if (blob_scan_run(call, blob_revlist_cmd(&r, req->revisions, req->n_revisions, 1), &scan,
+			  err) == 0)
+		ret = blob_batch_flush(&b, err);
 	blob_batch_release(&b);
 	blob_repo_close(&r);
 	return ret;
+}
+
+/* A --batch-check line; only blobs small enough to be pointers are read. */
+static int list_all_lfs_line(void *arg, const char *line, size_t len, struct error *err)
+{
+	struct blob_repo_batch *rb = arg;
+	char hex[ODB_OID_MAX + 8], type[16];
+	int64_t size;
+
+	(void)len;
+	if (blob_parse_batch_check(line, hex, sizeof(hex), type, sizeof(type), &size) < 0 ||
+	    !full_hex(hex))
+		return error_set(err, STATUS_INTERNAL, "parsing object info: invalid line");
+	if (strcmp(type, "blob") || size > ODB_LFS_POINTER_MAX)
+		return 0;
+	return send_if_pointer(rb->b, &rb->r->h, hex, err);
 }
 
 int blob_list_all_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
@@ -174,54 +174,16 @@ int blob_list_all_lfs_pointers_rpc(struct rpc_call *call, struct error *err)
 	const Gitaly__ListAllLFSPointersRequest *req =
 		(const Gitaly__ListAllLFSPointersRequest *)rpc_call_request(call);
 	struct blob_repo r;
-	struct blob_pipe p;
 	struct blob_batch b;
-	int32_t count = 0;
-	int started = 0, stop = 0, rc, ret = -1;
+	struct blob_repo_batch rb = { &r, &b };
+	struct blob_scan scan = { list_all_lfs_line, &rb, req->limit, "cat-file failed", NULL };
+	int ret = -1;
 
 	blob_batch_init(&b, call, BLOB_BATCH_LIST_ALL_LFS);
 	if (blob_repo_open(deps, req->repository, &r, err) < 0)
 		return -1;
-	if (blob_pipe_start(blob_all_objects_cmd(&r), &p, err) < 0)
-		goto fail;
-	started = 1;
-	while ((rc = blob_pipe_next(&p, err)) > 0) {
-		char hex[ODB_OID_MAX + 8], type[16];
-		int64_t size;
-		int added;
-
-		if (blob_parse_batch_check(p.line.buf, hex, sizeof(hex), type, sizeof(type),
-					   &size) < 0 ||
-		    !full_hex(hex)) {
-			error_set(err, STATUS_INTERNAL, "parsing object info: invalid line");
-			goto fail;
-		}
-		if (strcmp(type, "blob") || size > ODB_LFS_POINTER_MAX)
-			continue;
-		added = send_if_pointer(&b, &r.h, hex, err);
-		if (added < 0)
-			goto fail;
-		count += added;
-		if (req->limit > 0 && count >= req->limit) {
-			stop = 1;
-			break;
-		}
-		if (rpc_call_cancelled(call)) {
-			error_set(err, STATUS_CANCELLED, "context canceled");
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	started = 0;
-	if (blob_pipe_finish(&p, stop, "cat-file failed", err) < 0)
-		goto fail;
-	ret = blob_batch_flush(&b, err);
-	goto out;
-fail:
-	if (started)
-		blob_pipe_finish(&p, 1, "cat-file", NULL);
-out:
+	if (blob_scan_run(call, blob_all_objects_cmd(&r), &scan, err) == 0)
+		ret = blob_batch_flush(&b, err);
 	blob_batch_release(&b);
 	blob_repo_close(&r);
 	return ret;
