@@ -101,6 +101,8 @@ out:
 			close(tmp[i]);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
+	if (ret < 0)
+		errno = rc;
 	return ret;
 }
 
@@ -195,9 +197,16 @@ int process_pump(struct process_pump_io *io, struct error *err)
 				continue;
 			r = read(*fds[i], buf, PUMP_CHUNK);
 			if (r > 0) {
+				size_t cap = sinks[i] && sinks[i]->cap ? sinks[i]->cap : STRBUF_DEFAULT_CAP;
+
+				if (i == 1 && io->stop_when_out_full && sinks[i] &&
+				    (size_t)r > cap - sinks[i]->len) {
+					ret = 2;
+					goto out;
+				}
 				/* Past the cap the bytes are dropped but still drained. */
-				if (sinks[i] && sinks[i]->len < (sinks[i]->cap ? sinks[i]->cap : STRBUF_DEFAULT_CAP)) {
-					size_t room = (sinks[i]->cap ? sinks[i]->cap : STRBUF_DEFAULT_CAP) - sinks[i]->len;
+				if (sinks[i] && sinks[i]->len < cap) {
+					size_t room = cap - sinks[i]->len;
 					strbuf_add(sinks[i], buf, (size_t)r < room ? (size_t)r : room);
 				}
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {

@@ -32,7 +32,8 @@ struct process_spawn_opts {
 /*
  * Starts a child. The given fds become its 0, 1 and 2; every other descriptor
  * is closed in the child. The parent keeps its copies of the fds (close them
- * yourself). Errors (Internal) include exec failures such as a missing binary.
+ * yourself). Errors (Internal) include exec failures such as a missing binary;
+ * errno then holds the cause (ENOENT, EACCES...).
  */
 int process_spawn(const struct process_spawn_opts *opts, pid_t *pid, struct error *err);
 
@@ -48,14 +49,16 @@ struct process_pump_io {
 	int stderr_fd;           /* our read end, or -1 */
 	struct strbuf *err_out;  /* NULL: drain and drop */
 	int64_t deadline_ms;     /* process_now_ms() value; 0: none */
+	int stop_when_out_full;  /* stop once stdout would exceed out's cap */
 };
 
 /*
  * Feeds stdin_data (then closes stdin) while reading stdout and stderr until
  * both reach EOF. Output beyond a buffer's cap is read and dropped; a child
  * that closes stdin early just ends the feeding (EPIPE, never SIGPIPE). Closes
- * all three fds. Returns 0 when done, 1 when the deadline passed first (the
- * caller kills the child), -1 on a poll/read error.
+ * all three fds. Returns 0 when done, 1 when the deadline passed first, 2
+ * when stop_when_out_full is set and stdout outgrew out's cap (in both cases
+ * the caller kills the child), -1 on a poll/read error.
  */
 int process_pump(struct process_pump_io *io, struct error *err);
 

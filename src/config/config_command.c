@@ -9,14 +9,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/process.h"
 #include "config/config_internal.h"
 
 #define STDOUT_CAP ((size_t)16 << 20)
@@ -79,150 +79,110 @@ static char *look_path(const char *name, int *relative)
 	return found;
 }
 
+/* exec.ExitError's text: "exit status N" or "signal: <name>". */
+static void describe_exit(const struct process_status *st, char *how, size_t n)
+{
+	const char *name = st->signal ? signal_name(st->signal) : NULL;
+
+	if (!st->signal)
+		snprintf(how, n, "exit status %d", st->exit_code);
+	else if (name)
+		snprintf(how, n, "signal: %s", name);
+	else
+		snprintf(how, n, "signal: signal %d", st->signal);
+}
+
+/* Resolves a bare name through $PATH as exec.Command does; *resolved is
+ * set (caller frees) or an InvalidArgument error is. */
+static int resolve_path(const char *path, char **resolved, struct error *err)
+{
+	struct strbuf q = STRBUF_INIT;
+	int relative;
+
+	*resolved = look_path(path, &relative);
+	config_go_quote(&q, path, strlen(path));
+	if (!*resolved)
+		error_set(err, STATUS_INVALID_ARGUMENT,
+			  "running config command: exec: %s: executable file not found in $PATH", q.buf);
+	else if (relative)
+		error_set(err, STATUS_INVALID_ARGUMENT,
+			  "running config command: exec: %s: cannot run executable found relative to current directory",
+			  q.buf);
+	strbuf_release(&q);
+	if (*resolved && !relative)
+		return 0;
+	free(*resolved);
+	*resolved = NULL;
+	return -1;
+}
+
 int config_run_command(const char *path, char **out, size_t *out_len, struct error *err)
 {
-	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, xpipe[2] = { -1, -1 };
+	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
 	struct strbuf so = STRBUF_INIT, se = STRBUF_INIT;
+	struct process_status st;
+	struct error spawn_err = ERROR_INIT;
 	pid_t pid = -1;
 	char *resolved = NULL;
-	int ret = -1, status = 0, child_errno = 0;
+	int ret = -1, pumped;
 	char ebuf[256];
 
 	*out = NULL;
 	*out_len = 0;
 	if (!strchr(path, '/')) {
-		/* Like exec.Command: a bare name is looked up in $PATH. */
-		struct strbuf q = STRBUF_INIT;
-		int relative;
-		resolved = look_path(path, &relative);
-		config_go_quote(&q, path, strlen(path));
-		if (!resolved)
-			error_set(err, STATUS_INVALID_ARGUMENT,
-				  "running config command: exec: %s: executable file not found in $PATH", q.buf);
-		else if (relative)
-			error_set(err, STATUS_INVALID_ARGUMENT,
-				  "running config command: exec: %s: cannot run executable found relative to current directory",
-				  q.buf);
-		strbuf_release(&q);
-		if (!resolved || relative)
-			goto out;
+		if (resolve_path(path, &resolved, err) < 0)
+			return -1;
 		path = resolved;
 	}
 	strbuf_init(&so, STDOUT_CAP);
 	strbuf_init(&se, STDERR_CAP);
-	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0 || pipe2(xpipe, O_CLOEXEC) < 0) {
+	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
 		go_errno(errno, ebuf, sizeof(ebuf));
 		error_set(err, STATUS_INTERNAL, "running config command: pipe: %s", ebuf);
 		goto out;
 	}
-	pid = fork();
-	if (pid < 0) {
-		go_errno(errno, ebuf, sizeof(ebuf));
-		error_set(err, STATUS_INTERNAL, "running config command: fork/exec %s: %s", path, ebuf);
-		goto out;
-	}
-	if (pid == 0) {
-		char *argv[2] = { (char *)path, NULL };
-		int devnull = open("/dev/null", O_RDONLY);
-		int e;
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(opipe[1], 1) < 0 || dup2(epipe[1], 2) < 0)
-			goto child_fail;
-		signal(SIGPIPE, SIG_DFL);
-		execve(path, argv, environ);
-	child_fail:
-		e = errno;
-		if (write(xpipe[1], &e, sizeof(e)) < 0) {
-			/* nothing more we can do */
+	{
+		const char *argv[2] = { path, NULL };
+		struct process_spawn_opts o = { path, argv, (const char *const *)environ, NULL,
+						-1, opipe[1], epipe[1], 0 };
+
+		if (process_spawn(&o, &pid, &spawn_err) < 0) {
+			go_errno(errno, ebuf, sizeof(ebuf));
+			error_set(err, STATUS_INVALID_ARGUMENT,
+				  "running config command: fork/exec %s: %s", path, ebuf);
+			goto out;
 		}
-		_exit(127);
 	}
 	close(opipe[1]);
-	opipe[1] = -1;
 	close(epipe[1]);
-	epipe[1] = -1;
-	close(xpipe[1]);
-	xpipe[1] = -1;
-
-	/* The exec-status pipe closes on a successful exec or carries errno. */
+	opipe[1] = epipe[1] = -1;
 	{
-		ssize_t n;
-		do {
-			n = read(xpipe[0], &child_errno, sizeof(child_errno));
-		} while (n < 0 && errno == EINTR);
-		if (n != (ssize_t)sizeof(child_errno))
-			child_errno = 0;
+		struct process_pump_io io = { -1, NULL, 0, opipe[0], &so, epipe[0], &se, 0, 1 };
+
+		opipe[0] = epipe[0] = -1; /* the pump closes them */
+		pumped = process_pump(&io, err);
 	}
-	if (child_errno) {
-		waitpid(pid, &status, 0);
+	if (pumped != 0) {
+		kill(pid, SIGKILL);
+		process_wait(pid, 0, &st);
 		pid = -1;
-		go_errno(child_errno, ebuf, sizeof(ebuf));
-		error_set(err, STATUS_INVALID_ARGUMENT, "running config command: fork/exec %s: %s", path, ebuf);
-		goto out;
-	}
-
-	{
-		struct pollfd pfd[2] = { { opipe[0], POLLIN, 0 }, { epipe[0], POLLIN, 0 } };
-		int open_fds = 2, overflow = 0;
-		char buf[65536];
-		while (open_fds > 0) {
-			if (poll(pfd, 2, -1) < 0) {
-				if (errno == EINTR)
-					continue;
-				break;
-			}
-			for (int i = 0; i < 2; i++) {
-				if (pfd[i].fd < 0 || !pfd[i].revents)
-					continue;
-				ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					pfd[i].fd = -1;
-					open_fds--;
-					continue;
-				}
-				if (i == 0) {
-					if (strbuf_add(&so, buf, (size_t)n) < 0)
-						overflow = 1;
-				} else {
-					/* Keep what fits of stderr; the rest is dropped. */
-					size_t room = STDERR_CAP - se.len;
-					strbuf_add(&se, buf, (size_t)n < room ? (size_t)n : room);
-				}
-			}
-			if (overflow)
-				break;
-		}
-		if (overflow) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			pid = -1;
+		if (pumped == 2)
 			error_set(err, STATUS_INVALID_ARGUMENT,
 				  "running config command: output exceeds %zu bytes", STDOUT_CAP);
-			goto out;
-		}
+		goto out;
 	}
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			go_errno(errno, ebuf, sizeof(ebuf));
-			error_set(err, STATUS_INTERNAL, "running config command: wait: %s", ebuf);
-			pid = -1;
-			goto out;
-		}
+	if (process_wait(pid, 0, &st) < 0) {
+		go_errno(errno, ebuf, sizeof(ebuf));
+		error_set(err, STATUS_INTERNAL, "running config command: wait: %s", ebuf);
+		pid = -1;
+		goto out;
 	}
 	pid = -1;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (!st.exited || st.exit_code != 0) {
 		struct strbuf q = STRBUF_INIT;
 		char how[64];
-		if (WIFEXITED(status)) {
-			snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
-		} else {
-			const char *name = signal_name(WTERMSIG(status));
-			if (name)
-				snprintf(how, sizeof(how), "signal: %s", name);
-			else
-				snprintf(how, sizeof(how), "signal: signal %d", WTERMSIG(status));
-		}
+
+		describe_exit(&st, how, sizeof(how));
 		config_go_quote(&q, se.buf ? se.buf : "", se.len);
 		error_set(err, STATUS_INVALID_ARGUMENT, "running config command: %s, stderr: %s", how,
 			  q.buf ? q.buf : "\"\"");
@@ -234,16 +194,15 @@ int config_run_command(const char *path, char **out, size_t *out_len, struct err
 out:
 	if (pid > 0) {
 		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
+		process_wait(pid, 0, &st);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (opipe[i] >= 0)
 			close(opipe[i]);
 		if (epipe[i] >= 0)
 			close(epipe[i]);
-		if (xpipe[i] >= 0)
-			close(xpipe[i]);
 	}
+	error_release(&spawn_err);
 	strbuf_release(&so);
 	strbuf_release(&se);
 	free(resolved);

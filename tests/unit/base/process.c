@@ -115,6 +115,7 @@ static void test_spawn_errors(void **state)
 
 	assert_int_equal(process_spawn(&o, &pid, &err), -1);
 	assert_int_equal(err.code, STATUS_INTERNAL);
+	assert_int_equal(errno, ENOENT); /* the cause, for callers' own messages */
 	assert_int_equal(pid, -1);
 	error_release(&err);
 
@@ -205,6 +206,37 @@ static void test_pump_deadline(void **state)
 	assert_int_equal(st.signal, SIGKILL);
 }
 
+static void test_pump_stop_when_out_full(void **state)
+{
+	struct error err = ERROR_INIT;
+	const char *argv[] = { "/usr/bin/yes", NULL };
+	struct process_spawn_opts o = { .path = argv[0], .argv = argv, .envp = clean_env,
+					.stdin_fd = -1, .stderr_fd = -1, .new_pgroup = 1 };
+	struct strbuf out = STRBUF_INIT;
+	struct process_pump_io io = { .stdin_fd = -1, .stderr_fd = -1, .out = &out,
+				      .stop_when_out_full = 1 };
+	struct process_status st;
+	int p[2];
+	pid_t pid;
+	(void)state;
+
+	strbuf_init(&out, 100000);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	o.stdout_fd = p[1];
+	assert_int_equal(process_spawn(&o, &pid, &err), 0);
+	close(p[1]);
+	io.stdout_fd = p[0];
+	/* yes never ends: without the stop this would drain forever */
+	assert_int_equal(process_pump(&io, &err), 2);
+	assert_true(out.len <= 100000);
+	assert_int_equal(io.stdout_fd, -1);
+	process_kill_group(pid);
+	assert_int_equal(process_wait(pid, 0, &st), 0);
+	/* the closed pipe may have stopped it first */
+	assert_true(st.signal == SIGKILL || st.signal == SIGPIPE);
+	strbuf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_errors),
 		cmocka_unit_test(test_wait_deadline_and_kill),
 		cmocka_unit_test(test_pump_deadline),
+		cmocka_unit_test(test_pump_stop_when_out_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

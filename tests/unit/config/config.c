@@ -633,6 +633,11 @@ static void test_command_failures(void **state)
 	assert_int_equal(load_with_command(&cfg, "kill.sh", "kill -9 $$\n", "", &err), -1);
 	assert_string_equal(err.message, "running config command: signal: killed, stderr: \"\"");
 	error_release(&err);
+
+	/* endless output is cut at the cap and the command is killed, not waited for */
+	assert_int_equal(load_with_command(&cfg, "endless.sh", "exec yes '{}'\n", "", &err), -1);
+	assert_string_equal(err.message, "running config command: output exceeds 16777216 bytes");
+	error_release(&err);
 }
 
 static void test_command_stdin_and_args(void **state)
