@@ -26,80 +26,17 @@
 #include "service/service.h"
 #include "service/util.h"
 #include "fake_call.h"
+#define FIXTURE_TMP "/tmp/svc-reads-XXXXXX"
+#define FIXTURE_SERVICE "gitaly.RepositoryService"
+#include "service_fixture.h"
 #include "../support/shell.h"
 
 #define OUT_CAP 65536
-
-static char tmp[] = "/tmp/svc-reads-XXXXXX";
-static char storage_path[128];
-static struct locator_storage storages[1];
-static struct locator loc;
-static struct config cfg;
-static struct config_storage cfg_storages[1];
-static struct service_deps deps;
-static const struct rpc_service *repo_svc;
 
 /* Shell commands with stdout captured into out (OUT_CAP bytes at most). */
 #define sh(out, ...) test_shell((out), OUT_CAP, 1, __VA_ARGS__)
 
 #define GITC "git -c user.name=T -c user.email=t@example.com -c init.defaultBranch=main"
-
-
-static const struct rpc_method *method(const char *name)
-{
-	for (size_t i = 0; i < repo_svc->n_methods; i++)
-		if (!strcmp(repo_svc->methods[i].name, name))
-			return &repo_svc->methods[i];
-	fail_msg("no method %s", name);
-	return NULL;
-}
-
-/* Runs a handler; returns its result with err filled. */
-static int invoke(const char *name, const ProtobufCMessage *req, struct rpc_call *call,
-		  struct error *err)
-{
-	const struct rpc_method *m = method(name);
-
-	memset(call, 0, sizeof(*call));
-	call->request = req;
-	call->data = repo_svc->data;
-	assert_non_null(m->handler);
-	return m->handler(call, err);
-}
-
-static int group_setup(void **state)
-{
-	size_t n = 0;
-	const struct rpc_service *all;
-
-	(void)state;
-	if (!mkdtemp(tmp))
-		return -1;
-	snprintf(storage_path, sizeof(storage_path), "%s/storage", tmp);
-	if (mkdir(storage_path, 0755) < 0)
-		return -1;
-	storages[0].name = "default";
-	storages[0].path = storage_path;
-	loc.storages = storages;
-	loc.n_storages = 1;
-	cfg_storages[0].name = "default";
-	cfg_storages[0].path = storage_path;
-	cfg.storages = cfg_storages;
-	cfg.n_storages = 1;
-	deps.cfg = &cfg;
-	deps.locator = &loc;
-	all = services_all(&deps, &n);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(all[i].name, "gitaly.RepositoryService"))
-			repo_svc = &all[i];
-	return repo_svc ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	return service_remove_all(tmp);
-}
 
 /* The shared fixture: a work tree with attributes, text, binary and nested
  * files, cloned bare into the storage as reads.git. */
