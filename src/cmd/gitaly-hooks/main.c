@@ -497,7 +497,11 @@ int main(int argc, char **argv)
 		return skip_reference_transaction(argc, argv, &p);
 	grpc_init();
 	if (pack_objects) {
+		/* Once per clone or fetch: exit without grpc's teardown (joining
+		 * its threads, destroying the channel), which only costs CPU. */
 		exit_code = pack_objects_hook(argc - 2, argv + 2, &p);
+		fflush(NULL);
+		_exit(exit_code);
 	} else if (run(name, argc, argv, &p, &exit_code) < 0) {
 		fprintf(stderr, "error executing git hook\n");
 		exit_code = 1;
