@@ -301,12 +301,20 @@ static void test_entry_readers_get_a_large_send_buffer(void **state)
 	struct fixture *f = *state;
 	struct packcache *c = new_cache(f, 1, 60000);
 	struct gate g;
-	long wmem_max = 0;
+	long wmem_max = 0, wmem_default = 0;
 	FILE *fp = fopen("/proc/sys/net/core/wmem_max", "r");
 
 	assert_non_null(fp);
 	assert_int_equal(fscanf(fp, "%ld", &wmem_max), 1);
 	fclose(fp);
+	fp = fopen("/proc/sys/net/core/wmem_default", "r");
+	assert_non_null(fp);
+	assert_int_equal(fscanf(fp, "%ld", &wmem_default), 1);
+	fclose(fp);
+	if (wmem_default >= (4 << 20)) {
+		packcache_free(c);
+		skip(); /* sockets start with a buffer that large: nothing to raise */
+	}
 	/* setsockopt doubles the (capped) request; the default is not doubled */
 	long want = 2 * (wmem_max < (4 << 20) ? wmem_max : (4 << 20));
 	gate_init(&g, 1);
