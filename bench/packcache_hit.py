@@ -9,13 +9,16 @@ alternating, each a `git clone --bare --no-local` whose upload-pack runs
 `uploadpack.packObjectsHook=<variant gitaly-hooks>` (so every clone is a
 cache hit). Per clone: CPU of the upload-pack process tree (wrapper with
 RUSAGE_CHILDREN: upload-pack + the hook), the hook's own task-clock
-(`perf stat`, whose own start-up is in the tree figure), and gitaly's
-task-clock over the clone (`perf stat -p`). Prints medians per variant.
+(`perf stat`, whose own start-up is in the tree figure; with PERF=rusage
+the user+system time, page faults and context switches from wait4(2) of a
+small C wrapper, bench/rusage_wrap.c, whose own cost is negligible), and
+gitaly's task-clock over the clone (`perf stat -p`). Prints medians per
+variant.
 
 Usage: GITALY_BUILD=build HOOKS=/path/a:/path/b K=9 /usr/bin/python3 bench/packcache_hit.py
 Env: HOOKS (default <build>/bin/gitaly-hooks), K (5), BENCH_WORK as for
 bench/packcache.py, PERF=record to `perf record -g` each hook instead
-(files <BENCH_WORK>/hooklog.perf.<pid>).
+(files <BENCH_WORK>/hooklog.perf.<pid>), PERF=rusage for the wait4 figures.
 """
 
 import base64
@@ -39,9 +42,21 @@ VARIANTS = os.environ.get("HOOKS", HOOKS_BIN).split(":")
 WORK = pc.WORK
 
 
+def rusage_wrap():
+    """Compiles bench/rusage_wrap.c into <build>/bench once."""
+    out = os.path.join(pc.BUILD, "bench", "rusage_wrap")
+    src = os.path.join(HERE, "rusage_wrap.c")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        subprocess.run(["cc", "-O2", "-o", out, src], check=True)
+    return out
+
+
 def hook_wrapper(path, variant):
     log = os.path.join(WORK, "hooklog")
-    if PERF == "record":
+    if PERF == "rusage":
+        cmd = "%s %s.$$ %s" % (rusage_wrap(), log, variant)
+    elif PERF == "record":
         cmd = "perf record -F 20000 -g -o %s.perf.$$ %s" % (log, variant)
     else:
         cmd = "perf stat -x, -e task-clock -o %s.$$ %s" % (log, variant)
@@ -60,6 +75,11 @@ def task_clock(path):
         if "task-clock" in line:
             return float(line.split(",")[0]) / 1000
     return 0.0
+
+
+def rusage_cpu(path):
+    user, system = open(path).read().split()[:2]
+    return float(user) + float(system)
 
 
 def main():
@@ -86,6 +106,7 @@ def main():
         for _ in range(2):  # uncached, then the one that creates the entry
             pc.run_clones(g, payload, rel, HOOKS_BIN, "warm")
         res = {v: ([], [], []) for v in VARIANTS}
+        extra = {}
         for i in range(K * len(VARIANTS)):
             v = VARIANTS[i % len(VARIANTS)]
             hook_wrapper(wrap, v)
@@ -97,7 +118,10 @@ def main():
             _, wall, up_cpu, _ = pc.run_clones(g, payload, rel, wrap, "hit")
             gp.send_signal(signal.SIGINT)
             gp.wait()
-            h = sum(task_clock(f) for f in hook_logs())
+            logs = hook_logs()
+            h = sum(rusage_cpu(f) if PERF == "rusage" else task_clock(f) for f in logs)
+            if PERF == "rusage":
+                extra.setdefault(v, []).extend(open(f).read().split() for f in logs)
             g_cpu = task_clock(gperf)
             for lst, x in zip(res[v], (up_cpu, h, g_cpu)):
                 lst.append(x)
@@ -110,6 +134,13 @@ def main():
             up, h, gc = res[v]
             print("%s median of %d: upload-pack tree %.3fs (hook %.3fs), gitaly %.3fs, "
                   "total %.3fs" % (v, len(up), med(up), med(h), med(gc), med(up) + med(gc)))
+            if v in extra:
+                ex = extra[v]
+                print("%s hook medians: user %.4fs, system %.4fs, %d page faults, %d voluntary "
+                      "and %d involuntary context switches" % (
+                          v, med([float(x[0]) for x in ex]), med([float(x[1]) for x in ex]),
+                          med([int(x[2]) for x in ex]), med([int(x[3]) for x in ex]),
+                          med([int(x[4]) for x in ex])))
         print("load average: %s" % open("/proc/loadavg").read().strip())
     finally:
         g.stop()

@@ -204,7 +204,8 @@ static void producer_release(void *arg)
 
 	free(p->repo_path);
 	service_git_env_release(&p->genv);
-	for (size_t i = 0; i < p->args.n_flags; i++)
+	/* parse_args may fail after collecting flags, before flag_store */
+	for (size_t i = 0; p->flag_store && i < p->args.n_flags; i++)
 		free(p->flag_store[i]);
 	free(p->flag_store);
 	free(p->args.flags);

@@ -11,13 +11,19 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
+import grpc
 import pytest
 
-from conftest import commit, git, make_repo, metric, short_tmpdir
+from conftest import PY_STUBS, commit, git, make_repo, metric, short_tmpdir
 from packcache_util import CacheServer, pack_checksum
+
+sys.path.insert(0, PY_STUBS)
+import hook_pb2  # noqa: E402
+import hook_pb2_grpc  # noqa: E402
 
 
 def make_big_repo(path, files=60, commits=4):
@@ -362,3 +368,26 @@ def test_concurrent_ssh_clones_share_one_producer(gitaly_factory):
         assert sum(l["pack_objects_cache.hit"] == "true" for l in lines) == 7
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("args,why", [
+    (["pack-objects", "--revs"], "missing --stdout"),
+    (["pack-objects", "--revs", "--stdout", "HEAD"], "non-flag argument"),
+    (["--shallow-file", "", "pack-objects", "-q", "x"], "non-flag argument"),
+])
+def test_invalid_arguments_after_flags_are_refused(srv, args, why):
+    """A request whose arguments fail validation after some flags were
+    collected is refused with InvalidArgument, and the server lives on."""
+    make_repo(srv.g.path("p.git"))
+    ch = srv.g.channel("unix")
+    stub = hook_pb2_grpc.HookServiceStub(ch)
+    req = hook_pb2.PackObjectsHookWithSidechannelRequest(
+        repository=srv.g.repo("p.git"), args=args, git_protocol="http")
+    md = [("gitaly-sidechannel-socket", "/nonexistent/sidechannel")] + srv.g.md()
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as e:
+            stub.PackObjectsHookWithSidechannel(req, metadata=md, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+        assert e.value.details().endswith(why), e.value.details()
+    ch.close()
+    assert srv.g.proc.poll() is None

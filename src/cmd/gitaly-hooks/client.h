@@ -30,7 +30,8 @@ int send_msg(struct client *c, const ProtobufCMessage *m, int close);
 void client_close(struct client *c);
 
 /* The pack-objects hook: args are what follows `git` on the command line.
- * Returns the exit code. */
+ * Returns the exit code; the grpc call is left open (the caller exits
+ * right away). */
 int pack_objects_hook(int argc, char **argv, const struct hook_payload *p);
 
 #endif

@@ -10,15 +10,20 @@
  * (packobjects.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/alloc.h>
@@ -75,6 +80,42 @@ static void add_feature_flags(struct client *c, const char *json)
 	json_decref(arr);
 }
 
+/*
+ * Connects to gitaly's internal socket ourselves and hands the descriptor
+ * to grpc core: that skips the resolver, the load-balancing policy and the
+ * subchannel grpc_channel_create sets up for one call, a good part of a
+ * hook's start-up CPU. The HTTP/2 connection is the same (authority
+ * "localhost", as grpc gives unix targets). NULL when the socket cannot be
+ * dialed this way; the caller then lets grpc dial (and report) it.
+ */
+static grpc_channel *channel_from_fd(const char *target, const char *path,
+				     grpc_channel_credentials *cc)
+{
+	struct sockaddr_un sa;
+	grpc_arg arg;
+	grpc_channel_args args = {1, &arg};
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path))
+		return NULL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	/* grpc core needs a non-blocking descriptor (DESIGN.md) */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		close(fd);
+		return NULL;
+	}
+	arg.type = GRPC_ARG_STRING;
+	arg.key = (char *)GRPC_ARG_DEFAULT_AUTHORITY;
+	arg.value.string = (char *)"localhost";
+	return grpc_channel_create_from_fd(target, fd, cc, &args); /* owns fd */
+}
+
 /* Starts the call and sends the initial metadata. */
 int start_call(struct client *c, const struct hook_payload *p, const char *method)
 {
@@ -83,7 +124,9 @@ int start_call(struct client *c, const struct hook_payload *p, const char *metho
 
 	snprintf(target, sizeof(target), "unix:%s", p->internal_socket ? p->internal_socket : "");
 	grpc_channel_credentials *cc = grpc_insecure_credentials_create();
-	c->ch = grpc_channel_create(target, cc, NULL);
+	c->ch = channel_from_fd(target, p->internal_socket, cc);
+	if (!c->ch)
+		c->ch = grpc_channel_create(target, cc, NULL);
 	grpc_channel_credentials_release(cc);
 	c->cq = grpc_completion_queue_create_for_pluck(NULL);
 	grpc_slice ms = grpc_slice_from_copied_string(method);
@@ -495,9 +538,16 @@ int main(int argc, char **argv)
 	}
 	if (bit == HOOK_REFERENCE_TRANSACTION && !p.has_transaction)
 		return skip_reference_transaction(argc, argv, &p);
+	/* One malloc arena: grpc's few threads would each map a 64 MiB heap
+	 * for a process that lives for one call. */
+	mallopt(M_ARENA_MAX, 1);
 	grpc_init();
 	if (pack_objects) {
+		/* Once per clone or fetch: exit without grpc's teardown (joining
+		 * its threads, destroying the channel), which only costs CPU. */
 		exit_code = pack_objects_hook(argc - 2, argv + 2, &p);
+		fflush(NULL);
+		_exit(exit_code);
 	} else if (run(name, argc, argv, &p, &exit_code) < 0) {
 		fprintf(stderr, "error executing git hook\n");
 		exit_code = 1;
