@@ -1,7 +1,19 @@
 #!/usr/bin/python3
 """Pack-objects cache benchmark (issue 5), in one run:
 
-1. 16 concurrent identical `git clone --no-local` of a >=100k-object
+1. Through the front door (the target): 16 concurrent identical
+   `git clone` over smart HTTP through gitaly-gateway, against a gitaly
+   without and then one with [pack_objects_cache] enabled (default
+   min_occurrences = 1; with the cache on, PostUploadPackWithSidechannel
+   runs upload-pack with the pack-objects hook, as upstream). Server CPU =
+   gitaly's own CPU plus everything it reaped (upload-pack and, below it,
+   pack-objects or gitaly-hooks; the cache's producers), from
+   /proc/<gitaly>/stat before and after, plus the gateway's own CPU.
+   Ratios are printed with and without the gateway.
+1b. The same clones with upload-pack run directly by `git clone --no-local`
+   (no gitaly transport, only the hook's call into gitaly): the cache's
+   effect on git's side alone.
+   16 concurrent identical `git clone --no-local` of a >=100k-object
    repository whose upload-pack runs without the hook (cache disabled:
    every clone runs its own pack-objects), then the same 16 clones with
    uploadpack.packObjectsHook=gitaly-hooks against a gitaly with
@@ -40,6 +52,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ["GITALY_BUILD"] = os.path.abspath(os.environ.get("GITALY_BUILD", "build"))
 
 from conftest import BUILD, Gitaly, git, short_tmpdir  # noqa: E402
+from gateway_util import Gateway, GitLabStub, StubbedGitaly  # noqa: E402
 from packcache_util import HOOKS_BIN  # noqa: E402
 
 WORK = os.environ.get("BENCH_WORK", "/tmp/packcache-bench")
@@ -120,6 +133,50 @@ def run_clones(g, payload, rel, hook, tag):
     return dests, wall, up_cpu, g_cpu
 
 
+def gateway_clones(src, rel, enabled, tag, want):
+    """16 concurrent clones through gitaly-gateway; returns
+    (wall, gitaly+reaped CPU, gateway CPU)."""
+    stub = GitLabStub().start()
+    toml = "[pack_objects_cache]\nenabled = true\n" if enabled else ""
+    g = StubbedGitaly(short_tmpdir(), stub.url, extra_toml=toml)
+    os.makedirs(os.path.dirname(g.path(rel)), exist_ok=True)
+    shutil.copytree(src, g.path(rel), symlinks=True)
+    g.start()
+    gw = Gateway(short_tmpdir(), g).start()
+    dests = [os.path.join(WORK, "gw-%s-%d" % (tag, i)) for i in range(CLONES)]
+    env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_SYSTEM="/dev/null")
+    try:
+        for d in dests:
+            shutil.rmtree(d, ignore_errors=True)
+        g0, gw0 = proc_cpu(g.proc.pid), proc_cpu(gw.proc.pid)
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(["git", "clone", "-q", "--bare", gw.url(rel), d], env=env,
+                                  stderr=subprocess.PIPE) for d in dests]
+        errs = [p.communicate()[1] for p in procs]
+        wall = time.perf_counter() - t0
+        g_cpu, gw_cpu = proc_cpu(g.proc.pid) - g0, proc_cpu(gw.proc.pid) - gw0
+        for p, e in zip(procs, errs):
+            if p.returncode != 0:
+                raise SystemExit("clone failed (%s): %s" % (tag, e.decode(errors="replace")))
+        for d in dests:
+            if object_list(d) != want:
+                raise SystemExit("clone %s does not hold the source's objects" % d)
+        if enabled:
+            hits = [e.get("pack_objects_cache.hit") for e in g.log_entries()
+                    if e.get("grpc.method") == "PackObjectsHookWithSidechannel"]
+            if len(hits) != CLONES:
+                raise SystemExit("expected %d pack-objects hook calls, saw %d" % (CLONES, len(hits)))
+    finally:
+        for d in dests:
+            shutil.rmtree(d, ignore_errors=True)
+        gw.stop()
+        g.stop()
+        stub.stop()
+        shutil.rmtree(g.base, ignore_errors=True)
+        shutil.rmtree(gw.base, ignore_errors=True)
+    return wall, g_cpu, gw_cpu
+
+
 def consume(sock_or_fd, buf):
     """Reads until EOF into a reused buffer; returns the byte count."""
     n = 0
@@ -181,9 +238,22 @@ def main():
         src, repogen.object_count(src), time.time() - t))
     print("load average before: %s" % open("/proc/loadavg").read().strip())
 
+    rel = "bench/large.git"
+    want = object_list(src)
+    front = {}
+    for tag, enabled in (("disabled", False), ("enabled", True)):
+        wall, g_cpu, gw_cpu = gateway_clones(src, rel, enabled, tag, want)
+        front[tag] = (g_cpu, gw_cpu)
+        print("gateway  %-8s %d clones: wall %.2fs, gitaly+reaped CPU %.2fs, gateway CPU %.2fs,"
+              " all %d objects intact" % (tag, CLONES, wall, g_cpu, gw_cpu, want[1]))
+    on, off = front["enabled"], front["disabled"]
+    print("CPU ratio enabled/disabled through the gateway: %.3f with the gateway's CPU, "
+          "%.3f gitaly and its children only (target <= 0.2)" % (
+              sum(on) / sum(off), on[0] / off[0]))
+    print("load average after gateway clones: %s" % open("/proc/loadavg").read().strip())
+
     base = short_tmpdir()
     g = Gitaly(base, extra_toml="[pack_objects_cache]\nenabled = true\n")
-    rel = "bench/large.git"
     os.makedirs(os.path.dirname(g.path(rel)), exist_ok=True)
     shutil.copytree(src, g.path(rel), symlinks=True)
     g.start()
@@ -203,7 +273,6 @@ def main():
             "user_details": {"username": "bench", "userid": "user-1", "protocol": "http",
                              "remote_ip": "127.0.0.1"},
         }).encode()).decode()
-        want = object_list(g.path(rel))
 
         results = {}
         for tag, hook in (("disabled", None), ("enabled", HOOKS_BIN)):
@@ -213,10 +282,10 @@ def main():
                     raise SystemExit("clone %s does not hold the source's objects" % d)
                 shutil.rmtree(d, ignore_errors=True)
             results[tag] = up_cpu + g_cpu
-            print("%-8s %d clones: wall %.2fs, server CPU %.2fs (upload-pack trees %.2fs, "
+            print("direct   %-8s %d clones: wall %.2fs, server CPU %.2fs (upload-pack trees %.2fs, "
                   "gitaly+producers %.2fs), all %d objects intact" % (
                       tag, CLONES, wall, up_cpu + g_cpu, up_cpu, g_cpu, want[1]))
-        print("CPU ratio enabled/disabled: %.3f (target <= 0.2)" % (
+        print("CPU ratio enabled/disabled, upload-pack run directly: %.3f" % (
             results["enabled"] / results["disabled"]))
         print("load average after clones: %s" % open("/proc/loadavg").read().strip())
 
