@@ -534,7 +534,8 @@ static void *worker_main(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE || !ev.tag)
 			continue;
 		struct rpc_tag *tag = ev.tag;
-		if (tag->kind == RPC_TAG_CLOSE || tag->kind == RPC_TAG_FINAL) {
+		if (tag->kind == RPC_TAG_CLOSE || tag->kind == RPC_TAG_FINAL ||
+		    tag->kind == RPC_TAG_PROBE) {
 			/* an async call's completion: quick bookkeeping, no hand-off */
 			pthread_mutex_unlock(&srv->lock);
 			rpc_call_async_event(tag, ev.success);
