@@ -90,6 +90,7 @@ struct rpc_call {
 	grpc_completion_queue *cq;
 	const struct rpc_service *svc;
 	const struct rpc_method *method;
+	const void *metrics_key; /* the method's, when it was found (rpc_metrics_started) */
 	char *full_method;
 	char *service_name;
 	char *method_name;
@@ -678,7 +679,8 @@ static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 	*out = grpc_byte_buffer_reader_readall(&reader);
 	call->request_bytes += GRPC_SLICE_LENGTH(*out);
 	if (!call->opts->no_access_log && !call->raw)
-		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_received(call->metrics_key, call->service_name, call->method_name,
+					 call->method->type);
 	ret = 1;
 out:
 	if (reader_init)
@@ -830,7 +832,8 @@ static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, 
 		return gone_error(call, err);
 	call->response_bytes += len;
 	if (!call->opts->no_access_log && !call->raw)
-		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
+				     call->method->type);
 	return 0;
 }
 
@@ -952,7 +955,8 @@ static void send_status(struct rpc_call *call, const struct error *e)
 	}
 	if (start_batch(call, ops, n, &call->tag_op) && !call->opts->no_access_log &&
 	    (call->held || (code == STATUS_OK && call->unary_resp)))
-		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
+				     call->method->type);
 	if (call->held) {
 		call->response_bytes += call->held_len;
 		grpc_byte_buffer_destroy(call->held);
@@ -1102,7 +1106,8 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.custom_fields = call->log_fields;
 	accesslog_emit(&le);
 	rpc_metrics_client_request(&le);
-	rpc_metrics_handled(call->service_name, call->method_name, call->method->type, code, secs);
+	rpc_metrics_handled(call->metrics_key, call->service_name, call->method_name,
+			    call->method->type, code, secs);
 }
 
 /* Answers a call that never reaches a handler (unknown service/method). */
@@ -1226,6 +1231,7 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 		rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
 	call->svc = lk.svc;
 	call->method = lk.method;
+	call->metrics_key = lk.method; /* (names and type fixed per registered method) */
 	if (!lk.method && rpc_server_fallback(srv, &fallback, &call->raw_data)) {
 		run_fallback(call, fallback, &err);
 		goto out;
@@ -1251,7 +1257,8 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 	}
 	logged = !call->opts->no_access_log;
 	if (logged)
-		rpc_metrics_started(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_started(call->metrics_key, call->service_name, call->method_name,
+				    call->method->type);
 
 	/* Auth runs for every method, before anything is read. */
 	if (auth_check(&call->opts->auth, rpc_call_metadata(call, "authorization"),
@@ -1343,7 +1350,7 @@ out:
 		if (call->n_final && fin_batch(call->fin, call->final_ops, call->n_final,
 					       &call->fin->final_tag) &&
 		    !error_is_set(&err) && call->unary_resp && !call->opts->no_access_log)
-			rpc_metrics_msg_sent(call->service_name, call->method_name,
+			rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
 					     call->method->type);
 		if (call->preread)
 			grpc_byte_buffer_destroy(call->preread);
