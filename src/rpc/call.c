@@ -44,6 +44,7 @@
 #include "rpc/wirecheck.h"
 
 #define ARENA_CHUNK 4096
+#define ARENA_FIRST 2048
 /* fin_settle_close: longest wait for a completion to come round the queue */
 #define SETTLE_WAIT_MS 100
 
@@ -143,6 +144,12 @@ struct rpc_call {
 	size_t request_bytes, response_bytes;
 
 	struct arena_chunk *arena;
+	/* the first chunk, inside the call (which lives on the worker's stack):
+	 * most calls need no other, so no malloc */
+	union {
+		struct arena_chunk c;
+		char bytes[sizeof(struct arena_chunk) + ARENA_FIRST];
+	} arena0;
 	json_t *log_fields;
 
 	char tag_op, tag_close, tag_recv, tag_wake; /* addresses used as completion tags */
@@ -202,7 +209,8 @@ static void arena_free(struct rpc_call *call)
 	struct arena_chunk *c = call->arena;
 	while (c) {
 		struct arena_chunk *next = c->next;
-		free(c);
+		if (c != &call->arena0.c)
+			free(c);
 		c = next;
 	}
 	call->arena = NULL;
@@ -1169,7 +1177,13 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
-	memset(call, 0, sizeof(*call));
+	memset(call, 0, offsetof(struct rpc_call, arena0));
+	memset((char *)call + offsetof(struct rpc_call, arena0) + sizeof(call->arena0), 0,
+	       sizeof(*call) - offsetof(struct rpc_call, arena0) - sizeof(call->arena0));
+	call->arena0.c.size = ARENA_FIRST;
+	call->arena0.c.used = 0;
+	call->arena0.c.next = NULL;
+	call->arena = &call->arena0.c;
 	pthread_mutex_init(&call->stash_lock, NULL);
 	pthread_cond_init(&call->stash_cond, NULL);
 	call->srv = srv;
