@@ -32,6 +32,15 @@ void log_fields(enum log_level level, json_t *fields, const char *msg);
 /* 1 when lines are JSON (log_json_fields may be used), 0 for text. */
 int log_is_json(void);
 
+/*
+ * A per-thread scratch buffer (empty, no cap beyond the default) for
+ * building what goes to log_json_fields without a malloc per line; give
+ * it back with log_scratch_return before taking it again. NULL when out
+ * of memory.
+ */
+struct strbuf *log_scratch_take(void);
+void log_scratch_return(struct strbuf *sb);
+
 /* A field whose value is already encoded JSON text: value[0..len). */
 struct log_json_field {
 	const char *key;

@@ -44,6 +44,7 @@ struct metric_family {
 	struct series **table;
 	size_t table_size; /* power of two */
 	size_t n_series;
+	unsigned long gen; /* bumped when series are freed (metrics_ref) */
 };
 
 struct collector {
@@ -295,6 +296,19 @@ void metrics_set(struct metric_family *f, const char *const *label_values, doubl
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* One observation into s; the family lock is held. */
+static void observe_locked(struct metric_family *f, struct series *s, double v)
+{
+	size_t i = 0;
+
+	while (i < f->n_buckets && !(v <= f->buckets[i]))
+		i++;
+	if (i < f->n_buckets)
+		s->per_bucket[i]++;
+	s->count++;
+	s->sum += v;
+}
+
 void metrics_observe(struct metric_family *f, const char *const *label_values, double v)
 {
 	struct series *s;
@@ -303,15 +317,47 @@ void metrics_observe(struct metric_family *f, const char *const *label_values, d
 		return;
 	pthread_mutex_lock(&f->lock);
 	s = series_get(f, label_values, 1);
-	if (s) {
-		size_t i = 0;
-		while (i < f->n_buckets && !(v <= f->buckets[i]))
-			i++;
-		if (i < f->n_buckets)
-			s->per_bucket[i]++;
-		s->count++;
-		s->sum += v;
+	if (s)
+		observe_locked(f, s, v);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* The series behind ref, found again when unknown or stale; lock held. */
+static struct series *ref_series(struct metric_family *f, struct metrics_ref *ref,
+				 const char *const *label_values)
+{
+	if (!ref->series || ref->gen != f->gen) {
+		ref->series = series_get(f, label_values, 1);
+		ref->gen = f->gen;
 	}
+	return ref->series;
+}
+
+void metrics_add_ref(struct metric_family *f, struct metrics_ref *ref,
+		     const char *const *label_values, double v)
+{
+	struct series *s;
+
+	if (!f || f->kind == KIND_HISTOGRAM || (f->kind == KIND_COUNTER && !(v >= 0)))
+		return;
+	pthread_mutex_lock(&f->lock);
+	s = ref_series(f, ref, label_values);
+	if (s)
+		s->value += v;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void metrics_observe_ref(struct metric_family *f, struct metrics_ref *ref,
+			 const char *const *label_values, double v)
+{
+	struct series *s;
+
+	if (!f || f->kind != KIND_HISTOGRAM)
+		return;
+	pthread_mutex_lock(&f->lock);
+	s = ref_series(f, ref, label_values);
+	if (s)
+		observe_locked(f, s, v);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -398,6 +444,7 @@ void metrics_reset(void)
 			f->table[j] = NULL;
 		}
 		f->n_series = 0;
+		f->gen++;
 		if (!f->n_labels)
 			series_get(f, NULL, 1);
 		pthread_mutex_unlock(&f->lock);

@@ -49,6 +49,24 @@ void metrics_observe(struct metric_family *f, const char *const *label_values, d
 void metrics_touch(struct metric_family *f, const char *const *label_values);
 
 /*
+ * A series remembered by the caller, so that a hot path hashes its label
+ * values once instead of on every event: zero-initialise it, keep it for
+ * one family and one set of label values, and pass the values along
+ * (used only when the series must be found again, e.g. after
+ * metrics_reset). Read and written under the family's lock only.
+ */
+struct metrics_ref {
+	void *series;
+	unsigned long gen;
+};
+
+/* metrics_add / metrics_observe through ref. */
+void metrics_add_ref(struct metric_family *f, struct metrics_ref *ref,
+		     const char *const *label_values, double v);
+void metrics_observe_ref(struct metric_family *f, struct metrics_ref *ref,
+			 const char *const *label_values, double v);
+
+/*
  * Current value of a series: the counter or gauge value, or a histogram's
  * sample count. 0 when the series does not exist.
  */

@@ -14,12 +14,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +24,7 @@
 
 struct conn {
 	int fd;
-	char addr[128]; /* the client's address, formatted */
+	char addr[BACKCHANNEL_ADDR_MAX]; /* the client's address, formatted */
 	int peek_timeout_ms;
 	backchannel_grpc_fn grpc_fn;
 	void *ctx;
@@ -78,94 +75,85 @@ static void map_clear(int fd, struct yamux_session *s)
 
 /*
  * The client address of the connection behind each fd grpc core serves
- * (the accepted socket, or the socketpair end of a multiplexed one), in
- * the form upstream logs as peer.address (Go's net.Addr): "ip:port",
- * "[ip6]:port", a unix peer's path or "@" for an unnamed one.
+ * (the accepted socket, or the socketpair end of a multiplexed one), read
+ * for every logged call. A seqlock per fd: writers (a new connection,
+ * serialised by map_mu) make seq odd, store the words and make it even
+ * again; readers copy the words and retry when seq moved. The slots live
+ * in chunks that are never freed, so a reader needs no lock at all.
  */
-static char **addr_map;
-static size_t addr_len;
+#define ADDR_WORDS (BACKCHANNEL_ADDR_MAX / 8)
+#define ADDR_CHUNK 256
+#define ADDR_CHUNKS 8192 /* fds below 2M */
+
+struct addr_slot {
+	unsigned seq;
+	uint64_t w[ADDR_WORDS]; /* the address, NUL-terminated; all atomics */
+};
+
+static struct addr_slot *addr_chunks[ADDR_CHUNKS]; /* atomics: set once */
 
 static void addr_set(int fd, const char *a)
 {
-	char *dup = strdup(a);
+	uint64_t w[ADDR_WORDS];
+	struct addr_slot *chunk, *slot;
+	unsigned seq;
 
+	if (fd < 0 || fd / ADDR_CHUNK >= ADDR_CHUNKS)
+		return;
+	memset(w, 0, sizeof(w));
+	if (a)
+		memcpy(w, a, strnlen(a, sizeof(w) - 1));
 	pthread_mutex_lock(&map_mu);
-	if ((size_t)fd >= addr_len) {
-		size_t n = addr_len ? addr_len : 64;
-		char **m;
-
-		while (n <= (size_t)fd)
-			n *= 2;
-		m = realloc(addr_map, n * sizeof(*m));
-		if (!m) {
-			free(dup);
+	chunk = __atomic_load_n(&addr_chunks[fd / ADDR_CHUNK], __ATOMIC_ACQUIRE);
+	if (!chunk) {
+		chunk = calloc(ADDR_CHUNK, sizeof(*chunk));
+		if (!chunk)
 			goto out;
-		}
-		memset(m + addr_len, 0, (n - addr_len) * sizeof(*m));
-		addr_map = m;
-		addr_len = n;
+		__atomic_store_n(&addr_chunks[fd / ADDR_CHUNK], chunk, __ATOMIC_RELEASE);
 	}
-	free(addr_map[fd]);
-	addr_map[fd] = dup;
+	slot = &chunk[fd % ADDR_CHUNK];
+	seq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (int i = 0; i < ADDR_WORDS; i++)
+		__atomic_store_n(&slot->w[i], w[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&map_mu);
 }
 
-void backchannel_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	out[0] = '\0';
-	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
-	} else if (sa->sa_family == AF_UNIX) {
-		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
-				      ? (size_t)len - offsetof(struct sockaddr_un, sun_path)
-				      : 0;
-
-		if (!plen || !un->sun_path[0]) {
-			/* unnamed, or abstract: Go shows a leading '@' */
-			size_t k = plen > 1 ? strnlen(un->sun_path + 1, plen - 1) : 0;
-			snprintf(out, n, "@%.*s", (int)k, plen > 1 ? un->sun_path + 1 : "");
-		} else {
-			snprintf(out, n, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
-		}
-	}
-}
-
-/* The remote address of socket fd, formatted; "" when unknown. */
-static void peer_of(int fd, char *out, size_t n)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	out[0] = '\0';
-	memset(&ss, 0, sizeof(ss));
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		backchannel_format_addr((struct sockaddr *)&ss, len, out, n);
-}
-
 int backchannel_peer_address(const char *peer, char *out, size_t n)
 {
-	int fd = parse_fd_peer(peer), rc = -1;
+	int fd = parse_fd_peer(peer);
+	uint64_t w[ADDR_WORDS];
+	struct addr_slot *chunk, *slot;
+	unsigned s1, s2;
+	size_t len;
 
 	if (!n)
 		return -1;
 	out[0] = '\0';
-	pthread_mutex_lock(&map_mu);
-	if (fd >= 0 && (size_t)fd < addr_len && addr_map[fd] && addr_map[fd][0]) {
-		snprintf(out, n, "%s", addr_map[fd]);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&map_mu);
-	return rc;
+	if (fd < 0 || fd / ADDR_CHUNK >= ADDR_CHUNKS)
+		return -1;
+	chunk = __atomic_load_n(&addr_chunks[fd / ADDR_CHUNK], __ATOMIC_ACQUIRE);
+	if (!chunk)
+		return -1;
+	slot = &chunk[fd % ADDR_CHUNK];
+	do {
+		s1 = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+		for (int i = 0; i < ADDR_WORDS; i++)
+			w[i] = __atomic_load_n(&slot->w[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+	} while ((s1 & 1) || s1 != s2);
+	len = strnlen((const char *)w, sizeof(w) - 1);
+	if (!len)
+		return -1;
+	if (len >= n)
+		len = n - 1;
+	memcpy(out, w, len);
+	out[len] = '\0';
+	return 0;
 }
 
 static int64_t now_ms(void)
@@ -307,8 +295,8 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-int backchannel_serve(int fd, int peek_timeout_ms, backchannel_grpc_fn grpc_fn, void *ctx,
-		      struct error *err)
+int backchannel_serve(int fd, const char *peer, int peek_timeout_ms, backchannel_grpc_fn grpc_fn,
+		      void *ctx, struct error *err)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_attr_t attr;
@@ -320,7 +308,8 @@ int backchannel_serve(int fd, int peek_timeout_ms, backchannel_grpc_fn grpc_fn, 
 		return error_set(err, STATUS_INTERNAL, "backchannel: out of memory");
 	}
 	c->fd = fd;
-	peer_of(fd, c->addr, sizeof(c->addr));
+	if (peer)
+		memcpy(c->addr, peer, strnlen(peer, sizeof(c->addr) - 1));
 	c->peek_timeout_ms = peek_timeout_ms < 0 ? BACKCHANNEL_PEEK_TIMEOUT_MS : peek_timeout_ms;
 	c->grpc_fn = grpc_fn;
 	c->ctx = ctx;

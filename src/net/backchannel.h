@@ -28,17 +28,22 @@
  * even on failure. */
 typedef int (*backchannel_grpc_fn)(void *ctx, int fd, struct error *err);
 
+/* Longest client address kept (with its NUL; longer ones are cut). */
+#define BACKCHANNEL_ADDR_MAX 128
+
 /*
  * Serves one accepted plaintext connection (owned from here on) on a
- * detached thread: waits for 11 bytes (at most peek_timeout_ms; < 0 for the
+ * detached thread, remembering peer (the client's address as the listener
+ * accepted it, see listener_format_addr; NULL or "" when unknown) for
+ * backchannel_peer_address: waits for 11 bytes (at most peek_timeout_ms; < 0 for the
  * default), then gives a plain connection to grpc_fn as is, or runs the
  * multiplexed protocol: yamux server session (16 MiB stream windows,
  * backlog 1), client stream 1 bridged to grpc_fn, further client streams
  * reset, the session closed when the gRPC stream ends and vice versa.
  * Fails only when no thread can be started (fd is closed then).
  */
-int backchannel_serve(int fd, int peek_timeout_ms, backchannel_grpc_fn grpc_fn, void *ctx,
-		      struct error *err);
+int backchannel_serve(int fd, const char *peer, int peek_timeout_ms, backchannel_grpc_fn grpc_fn,
+		      void *ctx, struct error *err);
 
 /*
  * Opens a new server stream on the yamux session behind a call's peer
@@ -50,16 +55,11 @@ int backchannel_open_stream(const char *peer, struct yamux_stream **out, struct 
 
 /*
  * The address of the client connection behind a call's peer string ("fd:<N>"
- * of a connection served by backchannel_serve, plain or multiplexed), as
- * upstream logs it in peer.address: "ip:port", "[ip6]:port", a unix peer's
- * path, or "@" for an unnamed unix peer. Returns 0, or -1 (out "") when the
- * peer is unknown.
+ * of a connection served by backchannel_serve, plain or multiplexed): the
+ * peer given to backchannel_serve. Takes no lock (it runs for every logged
+ * call). Returns 0, or -1 (out "") when the peer is unknown.
  */
 int backchannel_peer_address(const char *peer, char *out, size_t n);
-
-/* Formats a socket address as backchannel_peer_address does (out "" for
- * other families). */
-void backchannel_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n);
 
 /* Multiplexed sessions alive now (tests, shutdown). */
 int backchannel_sessions(void);

@@ -12,6 +12,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +40,7 @@ struct tls_conn {
 	struct listener_set *ls;
 	struct tls_server *tls;
 	int fd;
+	char peer[LISTENER_ADDR_MAX]; /* the client's address, formatted */
 	struct tls_conn *prev, *next;
 };
 
@@ -168,27 +171,47 @@ static int split_hostport(const char *addr, char *host, size_t hlen, char *port,
 	return 0;
 }
 
+void listener_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!n)
+		return;
+	out[0] = '\0';
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
+				      ? (size_t)len - offsetof(struct sockaddr_un, sun_path)
+				      : 0;
+
+		if (!plen || !un->sun_path[0]) {
+			/* unnamed, or abstract: Go shows a leading '@' */
+			size_t k = plen > 1 ? strnlen(un->sun_path + 1, plen - 1) : 0;
+			snprintf(out, n, "@%.*s", (int)k, plen > 1 ? un->sun_path + 1 : "");
+		} else {
+			snprintf(out, n, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+		}
+	}
+}
+
 static char *format_bound(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN] = "";
-	char buf[INET6_ADDRSTRLEN + 16];
-	int port = 0;
+	char buf[LISTENER_ADDR_MAX];
 
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return NULL;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
-		port = ntohs(s->sin_port);
-		snprintf(buf, sizeof(buf), "%s:%d", ip, port);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
-		port = ntohs(s->sin6_port);
-		snprintf(buf, sizeof(buf), "[%s]:%d", ip, port);
-	}
+	listener_format_addr((struct sockaddr *)&ss, sl, buf, sizeof(buf));
 	return strdup(buf);
 }
 
@@ -328,7 +351,7 @@ static void *tls_conn_main(void *p)
 	if (ls->stopping)
 		close(plain);
 	else
-		ls->fn(ls->ctx, plain, LISTENER_TLS);
+		ls->fn(ls->ctx, plain, LISTENER_TLS, c->peer);
 	pthread_mutex_unlock(&ls->lock);
 out:
 	error_release(&err);
@@ -343,7 +366,12 @@ out:
 static void handle_accept(struct listener_set *ls, struct listener *l)
 {
 	for (;;) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char peer[LISTENER_ADDR_MAX];
+
+		memset(&ss, 0, sizeof(ss));
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR)
 				continue;
@@ -356,8 +384,10 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
+		listener_format_addr((struct sockaddr *)&ss, sl > sizeof(ss) ? sizeof(ss) : sl, peer,
+				     sizeof(peer));
 		if (l->type != LISTENER_TLS) {
-			ls->fn(ls->ctx, fd, l->type);
+			ls->fn(ls->ctx, fd, l->type, peer);
 			continue;
 		}
 		struct tls_conn *c = malloc(sizeof(*c));
@@ -370,6 +400,7 @@ static void handle_accept(struct listener_set *ls, struct listener *l)
 		c->ls = ls;
 		c->tls = l->tls;
 		c->fd = fd;
+		memcpy(c->peer, peer, sizeof(peer));
 		c->prev = NULL;
 		pthread_mutex_lock(&ls->lock);
 		c->next = ls->handshakes;

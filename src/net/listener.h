@@ -9,6 +9,9 @@
 #ifndef NET_LISTENER_H
 #define NET_LISTENER_H
 
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "base/error.h"
 #include "net/tls.h"
 
@@ -19,10 +22,23 @@ const char *listener_type_name(enum listener_type type);
 
 /*
  * Receives each accepted plaintext stream; takes ownership of fd (blocking,
- * close-on-exec). Called on the accept thread for unix/tcp and on the TLS
+ * close-on-exec). peer is the client's address as accepted
+ * (listener_format_addr; "" when unknown), also for tls, whose fd is the
+ * bridge's socketpair and has no address of its own; borrowed for the
+ * call. Called on the accept thread for unix/tcp and on the TLS
  * connection's thread for tls; must not block for long.
  */
-typedef void (*listener_conn_fn)(void *ctx, int fd, enum listener_type type);
+typedef void (*listener_conn_fn)(void *ctx, int fd, enum listener_type type, const char *peer);
+
+/* Room for any address listener_format_addr writes. */
+#define LISTENER_ADDR_MAX 128
+
+/*
+ * Formats a socket address as upstream logs peer.address (Go's net.Addr):
+ * "ip:port", "[ip6]:port", a unix peer's path, or "@" (plus the name) for
+ * an unnamed or abstract unix peer; "" for other families. Truncated to n.
+ */
+void listener_format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t n);
 
 struct listener_set;
 

@@ -317,7 +317,8 @@ struct sink {
 	struct log_json_field f[SINK_MAX_FIELDS];
 	size_t off[SINK_MAX_FIELDS]; /* value offsets into vals until the end */
 	size_t n;
-	struct strbuf vals;
+	struct strbuf *vals; /* own, or the thread's log scratch buffer */
+	struct strbuf own;
 };
 
 /* Starts a field of the fast path; returns its index, or -1 when full. */
@@ -326,13 +327,13 @@ static int sink_field(struct sink *k, const char *key)
 	if (k->n >= SINK_MAX_FIELDS)
 		return -1;
 	k->f[k->n].key = key;
-	k->off[k->n] = k->vals.len;
+	k->off[k->n] = k->vals->len;
 	return (int)k->n;
 }
 
 static void sink_done(struct sink *k, int i)
 {
-	k->f[i].len = k->vals.len - k->off[i];
+	k->f[i].len = k->vals->len - k->off[i];
 	k->n++;
 }
 
@@ -345,7 +346,7 @@ static void put_string(struct sink *k, const char *key, const char *s)
 	int i = sink_field(k, key);
 	if (i < 0)
 		return;
-	if (log_json_string(&k->vals, s) == 0)
+	if (log_json_string(k->vals, s) == 0)
 		sink_done(k, i);
 }
 
@@ -368,7 +369,7 @@ static void put_integer(struct sink *k, const char *key, long long v)
 		} while (u);
 		if (v < 0)
 			*--p = '-';
-		strbuf_add(&k->vals, p, (size_t)(digits + sizeof(digits) - p));
+		strbuf_add(k->vals, p, (size_t)(digits + sizeof(digits) - p));
 	}
 	sink_done(k, i);
 }
@@ -384,7 +385,46 @@ static void put_real(struct sink *k, const char *key, double v)
 	int i = sink_field(k, key);
 	if (i < 0)
 		return;
-	log_json_real(&k->vals, v);
+	log_json_real(k->vals, v);
+	sink_done(k, i);
+}
+
+/*
+ * us / 1000 as put_real writes it ("%.15g", then ".0" when integral):
+ * below 10^12 us the quotient has at most 13 significant digits, so that
+ * is the exact decimal, written here without printf.
+ */
+static void put_millis(struct sink *k, const char *key, int64_t us)
+{
+	char digits[32], *p = digits + sizeof(digits);
+	int64_t ms = us / 1000, frac = us % 1000;
+	int i;
+
+	if (k->obj || us < 0 || us >= 1000000000000LL) {
+		put_real(k, key, (double)us / 1000.0);
+		return;
+	}
+	if ((i = sink_field(k, key)) < 0)
+		return;
+	if (frac) {
+		int n = 3;
+		while (frac % 10 == 0) {
+			frac /= 10;
+			n--;
+		}
+		while (n--) {
+			*--p = (char)('0' + frac % 10);
+			frac /= 10;
+		}
+	} else {
+		*--p = '0';
+	}
+	*--p = '.';
+	do {
+		*--p = (char)('0' + ms % 10);
+		ms /= 10;
+	} while (ms);
+	strbuf_add(k->vals, p, (size_t)(digits + sizeof(digits) - p));
 	sink_done(k, i);
 }
 
@@ -407,7 +447,7 @@ static void put_custom(struct sink *k, json_t *fields)
 						 JSON_REAL_PRECISION(15));
 		if (!text)
 			continue;
-		strbuf_adds(&k->vals, text);
+		strbuf_adds(k->vals, text);
 		free(text);
 		sink_done(k, i);
 	}
@@ -436,8 +476,21 @@ void accesslog_emit(const struct accesslog_entry *e)
 
 	if (!e)
 		return;
-	snprintf(full_method, sizeof(full_method), "/%s/%s", e->service ? e->service : "",
-		 e->method ? e->method : "");
+	{
+		/* "/%s/%s", cut to the buffer, without printf (once per call) */
+		const char *parts[2] = { e->service ? e->service : "", e->method ? e->method : "" };
+		size_t at = 0;
+		for (int i = 0; i < 2; i++) {
+			size_t l = strlen(parts[i]);
+			if (at < sizeof(full_method) - 1)
+				full_method[at++] = '/';
+			if (l > sizeof(full_method) - 1 - at)
+				l = sizeof(full_method) - 1 - at;
+			memcpy(full_method + at, parts[i], l);
+			at += l;
+		}
+		full_method[at] = '\0';
+	}
 	if (e->code == STATUS_OK && !accesslog_method_logged(full_method))
 		return;
 	level = level_for(e->code);
@@ -445,7 +498,10 @@ void accesslog_emit(const struct accesslog_entry *e)
 		return;
 	code_name = status_code_name(e->code);
 	k.n = 0;
-	strbuf_init(&k.vals, 0); /* no cap: a long error must not cut the line */
+	strbuf_init(&k.own, 0); /* no cap: a long error must not cut the line */
+	k.vals = log_scratch_take();
+	if (!k.vals)
+		k.vals = &k.own;
 	k.obj = NULL;
 	if (!log_is_json()) {
 		k.obj = json_object();
@@ -501,7 +557,7 @@ void accesslog_emit(const struct accesslog_entry *e)
 	local_time(e->start.tv_sec, e->start.tv_nsec / 1000000, buf, sizeof(buf));
 	put_string(&k, "grpc.start_time", buf);
 	us = e->time_ms > 0 ? (int64_t)(e->time_ms * 1000.0) : 0;
-	put_real(&k, "grpc.time_ms", (double)us / 1000.0);
+	put_millis(&k, "grpc.time_ms", us);
 	set_tag(&k, "peer.address", e->peer_address);
 	set_tag(&k, "remote_ip", e->remote_ip);
 	put_string(&k, "span.kind", "server");
@@ -523,9 +579,11 @@ void accesslog_emit(const struct accesslog_entry *e)
 		log_fields(level, k.obj, buf);
 	} else {
 		for (size_t i = 0; i < k.n; i++)
-			k.f[i].value = k.vals.buf + k.off[i];
+			k.f[i].value = k.vals->buf + k.off[i];
 		log_json_fields(level, k.f, k.n, buf);
 	}
 out:
-	strbuf_release(&k.vals);
+	if (k.vals != &k.own)
+		log_scratch_return(k.vals);
+	strbuf_release(&k.own);
 }

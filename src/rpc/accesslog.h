@@ -91,11 +91,19 @@ void rpc_metrics_client_request(const struct accesslog_entry *e);
 /* Registers the grpc_server_* series of every method at 0 (handled_total for
  * all 17 codes, the histogram when enabled), like grpcprometheus.Register. */
 void rpc_metrics_preregister(const struct rpc_service *svc);
-void rpc_metrics_started(const char *service, const char *method, enum rpc_method_type type);
-void rpc_metrics_msg_received(const char *service, const char *method, enum rpc_method_type type);
-void rpc_metrics_msg_sent(const char *service, const char *method, enum rpc_method_type type);
-void rpc_metrics_handled(const char *service, const char *method, enum rpc_method_type type,
-			 int code, double seconds);
+/*
+ * key: NULL, or a pointer that stands for this (type, service, method)
+ * for the life of the process (a registered method's descriptor): its
+ * series are then found once, not hashed on every event.
+ */
+void rpc_metrics_started(const void *key, const char *service, const char *method,
+			 enum rpc_method_type type);
+void rpc_metrics_msg_received(const void *key, const char *service, const char *method,
+			      enum rpc_method_type type);
+void rpc_metrics_msg_sent(const void *key, const char *service, const char *method,
+			  enum rpc_method_type type);
+void rpc_metrics_handled(const void *key, const char *service, const char *method,
+			 enum rpc_method_type type, int code, double seconds);
 /*
  * Sets the buckets of grpc_server_handling_seconds (config
  * [prometheus] grpc_latency_buckets; default

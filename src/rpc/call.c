@@ -44,6 +44,9 @@
 #include "rpc/wirecheck.h"
 
 #define ARENA_CHUNK 4096
+#define ARENA_FIRST 2048
+/* fin_settle_close: longest wait for a completion to come round the queue */
+#define SETTLE_WAIT_MS 100
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -63,12 +66,21 @@ struct md_entry {
  * and both the close and the final batch have completed.
  */
 struct call_fin {
-	struct rpc_tag close_tag, final_tag;
+	struct rpc_tag close_tag, final_tag, probe_tag;
 	grpc_call *gc;
 	int refs;       /* atomics */
 	int close_started; /* atomic: RECV_CLOSE_ON_SERVER requested */
 	int close_done; /* atomics: RECV_CLOSE_ON_SERVER completed on its own */
-	int cancelled;  /* written by grpc core when the close completes */
+	/*
+	 * Written by grpc core when the close completes, on whichever thread
+	 * completes it: read only by the worker that took the completion
+	 * (rpc_call_async_event), never while the close may be running.
+	 */
+	int cancelled;
+	/* fin_settle_close: the empty batch's completion was taken (under mu) */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int probe_done;
 	grpc_slice status_slice, trailer_value;
 };
 
@@ -79,6 +91,7 @@ struct rpc_call {
 	grpc_completion_queue *cq;
 	const struct rpc_service *svc;
 	const struct rpc_method *method;
+	const void *metrics_key; /* the method's, when it was found (rpc_metrics_started) */
 	char *full_method;
 	char *service_name;
 	char *method_name;
@@ -131,6 +144,12 @@ struct rpc_call {
 	size_t request_bytes, response_bytes;
 
 	struct arena_chunk *arena;
+	/* the first chunk, inside the call (which lives on the worker's stack):
+	 * most calls need no other, so no malloc */
+	union {
+		struct arena_chunk c;
+		char bytes[sizeof(struct arena_chunk) + ARENA_FIRST];
+	} arena0;
 	json_t *log_fields;
 
 	char tag_op, tag_close, tag_recv, tag_wake; /* addresses used as completion tags */
@@ -190,7 +209,8 @@ static void arena_free(struct rpc_call *call)
 	struct arena_chunk *c = call->arena;
 	while (c) {
 		struct arena_chunk *next = c->next;
-		free(c);
+		if (c != &call->arena0.c)
+			free(c);
 		c = next;
 	}
 	call->arena = NULL;
@@ -203,6 +223,8 @@ static void fin_unref(struct call_fin *fin)
 	grpc_call_unref(fin->gc);
 	grpc_slice_unref(fin->status_slice);
 	grpc_slice_unref(fin->trailer_value);
+	pthread_cond_destroy(&fin->cond);
+	pthread_mutex_destroy(&fin->mu);
 	free(fin);
 }
 
@@ -213,7 +235,14 @@ void rpc_call_async_event(struct rpc_tag *tag, int success)
 	(void)success;
 	if (tag->kind == RPC_TAG_CLOSE) {
 		fin = (struct call_fin *)((char *)tag - offsetof(struct call_fin, close_tag));
+		/* (fin->cancelled is final now; nothing else reads it) */
 		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
+	} else if (tag->kind == RPC_TAG_PROBE) {
+		fin = (struct call_fin *)((char *)tag - offsetof(struct call_fin, probe_tag));
+		pthread_mutex_lock(&fin->mu);
+		fin->probe_done = 1;
+		pthread_cond_broadcast(&fin->cond);
+		pthread_mutex_unlock(&fin->mu);
 	} else {
 		fin = (struct call_fin *)((char *)tag - offsetof(struct call_fin, final_tag));
 	}
@@ -235,29 +264,63 @@ static int fin_batch(struct call_fin *fin, const grpc_op *ops, size_t n, struct 
 /*
  * async: requests the close on its own, once, the first time anyone asks
  * whether the call was cancelled (rpc_call_cancelled); a call nobody asks
- * about gets it in its final batch instead, one completion fewer.
+ * about gets it in its final batch instead, one completion fewer. Returns
+ * 1 when this call started it.
  */
-static void fin_start_close(struct call_fin *fin)
+static int fin_start_close(struct call_fin *fin)
 {
 	grpc_op op;
 
 	if (__atomic_exchange_n(&fin->close_started, 1, __ATOMIC_ACQ_REL))
-		return;
+		return 0;
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &fin->cancelled;
 	if (!fin_batch(fin, &op, 1, &fin->close_tag)) {
 		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/*
+ * async, when a handler failed: the answer to "was the call cancelled?"
+ * must be known now, but a close just requested reports through the
+ * shared queue. A client already gone makes grpc core complete the close
+ * inside grpc_call_start_batch, queueing its completion at once; an empty
+ * batch started after it completes at once too, and the queue hands
+ * completions out in order, so once the empty batch's completion was taken
+ * the close's was taken before it (by this or another worker, which marks
+ * close_done right away). A live client's close is not complete, and the
+ * wait is one round through the queue.
+ */
+static void fin_settle_close(struct call_fin *fin)
+{
+	if (!fin_start_close(fin) || __atomic_load_n(&fin->close_done, __ATOMIC_ACQUIRE))
+		return;
+	if (!fin_batch(fin, NULL, 0, &fin->probe_tag))
+		return;
 	/*
-	 * A client already gone: grpc core normally completes the close
-	 * inside grpc_call_start_batch, setting the flag before it queues the
-	 * completion for a worker; seeing it here makes the answer immediate
-	 * (as when the close was requested at the start of the call).
+	 * Bounded: when every worker is busy in a handler nobody takes
+	 * completions off the queue until one finishes.
 	 */
-	if (__atomic_load_n(&fin->cancelled, __ATOMIC_ACQUIRE))
-		__atomic_store_n(&fin->close_done, 1, __ATOMIC_RELEASE);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += SETTLE_WAIT_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fin->mu);
+	while (!fin->probe_done)
+		if (pthread_cond_timedwait(&fin->cond, &fin->mu, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&fin->mu);
+	/*
+	 * (Left open: the worker that took the close's completion may not
+	 * have marked it yet, a few instructions' window; the answer is then
+	 * "not cancelled", as for a close completing a moment later.)
+	 */
 }
 
 static int64_t now_ms(clockid_t clk)
@@ -398,6 +461,17 @@ int rpc_call_cancelled(struct rpc_call *call)
 	poll_close(call);
 	/* Before the status is sent, a finished close means the call was cancelled. */
 	return __atomic_load_n(&call->close_done, __ATOMIC_ACQUIRE);
+}
+
+/* rpc_call_cancelled for a failed handler: an async call's answer is settled first. */
+static int cancelled_at_failure(struct rpc_call *call)
+{
+	if (call->fin) {
+		fin_settle_close(call->fin);
+		if (__atomic_load_n(&call->fin->close_done, __ATOMIC_ACQUIRE))
+			__atomic_store_n(&call->close_done, 1, __ATOMIC_RELEASE);
+	}
+	return rpc_call_cancelled(call);
 }
 
 /* The error a failed stream operation maps to, as grpc-go's context errors. */
@@ -613,7 +687,8 @@ static int recv_bytes(struct rpc_call *call, grpc_slice *out, struct error *err)
 	*out = grpc_byte_buffer_reader_readall(&reader);
 	call->request_bytes += GRPC_SLICE_LENGTH(*out);
 	if (!call->opts->no_access_log && !call->raw)
-		rpc_metrics_msg_received(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_received(call->metrics_key, call->service_name, call->method_name,
+					 call->method->type);
 	ret = 1;
 out:
 	if (reader_init)
@@ -765,7 +840,8 @@ static int send_buffer(struct rpc_call *call, grpc_byte_buffer *bb, size_t len, 
 		return gone_error(call, err);
 	call->response_bytes += len;
 	if (!call->opts->no_access_log && !call->raw)
-		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
+				     call->method->type);
 	return 0;
 }
 
@@ -887,7 +963,8 @@ static void send_status(struct rpc_call *call, const struct error *e)
 	}
 	if (start_batch(call, ops, n, &call->tag_op) && !call->opts->no_access_log &&
 	    (call->held || (code == STATUS_OK && call->unary_resp)))
-		rpc_metrics_msg_sent(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
+				     call->method->type);
 	if (call->held) {
 		call->response_bytes += call->held_len;
 		grpc_byte_buffer_destroy(call->held);
@@ -1037,7 +1114,8 @@ static void finish_log(struct rpc_call *call, const struct timespec *start_rt,
 	le.custom_fields = call->log_fields;
 	accesslog_emit(&le);
 	rpc_metrics_client_request(&le);
-	rpc_metrics_handled(call->service_name, call->method_name, call->method->type, code, secs);
+	rpc_metrics_handled(call->metrics_key, call->service_name, call->method_name,
+			    call->method->type, code, secs);
 }
 
 /* Answers a call that never reaches a handler (unknown service/method). */
@@ -1099,7 +1177,13 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 
 	clock_gettime(CLOCK_REALTIME, &start_rt);
 	clock_gettime(CLOCK_MONOTONIC, &start_mono);
-	memset(call, 0, sizeof(*call));
+	memset(call, 0, offsetof(struct rpc_call, arena0));
+	memset((char *)call + offsetof(struct rpc_call, arena0) + sizeof(call->arena0), 0,
+	       sizeof(*call) - offsetof(struct rpc_call, arena0) - sizeof(call->arena0));
+	call->arena0.c.size = ARENA_FIRST;
+	call->arena0.c.used = 0;
+	call->arena0.c.next = NULL;
+	call->arena = &call->arena0.c;
 	pthread_mutex_init(&call->stash_lock, NULL);
 	pthread_cond_init(&call->stash_cond, NULL);
 	call->srv = srv;
@@ -1116,6 +1200,9 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 			abort();
 		fin->close_tag.kind = RPC_TAG_CLOSE;
 		fin->final_tag.kind = RPC_TAG_FINAL;
+		fin->probe_tag.kind = RPC_TAG_PROBE;
+		pthread_mutex_init(&fin->mu, NULL);
+		pthread_cond_init(&fin->cond, NULL);
 		fin->gc = gc;
 		fin->refs = 1; /* this function's */
 		fin->status_slice = grpc_empty_slice();
@@ -1158,6 +1245,7 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 		rpc_server_lookup(srv, call->full_method, strlen(call->full_method), &lk);
 	call->svc = lk.svc;
 	call->method = lk.method;
+	call->metrics_key = lk.method; /* (names and type fixed per registered method) */
 	if (!lk.method && rpc_server_fallback(srv, &fallback, &call->raw_data)) {
 		run_fallback(call, fallback, &err);
 		goto out;
@@ -1183,7 +1271,8 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 	}
 	logged = !call->opts->no_access_log;
 	if (logged)
-		rpc_metrics_started(call->service_name, call->method_name, call->method->type);
+		rpc_metrics_started(call->metrics_key, call->service_name, call->method_name,
+				    call->method->type);
 
 	/* Auth runs for every method, before anything is read. */
 	if (auth_check(&call->opts->auth, rpc_call_metadata(call, "authorization"),
@@ -1236,7 +1325,7 @@ static void handle_call(struct rpc_server *srv, grpc_call *gc, const char *mptr,
 		 * context errors, the status then says so.
 		 */
 		if (err.code != STATUS_DEADLINE_EXCEEDED && err.code != STATUS_CANCELLED &&
-		    rpc_call_cancelled(call)) {
+		    cancelled_at_failure(call)) {
 			struct error ctx_err = ERROR_INIT;
 			gone_error(call, &ctx_err);
 			log_msg(LOG_DEBUG, "%s failed after the call ended: %s", call->full_method,
@@ -1275,7 +1364,7 @@ out:
 		if (call->n_final && fin_batch(call->fin, call->final_ops, call->n_final,
 					       &call->fin->final_tag) &&
 		    !error_is_set(&err) && call->unary_resp && !call->opts->no_access_log)
-			rpc_metrics_msg_sent(call->service_name, call->method_name,
+			rpc_metrics_msg_sent(call->metrics_key, call->service_name, call->method_name,
 					     call->method->type);
 		if (call->preread)
 			grpc_byte_buffer_destroy(call->preread);

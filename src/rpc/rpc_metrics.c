@@ -6,6 +6,8 @@
  * first use so the histogram buckets can be configured before that.
  */
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/metrics.h"
@@ -135,41 +137,110 @@ void rpc_metrics_preregister(const struct rpc_service *svc)
 	}
 }
 
-void rpc_metrics_started(const char *service, const char *method, enum rpc_method_type type)
-{
-	const char *values[3] = { accesslog_method_type_name(type), service, method };
+/*
+ * Per method, the series its events go to, so that a call does not hash
+ * its label values five times: an open-addressed table keyed by the
+ * caller's key (a registered method's descriptor), entries created once
+ * and never freed. Each ref is used under its family's lock.
+ */
+#define REF_SLOTS 1024 /* power of two */
+#define REF_PROBES 16
 
-	ensure_families();
-	metrics_add(started, values, 1);
+struct method_refs {
+	const void *key;
+	struct metrics_ref started, received, sent, hist;
+	struct metrics_ref handled[STATUS_UNAUTHENTICATED + 1];
+};
+
+static struct method_refs *ref_table[REF_SLOTS]; /* atomics */
+
+/* key's entry, created on first use; NULL for no key or a full table. */
+static struct method_refs *refs_for(const void *key)
+{
+	uint64_t h;
+
+	if (!key)
+		return NULL;
+	h = ((uint64_t)(uintptr_t)key >> 4) * 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < REF_PROBES; i++) {
+		struct method_refs **slot = &ref_table[(h + i) & (REF_SLOTS - 1)];
+		struct method_refs *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+		if (!e) {
+			struct method_refs *n = calloc(1, sizeof(*n)), *expected = NULL;
+			if (!n)
+				return NULL;
+			n->key = key;
+			if (__atomic_compare_exchange_n(slot, &expected, n, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE))
+				return n;
+			free(n);
+			e = expected;
+		}
+		if (e->key == key)
+			return e;
+	}
+	return NULL;
 }
 
-void rpc_metrics_msg_received(const char *service, const char *method, enum rpc_method_type type)
+static void add(struct metric_family *f, struct metrics_ref *ref, const char *const *values)
 {
-	const char *values[3] = { accesslog_method_type_name(type), service, method };
-
-	ensure_families();
-	metrics_add(received, values, 1);
+	if (ref)
+		metrics_add_ref(f, ref, values, 1);
+	else
+		metrics_add(f, values, 1);
 }
 
-void rpc_metrics_msg_sent(const char *service, const char *method, enum rpc_method_type type)
+void rpc_metrics_started(const void *key, const char *service, const char *method,
+			 enum rpc_method_type type)
 {
 	const char *values[3] = { accesslog_method_type_name(type), service, method };
+	struct method_refs *r;
 
 	ensure_families();
-	metrics_add(sent, values, 1);
+	r = refs_for(key);
+	add(started, r ? &r->started : NULL, values);
 }
 
-void rpc_metrics_handled(const char *service, const char *method, enum rpc_method_type type,
-			 int code, double seconds)
+void rpc_metrics_msg_received(const void *key, const char *service, const char *method,
+			      enum rpc_method_type type)
+{
+	const char *values[3] = { accesslog_method_type_name(type), service, method };
+	struct method_refs *r;
+
+	ensure_families();
+	r = refs_for(key);
+	add(received, r ? &r->received : NULL, values);
+}
+
+void rpc_metrics_msg_sent(const void *key, const char *service, const char *method,
+			  enum rpc_method_type type)
+{
+	const char *values[3] = { accesslog_method_type_name(type), service, method };
+	struct method_refs *r;
+
+	ensure_families();
+	r = refs_for(key);
+	add(sent, r ? &r->sent : NULL, values);
+}
+
+void rpc_metrics_handled(const void *key, const char *service, const char *method,
+			 enum rpc_method_type type, int code, double seconds)
 {
 	const char *values[4] = { accesslog_method_type_name(type), service, method,
 				  status_code_name(code) };
 	struct metric_family *h;
+	struct method_refs *r;
 
 	ensure_families();
-	metrics_add(handled, values, 1);
+	r = refs_for(key);
+	add(handled, r && code >= 0 && code <= STATUS_UNAUTHENTICATED ? &r->handled[code] : NULL,
+	    values);
 	h = live_histogram();
-	if (h)
+	if (!h)
+		return;
+	if (r)
+		metrics_observe_ref(h, &r->hist, values, seconds);
+	else
 		metrics_observe(h, values, seconds);
 }
 

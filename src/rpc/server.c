@@ -87,14 +87,17 @@ struct rpc_server {
 	int n_reqs; /* call requests (slots) kept outstanding: 2 per thread */
 	struct unary_req *unary_reqs; /* registered unary methods' requests */
 	size_t n_unary_reqs;
-	int started, shut_down;
+	int started;
+	int shut_down; /* written under lock, read with atomics */
 	pthread_mutex_t lock;
 	/*
-	 * Threads waiting on the shared queue (idle) and threads parked on
-	 * the condition variable (parked), under lock. Every waiter on a grpc
-	 * queue is also a potential poller that grpc core hands work and
-	 * wake-ups to, so only up to max_idle threads wait there; the rest
-	 * park until the last waiter takes a call.
+	 * Threads waiting on the shared queue (idle: atomics) and threads
+	 * parked on the condition variable (parked: under lock, also read
+	 * with atomics). Every waiter on a grpc queue is also a potential
+	 * poller that grpc core hands work and wake-ups to, so only up to
+	 * max_idle threads wait there; the rest park until the last waiter
+	 * takes a call. A call taken while another thread still waits needs
+	 * no lock at all.
 	 */
 	int idle, parked, max_idle;
 	pthread_cond_t park_cond;
@@ -106,13 +109,16 @@ struct rpc_server {
 	 */
 	int n_started;
 	/*
-	 * Async unary calls being handled, under lock: they start batches on
-	 * the shared queue, so it is shut down only when none is left, and
-	 * none starts after (queue_closing).
+	 * Async unary calls being handled (atomics), plus ASYNC_CLOSING once
+	 * shutdown closes the door: they start batches on the shared queue,
+	 * so it is shut down only when none is left, and none starts after.
+	 * The last one out wakes the shutdown (async_cond, under lock).
 	 */
-	int async_running, queue_closing;
+	int async;
 	pthread_cond_t async_cond;
 };
+
+#define ASYNC_CLOSING 0x40000000
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
@@ -450,26 +456,27 @@ static void run_unary(struct rpc_server *srv, struct unary_req *u)
 	struct rpc_lookup lk = { .svc = u->ms->svc, .method = u->ms->method };
 
 	u->pending = 0;
-	pthread_mutex_lock(&srv->lock);
-	if (srv->queue_closing) {
+	if (__atomic_add_fetch(&srv->async, 1, __ATOMIC_ACQ_REL) & ASYNC_CLOSING) {
 		/* too late to start anything on the queue: drop the call */
-		pthread_mutex_unlock(&srv->lock);
 		grpc_call_unref(gc);
 		if (payload)
 			grpc_byte_buffer_destroy(payload);
 		grpc_metadata_array_destroy(&md);
-		return;
+	} else {
+		/*
+		 * (A request made while shutdown starts fails at once, onto
+		 * the queue that this call keeps open.)
+		 */
+		if (!__atomic_load_n(&srv->shut_down, __ATOMIC_ACQUIRE))
+			request_unary(srv, u);
+		rpc_call_handle_unary(srv, gc, &lk, u->ms->full, deadline, &md, payload);
+		grpc_metadata_array_destroy(&md);
 	}
-	srv->async_running++;
-	if (!srv->shut_down)
-		request_unary(srv, u);
-	pthread_mutex_unlock(&srv->lock);
-	rpc_call_handle_unary(srv, gc, &lk, u->ms->full, deadline, &md, payload);
-	grpc_metadata_array_destroy(&md);
-	pthread_mutex_lock(&srv->lock);
-	if (--srv->async_running == 0)
+	if (__atomic_sub_fetch(&srv->async, 1, __ATOMIC_ACQ_REL) == ASYNC_CLOSING) {
+		pthread_mutex_lock(&srv->lock);
 		pthread_cond_broadcast(&srv->async_cond);
-	pthread_mutex_unlock(&srv->lock);
+		pthread_mutex_unlock(&srv->lock);
+	}
 }
 
 static void *worker_main(void *arg);
@@ -492,20 +499,38 @@ static int start_worker(struct rpc_server *srv)
 	return 0;
 }
 
-/* A thread took a call (lock held): make sure another one waits. */
+/* A thread took the last waiter's place: make sure another one waits. */
 static void replace_waiter(struct rpc_server *srv)
 {
-	if (srv->idle > 0 || srv->shut_down)
-		return;
+	pthread_mutex_lock(&srv->lock);
+	if (__atomic_load_n(&srv->idle, __ATOMIC_ACQUIRE) > 0 || srv->shut_down)
+		goto out;
 	if (srv->parked > 0) {
 		pthread_cond_signal(&srv->park_cond);
-		return;
+		goto out;
 	}
 	if (srv->n_started < srv->n_workers) {
 		int rc = start_worker(srv);
 		if (rc)
 			log_msg(LOG_WARN, "cannot start a worker thread: %s", strerror(rc));
 	}
+out:
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Parks while enough threads wait on the queue. */
+static void maybe_park(struct rpc_server *srv)
+{
+	if (__atomic_load_n(&srv->idle, __ATOMIC_ACQUIRE) < srv->max_idle ||
+	    __atomic_load_n(&srv->shut_down, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->shut_down && __atomic_load_n(&srv->idle, __ATOMIC_ACQUIRE) >= srv->max_idle) {
+		__atomic_store_n(&srv->parked, srv->parked + 1, __ATOMIC_RELEASE);
+		pthread_cond_wait(&srv->park_cond, &srv->lock);
+		__atomic_store_n(&srv->parked, srv->parked - 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&srv->lock);
 }
 
 static void *worker_main(void *arg)
@@ -513,32 +538,22 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct rpc_server *srv = w->srv;
 
-	pthread_mutex_lock(&srv->lock);
 	for (;;) {
-		/* Park while enough threads wait on the queue (lock held). */
-		while (!srv->shut_down && srv->idle >= srv->max_idle) {
-			srv->parked++;
-			pthread_cond_wait(&srv->park_cond, &srv->lock);
-			srv->parked--;
-		}
-		srv->idle++;
-		pthread_mutex_unlock(&srv->lock);
-
+		maybe_park(srv);
+		__atomic_add_fetch(&srv->idle, 1, __ATOMIC_ACQ_REL);
 		grpc_event ev = grpc_completion_queue_next(srv->notify_cq,
 							   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		int left = __atomic_sub_fetch(&srv->idle, 1, __ATOMIC_ACQ_REL);
 
-		pthread_mutex_lock(&srv->lock);
-		srv->idle--;
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE || !ev.tag)
 			continue;
 		struct rpc_tag *tag = ev.tag;
-		if (tag->kind == RPC_TAG_CLOSE || tag->kind == RPC_TAG_FINAL) {
+		if (tag->kind == RPC_TAG_CLOSE || tag->kind == RPC_TAG_FINAL ||
+		    tag->kind == RPC_TAG_PROBE) {
 			/* an async call's completion: quick bookkeeping, no hand-off */
-			pthread_mutex_unlock(&srv->lock);
 			rpc_call_async_event(tag, ev.success);
-			pthread_mutex_lock(&srv->lock);
 			continue;
 		}
 		if (tag->kind == RPC_TAG_UNARY) {
@@ -547,10 +562,9 @@ static void *worker_main(void *arg)
 				unary_req_release(u);
 				continue;
 			}
-			replace_waiter(srv);
-			pthread_mutex_unlock(&srv->lock);
+			if (!left)
+				replace_waiter(srv);
 			run_unary(srv, u);
-			pthread_mutex_lock(&srv->lock);
 			continue;
 		}
 		struct slot *sl = (struct slot *)tag;
@@ -564,8 +578,8 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		/* The last waiter took a call: another takes its place. */
-		replace_waiter(srv);
-		pthread_mutex_unlock(&srv->lock);
+		if (!left)
+			replace_waiter(srv);
 
 		rpc_call_handle(srv, sl->gc, &sl->details, &sl->md, sl->call_cq);
 		grpc_call_details_destroy(&sl->details);
@@ -580,8 +594,8 @@ static void *worker_main(void *arg)
 		 */
 		if (!srv->shut_down)
 			request_slot(srv, sl);
+		pthread_mutex_unlock(&srv->lock);
 	}
-	pthread_mutex_unlock(&srv->lock);
 	return NULL;
 }
 
@@ -681,7 +695,7 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 		pthread_mutex_unlock(&srv->lock);
 		return 0;
 	}
-	srv->shut_down = 1;
+	__atomic_store_n(&srv->shut_down, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&srv->park_cond); /* parked threads go and see the end */
 	pthread_mutex_unlock(&srv->lock);
 
@@ -702,10 +716,10 @@ int rpc_server_shutdown(struct rpc_server *srv, int64_t grace_ms)
 		 * those events first); shutting the shared queue down then ends
 		 * every thread's loop.
 		 */
+		__atomic_or_fetch(&srv->async, ASYNC_CLOSING, __ATOMIC_ACQ_REL);
 		pthread_mutex_lock(&srv->lock);
-		while (srv->async_running > 0)
+		while (__atomic_load_n(&srv->async, __ATOMIC_ACQUIRE) != ASYNC_CLOSING)
 			pthread_cond_wait(&srv->async_cond, &srv->lock);
-		srv->queue_closing = 1;
 		pthread_mutex_unlock(&srv->lock);
 		grpc_completion_queue_shutdown(srv->notify_cq);
 		for (int i = 0; i < srv->n_workers; i++) {

@@ -51,6 +51,7 @@ enum rpc_tag_kind {
 	RPC_TAG_UNARY,    /* a registered unary call request (server.c) */
 	RPC_TAG_CLOSE,    /* an async call's RECV_CLOSE_ON_SERVER (call.c) */
 	RPC_TAG_FINAL,    /* an async call's final send batch (call.c) */
+	RPC_TAG_PROBE,    /* an async call's empty batch (call.c, fin_settle_close) */
 };
 
 struct rpc_tag {
@@ -64,7 +65,7 @@ struct rpc_tag {
  * queue and nothing is waited for: the response, status and (unless
  * rpc_call_cancelled requested it earlier on its own) the close go out in
  * one batch whose completion (an RPC_TAG_FINAL event, like the
- * RPC_TAG_CLOSE one) any worker passes to rpc_call_async_event, which
+ * RPC_TAG_CLOSE and RPC_TAG_PROBE ones) any worker passes to rpc_call_async_event, which
  * releases the call. full is "/svc/method"; payload (may be NULL: no
  * message) is consumed; gc is taken over.
  */
@@ -72,7 +73,7 @@ void rpc_call_handle_unary(struct rpc_server *srv, grpc_call *gc, const struct r
 			   const char *full, gpr_timespec deadline, const grpc_metadata_array *md,
 			   grpc_byte_buffer *payload);
 
-/* A completion of kind RPC_TAG_CLOSE or RPC_TAG_FINAL. */
+/* A completion of kind RPC_TAG_CLOSE, RPC_TAG_FINAL or RPC_TAG_PROBE. */
 void rpc_call_async_event(struct rpc_tag *tag, int success);
 
 #endif

@@ -37,6 +37,7 @@
 #endif
 
 #define DEFAULT_NTP_HOST "pool.ntp.org"
+#define INFO_STACK_STORAGES 8
 #define NTP_TIMEOUT_MS 5000
 /* protobuf Duration limits: +-10000 years. */
 #define DURATION_MAX_SECONDS 315576000000LL
@@ -328,6 +329,10 @@ static int server_info(struct rpc_call *call, struct error *err)
 	const struct config *cfg = deps->cfg;
 	Gitaly__ServerInfoResponse resp = GITALY__SERVER_INFO_RESPONSE__INIT;
 	Gitaly__ServerInfoResponse__StorageStatus *statuses = NULL, **ptrs = NULL;
+	/* a polled call: the usual handful of storages needs no malloc */
+	Gitaly__ServerInfoResponse__StorageStatus statuses_s[INFO_STACK_STORAGES];
+	Gitaly__ServerInfoResponse__StorageStatus *ptrs_s[INFO_STACK_STORAGES];
+	char *ids_s[INFO_STACK_STORAGES];
 	char *git_ver = NULL;
 	char **ids = NULL;
 	int ret = -1;
@@ -336,9 +341,16 @@ static int server_info(struct rpc_call *call, struct error *err)
 		err->code = STATUS_INTERNAL;
 		goto out;
 	}
-	statuses = calloc(cfg->n_storages + 1, sizeof(*statuses));
-	ptrs = calloc(cfg->n_storages + 1, sizeof(*ptrs));
-	ids = calloc(cfg->n_storages + 1, sizeof(*ids));
+	if (cfg->n_storages <= INFO_STACK_STORAGES) {
+		statuses = statuses_s;
+		ptrs = ptrs_s;
+		ids = ids_s;
+		memset(ids_s, 0, sizeof(ids_s));
+	} else {
+		statuses = calloc(cfg->n_storages + 1, sizeof(*statuses));
+		ptrs = calloc(cfg->n_storages + 1, sizeof(*ptrs));
+		ids = calloc(cfg->n_storages + 1, sizeof(*ids));
+	}
 	if (!statuses || !ptrs || !ids) {
 		error_set(err, STATUS_INTERNAL, "out of memory");
 		goto out;
@@ -374,9 +386,11 @@ static int server_info(struct rpc_call *call, struct error *err)
 out:
 	for (size_t i = 0; ids && i < cfg->n_storages; i++)
 		free(ids[i]);
-	free(ids);
-	free(ptrs);
-	free(statuses);
+	if (ids != ids_s) {
+		free(ids);
+		free(ptrs);
+		free(statuses);
+	}
 	free(git_ver);
 	return ret;
 }

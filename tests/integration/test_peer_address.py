@@ -1,9 +1,10 @@
 """peer.address in the access log: the client connection's address as
 upstream logs it (Go's net.Addr: "@" for an unnamed unix peer, "ip:port"
-for TCP), for plain connections and for calls arriving on a multiplexed
-("backchannel") connection, whose gRPC stream grpc core sees as a
-socketpair ("fd:N"). The gateway also passes the HTTP client's IP as
-remote_ip metadata, like Workhorse."""
+for TCP and TLS), for plain connections, for TLS connections (whose
+plaintext grpc core reads from a socketpair bridged to the TLS socket) and
+for calls arriving on a multiplexed ("backchannel") connection, whose gRPC
+stream grpc core sees as a socketpair ("fd:N"). The gateway also passes the
+HTTP client's IP as remote_ip metadata, like Workhorse."""
 
 import re
 import shutil
@@ -64,6 +65,23 @@ def test_peer_address_plain_and_multiplexed():
         for gw in gws:
             gw.stop()
             shutil.rmtree(gw.base, ignore_errors=True)
+        gitaly.stop()
+        stub.stop()
+        shutil.rmtree(gitaly.base, ignore_errors=True)
+
+
+def test_peer_address_tls(tls_cert):
+    """The TLS client's own address, not the bridge's socketpair ("@")."""
+    stub = GitLabStub().start()
+    gitaly = StubbedGitaly(short_tmpdir(), stub.url, token="gwtoken", tls=tls_cert)
+    gitaly.start()
+    try:
+        peer = server_info_peer(gitaly, "tls")
+        assert TCP.match(peer or ""), peer
+        # and the plain listeners still log theirs
+        assert server_info_peer(gitaly, "unix") == "@"
+        assert TCP.match(server_info_peer(gitaly, "tcp") or "")
+    finally:
         gitaly.stop()
         stub.stop()
         shutil.rmtree(gitaly.base, ignore_errors=True)

@@ -189,11 +189,11 @@ static int to_grpc(void *ctx, int fd, struct error *err)
 }
 
 /* Every listener's connections go through the listen-mux first. */
-static void on_conn(void *ctx, int fd, enum listener_type type)
+static void on_conn(void *ctx, int fd, enum listener_type type, const char *peer)
 {
 	struct error err = ERROR_INIT;
 
-	if (backchannel_serve(fd, -1, to_grpc, ctx, &err) < 0) {
+	if (backchannel_serve(fd, peer, -1, to_grpc, ctx, &err) < 0) {
 		log_msg(LOG_WARN, "dropping %s connection: %s", listener_type_name(type),
 			err.message);
 		error_release(&err);

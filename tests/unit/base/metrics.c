@@ -334,10 +334,40 @@ static void test_process_collector(void **state)
 	free(text);
 }
 
+/* A remembered series keeps counting the same series, also across a reset. */
+static void test_ref(void **state)
+{
+	static const char *const l[] = { "method" };
+	const char *a[] = { "A" }, *b[] = { "B" };
+	struct metrics_ref ra = { 0 }, rh = { 0 };
+	struct metric_family *f, *h;
+	static const double buckets[] = { 1, 2 };
+
+	(void)state;
+	f = metrics_counter("t9_ref_total", "ref", l, 1);
+	h = metrics_histogram("t9_ref_seconds", "ref", l, 1, buckets, 2);
+	metrics_add_ref(f, &ra, a, 2);
+	metrics_add_ref(f, &ra, a, 1);
+	metrics_add(f, b, 5);
+	assert_true(metrics_get(f, a) == 3);
+	assert_true(metrics_get(f, b) == 5);
+	metrics_observe_ref(h, &rh, a, 1.5);
+	assert_true(metrics_get(h, a) == 1);
+	metrics_reset();
+	assert_true(metrics_get(f, a) == 0);
+	/* the freed series is found again, not written to */
+	metrics_add_ref(f, &ra, a, 1);
+	metrics_observe_ref(h, &rh, a, 0.5);
+	assert_true(metrics_get(f, a) == 1);
+	assert_true(metrics_get(f, b) == 0);
+	assert_true(metrics_get(h, a) == 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_float_format),
+		cmocka_unit_test(test_ref),
 		cmocka_unit_test(test_counter_layout),
 		cmocka_unit_test(test_families_sorted_and_empty_hidden),
 		cmocka_unit_test(test_histogram_layout),

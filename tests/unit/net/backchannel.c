@@ -68,13 +68,15 @@ static int wait_grpc_fd(int ms)
 	return fd;
 }
 
+#define TEST_PEER "10.9.8.7:4242"
+
 static void serve_pair(int *client, int timeout_ms)
 {
 	int sv[2];
 	struct error err = ERROR_INIT;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(backchannel_serve(sv[0], timeout_ms, fake_grpc, NULL, &err), 0);
+	assert_int_equal(backchannel_serve(sv[0], TEST_PEER, timeout_ms, fake_grpc, NULL, &err), 0);
 	*client = sv[1];
 }
 
@@ -298,41 +300,43 @@ static void test_extra_client_streams_reset(void **state)
 	close(m.gfd);
 }
 
-/* peer.address in upstream's (Go's) notation */
-static void test_format_addr(void **state)
+/* The peer given with the connection is what a call on its fd reports. */
+static void test_peer_address(void **state)
 {
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-	struct sockaddr_un un;
-	char out[128];
+	struct mux_client m;
+	char peer[32], out[BACKCHANNEL_ADDR_MAX], small[6];
+	int c, g;
 
-	memset(&in, 0, sizeof(in));
-	in.sin_family = AF_INET;
-	in.sin_port = htons(54321);
-	inet_pton(AF_INET, "10.1.2.3", &in.sin_addr);
-	backchannel_format_addr((struct sockaddr *)&in, sizeof(in), out, sizeof(out));
-	assert_string_equal(out, "10.1.2.3:54321");
-	memset(&in6, 0, sizeof(in6));
-	in6.sin6_family = AF_INET6;
-	in6.sin6_port = htons(8075);
-	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
-	backchannel_format_addr((struct sockaddr *)&in6, sizeof(in6), out, sizeof(out));
-	assert_string_equal(out, "[::1]:8075");
-	memset(&un, 0, sizeof(un));
-	un.sun_family = AF_UNIX;
-	backchannel_format_addr((struct sockaddr *)&un, sizeof(sa_family_t), out, sizeof(out));
-	assert_string_equal(out, "@");
-	memcpy(un.sun_path, "/run/x.sock", 11);
-	backchannel_format_addr((struct sockaddr *)&un, sizeof(un), out, sizeof(out));
-	assert_string_equal(out, "/run/x.sock");
+	(void)state;
 	assert_int_equal(backchannel_peer_address("fd:notanumber", out, sizeof(out)), -1);
 	assert_string_equal(out, "");
+	/* plain: the accepted fd itself */
+	serve_pair(&c, 2000);
+	assert_int_equal(write(c, "P", 1), 1);
+	g = wait_grpc_fd(2000);
+	assert_true(g >= 0);
+	snprintf(peer, sizeof(peer), "fd:%d", g);
+	assert_int_equal(backchannel_peer_address(peer, out, sizeof(out)), 0);
+	assert_string_equal(out, TEST_PEER);
+	assert_int_equal(backchannel_peer_address(peer, small, sizeof(small)), 0);
+	assert_string_equal(small, "10.9.");
+	close(g);
+	close(c);
+	/* multiplexed: the socketpair end grpc core reads */
+	mux_connect(&m, 0);
+	snprintf(peer, sizeof(peer), "fd:%d", m.gfd);
+	assert_int_equal(backchannel_peer_address(peer, out, sizeof(out)), 0);
+	assert_string_equal(out, TEST_PEER);
+	close(m.gfd);
+	yamux_stream_free(m.grpc);
+	yamux_session_free(m.s);
+	wait_sessions(0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_format_addr),
+		cmocka_unit_test(test_peer_address),
 		cmocka_unit_test(test_plain_connection_untouched),
 		cmocka_unit_test(test_short_plain_prefix_decides_at_once),
 		cmocka_unit_test(test_peek_timeout_closes),

@@ -1,8 +1,9 @@
 /*
  * Tests for src/net/listener.c: unix sockets (stale file replaced, directory
  * refused, file removed at stop), tcp on port 0 with the bound address
- * reported (IPv4, IPv6, all interfaces), address errors, and that each
- * accepted connection reaches the hook with its listener type.
+ * reported (IPv4, IPv6, all interfaces), address errors, that each
+ * accepted connection reaches the hook with its listener type and the
+ * client's address, and the address notation (Go's net.Addr).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,16 +31,20 @@ struct seen {
 	pthread_mutex_t lock;
 	int n;
 	int types[16];
+	char peers[16][LISTENER_ADDR_MAX];
 };
 
-/* Records the type and answers with one byte naming it, then closes. */
-static void hook(void *ctx, int fd, enum listener_type type)
+/* Records the type and peer and answers with one byte naming the type,
+ * then closes. */
+static void hook(void *ctx, int fd, enum listener_type type, const char *peer)
 {
 	struct seen *s = ctx;
 	char c = (char)('0' + (int)type);
 	pthread_mutex_lock(&s->lock);
-	if (s->n < 16)
+	if (s->n < 16) {
+		snprintf(s->peers[s->n], sizeof(s->peers[0]), "%s", peer);
 		s->types[s->n++] = (int)type;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (write(fd, &c, 1) != 1)
 		fail();
@@ -100,7 +105,7 @@ static int port_of(const char *bound)
 
 static void test_unix(void **state)
 {
-	struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 } };
+	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct listener_set *ls = NULL;
 	struct error err = ERROR_INIT;
 	char dir[64], path[128], sub[128];
@@ -132,6 +137,8 @@ static void test_unix(void **state)
 		close(fd);
 	}
 	assert_int_equal(s.n, 3);
+	/* an unnamed unix client, as Go shows it */
+	assert_string_equal(s.peers[0], "@");
 	/* Every accept is counted. */
 	struct strbuf m = STRBUF_INIT;
 	assert_int_equal(metrics_render(&m), 0);
@@ -147,7 +154,7 @@ static void test_unix(void **state)
 
 static void test_tcp(void **state)
 {
-	struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 } };
+	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct listener_set *ls = NULL;
 	struct error err = ERROR_INIT;
 	char *b4 = NULL, *b6 = NULL, *ball = NULL;
@@ -171,6 +178,15 @@ static void test_tcp(void **state)
 	int fd = connect_tcp(AF_INET, "127.0.0.1", port_of(b4));
 	assert_true(fd >= 0);
 	assert_int_equal(read_one(fd), '0' + LISTENER_TCP);
+	{
+		/* the hook got the client's own address */
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		char want[64];
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+		snprintf(want, sizeof(want), "127.0.0.1:%u", (unsigned)ntohs(me.sin_port));
+		assert_string_equal(s.peers[0], want);
+	}
 	close(fd);
 	if (have_v6) {
 		fd = connect_tcp(AF_INET6, "::1", port_of(b6));
@@ -195,7 +211,7 @@ static void test_tcp(void **state)
 
 static void test_bad_addresses(void **state)
 {
-	struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, { 0 } };
+	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct listener_set *ls = NULL;
 	struct error err = ERROR_INIT;
 	char *b = NULL;
@@ -227,9 +243,43 @@ static void test_bad_addresses(void **state)
 	assert_string_equal(listener_type_name(LISTENER_TLS), "tls");
 }
 
+/* peer.address in upstream's (Go's) notation */
+static void test_format_addr(void **state)
+{
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+	struct sockaddr_un un;
+	char out[LISTENER_ADDR_MAX];
+
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	in.sin_family = AF_INET;
+	in.sin_port = htons(54321);
+	inet_pton(AF_INET, "10.1.2.3", &in.sin_addr);
+	listener_format_addr((struct sockaddr *)&in, sizeof(in), out, sizeof(out));
+	assert_string_equal(out, "10.1.2.3:54321");
+	memset(&in6, 0, sizeof(in6));
+	in6.sin6_family = AF_INET6;
+	in6.sin6_port = htons(8075);
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	listener_format_addr((struct sockaddr *)&in6, sizeof(in6), out, sizeof(out));
+	assert_string_equal(out, "[::1]:8075");
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	listener_format_addr((struct sockaddr *)&un, sizeof(sa_family_t), out, sizeof(out));
+	assert_string_equal(out, "@");
+	memcpy(un.sun_path, "/run/x.sock", 11);
+	listener_format_addr((struct sockaddr *)&un, sizeof(un), out, sizeof(out));
+	assert_string_equal(out, "/run/x.sock");
+	/* a too small buffer cuts */
+	listener_format_addr((struct sockaddr *)&in, sizeof(in), out, 5);
+	assert_string_equal(out, "10.1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format_addr),
 		cmocka_unit_test(test_unix),
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_bad_addresses),

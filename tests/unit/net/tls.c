@@ -163,12 +163,14 @@ static void *echo_main(void *p)
 }
 
 static volatile int g_last_type = -1;
+static char g_last_peer[LISTENER_ADDR_MAX]; /* written before the echo starts */
 
-static void echo_conn(void *ctx, int fd, enum listener_type type)
+static void echo_conn(void *ctx, int fd, enum listener_type type, const char *peer)
 {
 	pthread_t th;
 	(void)ctx;
 	g_last_type = (int)type;
+	snprintf(g_last_peer, sizeof(g_last_peer), "%s", peer);
 	pthread_create(&th, NULL, echo_main, (void *)(intptr_t)fd);
 	pthread_detach(th);
 }
@@ -257,6 +259,8 @@ static void test_tls_echo_and_versions(void **state)
 	}
 	assert_memory_equal(in, out, big);
 	assert_int_equal(g_last_type, LISTENER_TLS);
+	/* the TLS client's address, not the bridge's socketpair */
+	assert_memory_equal(g_last_peer, "127.0.0.1:", 10);
 	free(in);
 	free(out);
 	SSL_shutdown(ssl);
@@ -310,7 +314,7 @@ static const struct rpc_method echo_methods[] = {
 };
 static const struct rpc_service echo_service = { "test.Echo", echo_methods, 1, NULL };
 
-static void grpc_conn(void *ctx, int fd, enum listener_type type)
+static void grpc_conn(void *ctx, int fd, enum listener_type type, const char *peer)
 {
 	struct error err = ERROR_INIT;
 	(void)type;

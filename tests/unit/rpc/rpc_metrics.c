@@ -89,13 +89,15 @@ static void test_preregister_and_update(void **state)
 				     "# TYPE grpc_server_handling_seconds histogram\n"));
 	free(text);
 
-	rpc_metrics_started("gitaly.TestService", "ServerInfo", RPC_UNARY);
-	rpc_metrics_msg_received("gitaly.TestService", "ServerInfo", RPC_UNARY);
-	rpc_metrics_msg_sent("gitaly.TestService", "ServerInfo", RPC_UNARY);
-	rpc_metrics_handled("gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.05);
-	rpc_metrics_started("gitaly.TestService", "ServerInfo", RPC_UNARY);
-	rpc_metrics_msg_received("gitaly.TestService", "ServerInfo", RPC_UNARY);
-	rpc_metrics_handled("gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_NOT_FOUND, 2);
+	rpc_metrics_started(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY);
+	rpc_metrics_msg_received(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY);
+	rpc_metrics_msg_sent(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY);
+	rpc_metrics_handled(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.05);
+	/* with a key (as a registered method's calls): the same series */
+	static const int key;
+	rpc_metrics_started(&key, "gitaly.TestService", "ServerInfo", RPC_UNARY);
+	rpc_metrics_msg_received(&key, "gitaly.TestService", "ServerInfo", RPC_UNARY);
+	rpc_metrics_handled(&key, "gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_NOT_FOUND, 2);
 	text = render();
 	assert_line(text, "grpc_server_started_total{grpc_method=\"ServerInfo\","
 			  "grpc_service=\"gitaly.TestService\",grpc_type=\"unary\"} 2");
@@ -121,7 +123,7 @@ static void test_preregister_and_update(void **state)
 	/* new buckets after start: observations restart under the new layout */
 	rpc_metrics_set_buckets(metrics_default_latency_buckets,
 				metrics_default_latency_buckets_len);
-	rpc_metrics_handled("gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.003);
+	rpc_metrics_handled(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.003);
 	text = render();
 	assert_line(text, "grpc_server_handling_seconds_bucket{grpc_method=\"ServerInfo\","
 			  "grpc_service=\"gitaly.TestService\",grpc_type=\"unary\",le=\"0.005\"} 1");
@@ -131,7 +133,7 @@ static void test_preregister_and_update(void **state)
 
 	/* disabled: no more observations */
 	rpc_metrics_set_buckets(NULL, 0);
-	rpc_metrics_handled("gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.003);
+	rpc_metrics_handled(NULL, "gitaly.TestService", "ServerInfo", RPC_UNARY, STATUS_OK, 0.003);
 	text = render();
 	assert_line(text, "grpc_server_handling_seconds_count{grpc_method=\"ServerInfo\","
 			  "grpc_service=\"gitaly.TestService\",grpc_type=\"unary\"} 1");

@@ -172,7 +172,7 @@ struct fixture {
 	grpc_completion_queue *cq;
 };
 
-static void on_conn(void *ctx, int fd, enum listener_type type)
+static void on_conn(void *ctx, int fd, enum listener_type type, const char *peer)
 {
 	struct error err = ERROR_INIT;
 	if (rpc_server_add_fd(ctx, fd, &err) < 0)
