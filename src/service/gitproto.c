@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -675,10 +676,22 @@ static size_t bulk_setup(const struct gitproto_run *r, int fd)
 	return GITPROTO_BULK_SEND;
 }
 
-/* The next pause: long enough for about cap bytes at the rate just seen. */
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The next pause: long enough for about cap bytes at the rate just seen,
+ * growing at most fourfold at a time. */
 static int64_t next_pause(int64_t pause_us, size_t moved, size_t cap)
 {
 	int64_t p = moved ? pause_us * (int64_t)cap / (int64_t)moved : GITPROTO_COALESCE_MAX_US;
+
+	if (p > 4 * pause_us)
+		p = 4 * pause_us;
 
 	if (p < GITPROTO_COALESCE_MIN_US)
 		p = GITPROTO_COALESCE_MIN_US;
@@ -764,8 +777,9 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	int in_fd = -1, out_fd = -1, err_fd = -1, git_in = -1;
 	int64_t monitor_deadline = 0, pause_us = GITPROTO_COALESCE_MIN_US;
 	uint8_t *buf = NULL;
-	size_t cap = GITPROTO_COPY_BUF, moved;
+	size_t cap = GITPROTO_COPY_BUF, moved, win_bytes = 0;
 	int bulk = 0, no_pause = 0;
+	int64_t win_start = 0;
 	pid_t pid = -1;
 
 	f = calloc(1, sizeof(*f));
@@ -844,7 +858,7 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 				continue;
 			}
 			bulk = no_pause = 0; /* a trickle: wait for git as usual */
-			pause_us = GITPROTO_COALESCE_MIN_US;
+			win_start = 0;
 		}
 
 		if (!out_eof) {
@@ -872,8 +886,21 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 					failed = 1;
 					break;
 				}
-				bulk = r->bulk_out && moved >= GITPROTO_BULK_MIN;
-				no_pause = bulk && moved >= cap;
+				if (r->bulk_out && moved) {
+					/* bulk: BULK_MIN bytes within BULK_WINDOW_US */
+					int64_t now = now_us();
+					if (now - win_start > GITPROTO_BULK_WINDOW_US) {
+						win_start = now;
+						win_bytes = 0;
+					}
+					win_bytes += moved;
+					if (win_bytes >= GITPROTO_BULK_MIN) {
+						bulk = 1;
+						no_pause = moved >= cap;
+						pause_us = GITPROTO_COALESCE_MIN_US;
+						win_bytes = 0;
+					}
+				}
 			} else if (pump_stderr(r, p[i].fd, buf, &err_eof, err) < 0) {
 				failed = 1;
 				break;

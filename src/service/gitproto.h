@@ -28,11 +28,15 @@
 /* Read size for git's output (upstream's large copy buffer). */
 #define GITPROTO_COPY_BUF ((size_t)64 * 1024)
 /* bulk_out: git's stdout pipe size asked for, the most sent at once (the
- * largest yamux data frame), the gather that counts as "bytes are coming
- * in bulk", and the bounds of the pause between sends. */
+ * largest yamux data frame), what counts as "bytes are coming in bulk"
+ * (BULK_MIN within BULK_WINDOW_US, or BULK_MIN gathered over one pause),
+ * and the bounds of the pause between sends (it starts at the minimum and
+ * grows with the rate seen, so a negotiation round is held up by at most
+ * the minimum). */
 #define GITPROTO_BULK_PIPE ((size_t)1 << 20)
 #define GITPROTO_BULK_SEND ((size_t)256 * 1024)
 #define GITPROTO_BULK_MIN ((size_t)16 * 1024)
+#define GITPROTO_BULK_WINDOW_US 2000
 #define GITPROTO_COALESCE_MIN_US 500
 #define GITPROTO_COALESCE_MAX_US 20000
 /* Send buffer of receive-pack's stdin socket (the kernel may cap it at
