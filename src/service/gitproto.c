@@ -692,7 +692,6 @@ static int64_t next_pause(int64_t pause_us, size_t moved, size_t cap)
 
 	if (p > 4 * pause_us)
 		p = 4 * pause_us;
-
 	if (p < GITPROTO_COALESCE_MIN_US)
 		p = GITPROTO_COALESCE_MIN_US;
 	if (p > GITPROTO_COALESCE_MAX_US)
