@@ -913,8 +913,11 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	if (failed)
 		kill_once(pid, &killed);
 
-	/* Reap; git may linger after closing its output, so keep watching. */
-	for (;;) {
+	/* Reap; git may linger after closing its output, so keep watching.
+	 * It usually exits right after closing it, and the client's end of
+	 * stream (a sidechannel's half-close) waits for this: look again soon
+	 * at first, then every 10 ms. */
+	for (int nap_us = 250;; nap_us = nap_us < 5000 ? nap_us * 2 : 10000) {
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
@@ -923,7 +926,7 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 			break;
 		if (!failed && watch(r, f, pid, monitor_deadline, &killed, err) < 0)
 			failed = 1;
-		usleep(killed ? 2000 : 10000);
+		usleep(killed ? 2000 : (useconds_t)nap_us);
 	}
 	git_cmd_wait(pid, &r->res);
 	pid = -1;
