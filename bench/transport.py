@@ -12,6 +12,8 @@ Reported per flavour (median of --reps runs):
   /proc/<gitaly>/stat, before and after); for plain git, the CPU of the
   upload-pack/receive-pack side and its children (bash `times` in a
   --upload-pack/--receive-pack wrapper run by GNU time);
+- the gateway's own CPU, for the gateway flavours, in a column of its
+  own: it is not part of the server CPU above;
 - ratios ours/plain. Plain git is run twice: with git's defaults, and with
   the `-c` options gitaly put on its own git command line in this run
   (captured from /proc), which separates transport cost from config cost
@@ -188,6 +190,12 @@ class Bench:
 
     # -- one measured command
     def measure_ours(self, argv, env=None, cwd=None):
+        """wall, server CPU (gitaly + reaped children), gitaly itself; the
+        gateway's own CPU over the same command goes to self.last_gateway
+        (None without a gateway): it is a separate process, reported in its
+        own column and not part of the server CPU compared with plain git."""
+        gw = self.gateway.proc.pid if self.gateway else None
+        g0 = proc_cpu(gw) if gw else None
         c0 = proc_cpu(self.pid)
         t0 = time.time()
         run(argv, env=env, cwd=cwd)
@@ -195,6 +203,7 @@ class Bench:
         # the last git child may be reaped just after the client is done
         time.sleep(0.2)
         c1 = proc_cpu(self.pid)
+        self.last_gateway = (proc_cpu(gw)[0] - g0[0]) if gw else None
         return wall, (c1[0] - c0[0]) + (c1[1] - c0[1]), c1[0] - c0[0]
 
     def measure_plain(self, argv, cpu_file, env=None, cwd=None):
@@ -208,19 +217,26 @@ class Bench:
         return wall, cpu, None
 
     def series(self, op, flavour, fn, reps):
-        walls, cpus, owns = [], [], []
+        walls, cpus, owns, gws = [], [], [], []
         for i in range(reps):
+            self.last_gateway = None
             wall, cpu, own = fn(i)
             walls.append(wall)
             cpus.append(cpu)
             if own is not None:
                 owns.append(own)
-            print("  %-6s %-22s run %d: wall %.2fs server CPU %.2fs%s  (load %s)" % (
+            gw = self.last_gateway if flavour.startswith("gitaly-gateway") else None
+            if gw is not None:
+                gws.append(gw)
+            print("  %-6s %-22s run %d: wall %.2fs server CPU %.2fs%s%s  (load %s)" % (
                 op, flavour, i + 1, wall, cpu,
-                "" if own is None else " (gitaly itself %.2fs)" % own, loadavg()), flush=True)
+                "" if own is None else " (gitaly itself %.2fs)" % own,
+                "" if gw is None else " (gateway, not counted: %.2fs)" % gw,
+                loadavg()), flush=True)
         res = {"op": op, "flavour": flavour, "wall": statistics.median(walls),
                "cpu": statistics.median(cpus),
-               "own": statistics.median(owns) if owns else None}
+               "own": statistics.median(owns) if owns else None,
+               "gw": statistics.median(gws) if gws else None}
         self.results.append(res)
         return res
 
@@ -394,8 +410,9 @@ class Bench:
         for r in self.results:
             if r["flavour"].startswith("plain"):
                 base.setdefault(r["op"], {})[r["flavour"]] = r
-        print("%-6s %-28s %8s %9s %9s %12s %12s" % ("op", "flavour", "wall s", "srv CPU s",
-                                                    "gitaly s", "wall ratio", "CPU ratio"))
+        print("%-6s %-28s %8s %9s %9s %10s %12s %12s" % (
+            "op", "flavour", "wall s", "srv CPU s", "gitaly s", "gateway s", "wall ratio",
+            "CPU ratio"))
         for r in self.results:
             ref = base.get(r["op"], {}).get("plain git, gitaly's -c") or \
                 base.get(r["op"], {}).get("plain upload-pack")
@@ -403,9 +420,10 @@ class Bench:
             if ref and not r["flavour"].startswith("plain"):
                 wr = "%.2f" % (r["wall"] / ref["wall"])
                 cr = "%.2f" % (r["cpu"] / ref["cpu"]) if ref["cpu"] else "-"
-            print("%-6s %-28s %8.2f %9.2f %9s %12s %12s" % (
+            print("%-6s %-28s %8.2f %9.2f %9s %10s %12s %12s" % (
                 r["op"], r["flavour"], r["wall"], r["cpu"],
-                "" if r["own"] is None else "%.2f" % r["own"], wr, cr))
+                "" if r["own"] is None else "%.2f" % r["own"],
+                "" if r.get("gw") is None else "%.2f" % r["gw"], wr, cr))
         if getattr(self, "sizes", None):
             print("stream sizes (bytes): %s" % self.sizes)
             for r in self.results:
@@ -420,7 +438,9 @@ class Bench:
             print("reference: `cat` relaying the same bytes pipe to pipe: %.2f CPU s per GiB"
                   % self.relay_per_gib)
             print("gitaly VmHWM before/after each stream (KiB): %s" % self.hwm)
-        print("ratios are ours / plain git with gitaly's -c options")
+        print("ratios are ours / plain git with gitaly's -c options; server CPU is gitaly "
+              "and the git processes it reaped; the gateway's own CPU (a separate process, "
+              "user+system) is the 'gateway s' column and is not in the server CPU")
         print("gitaly's upload-pack -c: %s" % " ".join(self.catcher.config("upload-pack")))
         print("gitaly's receive-pack -c: %s" % " ".join(self.catcher.config("receive-pack")))
 

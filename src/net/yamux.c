@@ -314,6 +314,100 @@ out:
 	return rc;
 }
 
+/* Reads exactly len bytes from fd into buf; -1 on error or early EOF. */
+static int read_exact(int fd, uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EPIPE;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes all of buf to fd (a socket or not); -1 on error. */
+static int send_exact(int fd, const uint8_t *buf, size_t len, int more)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Moves exactly len bytes from pipe_fd to fd: splice(2) while the kernel
+ * takes it, else through a bounce buffer (only bytes not yet moved). */
+static int splice_exact(int pipe_fd, int fd, size_t len)
+{
+	uint8_t *bounce = NULL;
+	int rc = 0;
+
+	while (len) {
+		ssize_t n = splice(pipe_fd, NULL, fd, NULL, len, SPLICE_F_MORE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) { /* a non-blocking fd is full */
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+			(void)poll(&pf, 1, 1000);
+			continue;
+		}
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+			break; /* not spliceable: copy the rest */
+		if (n <= 0) {
+			if (n == 0)
+				errno = EPIPE; /* the caller promised bytes that are not there */
+			return -1;
+		}
+		len -= (size_t)n;
+	}
+	if (len && !(bounce = malloc(CHUNK)))
+		return -1;
+	while (len && rc == 0) {
+		size_t k = len < CHUNK ? len : CHUNK;
+		rc = read_exact(pipe_fd, bounce, k) || send_exact(fd, bounce, k, 0) ? -1 : 0;
+		len -= k;
+	}
+	free(bounce);
+	return rc;
+}
+
+/* session_send for a data frame whose payload waits in pipe_fd. */
+static int session_send_pipe(struct yamux_session *s, const uint8_t *hdr, int pipe_fd, size_t len,
+			     struct error *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->wmu);
+	if (s->fd_closed) {
+		rc = error_set(err, STATUS_UNAVAILABLE, "yamux session closed");
+		goto out;
+	}
+	if (send_exact(s->fd, hdr, YAMUX_HEADER_SIZE, 1) < 0 ||
+	    splice_exact(pipe_fd, s->fd, len) < 0) {
+		rc = error_set(err, STATUS_UNAVAILABLE, "yamux write: %s", strerror(errno));
+		pthread_mutex_lock(&s->mu);
+		die_locked(s, STATUS_UNAVAILABLE, "yamux connection write failed");
+		pthread_mutex_unlock(&s->mu);
+	}
+out:
+	pthread_mutex_unlock(&s->wmu);
+	return rc;
+}
+
 static int send_control(struct yamux_session *s, int type, uint16_t flags, uint32_t id,
 			uint32_t length, struct error *err)
 {
@@ -1081,10 +1175,12 @@ int yamux_stream_read_full(struct yamux_stream *st, void *buf, size_t len, struc
 	return 0;
 }
 
-int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, struct error *err)
+/* The writer behind yamux_stream_write (buf) and yamux_stream_write_pipe
+ * (pipe_fd >= 0): frames of at most the peer's window and MAX_DATA_FRAME. */
+static int stream_write(struct yamux_stream *st, const uint8_t *p, int pipe_fd, size_t len,
+			struct error *err)
 {
 	struct yamux_session *s = st->s;
-	const uint8_t *p = buf;
 	uint8_t h[YAMUX_HEADER_SIZE];
 	int rc = -1;
 
@@ -1126,15 +1222,29 @@ int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, str
 		st->send_window -= n;
 		pthread_mutex_unlock(&s->mu);
 		encode_header(h, YAMUX_TYPE_DATA, 0, st->id, n);
-		if (session_send(s, h, p, n, err))
+		if (pipe_fd >= 0 ? session_send_pipe(s, h, pipe_fd, n, err)
+				 : session_send(s, h, p, n, err))
 			goto out;
-		p += n;
+		if (p)
+			p += n;
 		len -= n;
 	}
 	rc = 0;
 out:
 	pthread_mutex_unlock(&st->wlock);
 	return rc;
+}
+
+int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, struct error *err)
+{
+	return stream_write(st, buf, -1, len, err);
+}
+
+int yamux_stream_write_pipe(struct yamux_stream *st, int pipe_fd, size_t len, struct error *err)
+{
+	if (pipe_fd < 0)
+		return error_set(err, STATUS_INVALID_ARGUMENT, "yamux: no pipe");
+	return stream_write(st, NULL, pipe_fd, len, err);
 }
 
 int yamux_stream_close_write(struct yamux_stream *st, struct error *err)

@@ -157,6 +157,18 @@ int yamux_stream_read_full(struct yamux_stream *st, void *buf, size_t len, struc
  */
 int yamux_stream_write(struct yamux_stream *st, const void *buf, size_t len, struct error *err);
 
+/*
+ * yamux_stream_write for len bytes that are waiting in the pipe pipe_fd
+ * (the caller is its only reader and knows they are there, e.g. from
+ * FIONREAD): the same frames yamux_stream_write would send for those bytes,
+ * but each payload moves from the pipe to the session's socket with
+ * splice(2), without passing through user space; where the kernel cannot
+ * splice to the session's fd it falls back to read and write. Errors as
+ * for yamux_stream_write; after one, how much of the pipe was consumed is
+ * unknown (the stream or session is unusable anyway).
+ */
+int yamux_stream_write_pipe(struct yamux_stream *st, int pipe_fd, size_t len, struct error *err);
+
 /* Half-closes our direction (WindowUpdate with FIN); the peer reads EOF.
  * Idempotent. */
 int yamux_stream_close_write(struct yamux_stream *st, struct error *err);

@@ -12,14 +12,17 @@
 #include "service/gitproto.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -580,9 +583,9 @@ void gitproto_stats_proto(struct rpc_call *call, const struct gitproto_run *r,
 	}
 }
 
-/* Reads what is there on fd and hands it on; *eof at the end. */
-static int pump_fd(struct gitproto_run *r, int fd, int band, uint8_t *buf, int *eof,
-		   struct error *err)
+/* Reads what is there on git's stderr, keeps it and, if asked, hands it
+ * on as band 2; *eof at the end. */
+static int pump_stderr(struct gitproto_run *r, int fd, uint8_t *buf, int *eof, struct error *err)
 {
 	ssize_t n = read(fd, buf, GITPROTO_COPY_BUF);
 
@@ -595,14 +598,105 @@ static int pump_fd(struct gitproto_run *r, int fd, int band, uint8_t *buf, int *
 		*eof = 1;
 		return 0;
 	}
-	if (band == 2) {
-		strbuf_add(&r->stderr_text, buf, (size_t)n); /* capped: excess dropped */
-		if (!r->send_stderr)
+	strbuf_add(&r->stderr_text, buf, (size_t)n); /* capped: excess dropped */
+	if (!r->send_stderr)
+		return 0;
+	return r->out(r->out_ctx, 2, buf, (size_t)n, err);
+}
+
+/*
+ * Moves what git's stdout holds now to the client, at most cap bytes:
+ * *moved is how many; *eof once git closed it and nothing is left. hup:
+ * poll reported the write end closed. With out_pipe the bytes go straight
+ * from the pipe (FIONREAD says how many wait); else they are read, in one
+ * read, or for bulk_out (non-blocking fd) in as many as there is data.
+ */
+static int drain_out(struct gitproto_run *r, int fd, uint8_t *buf, size_t cap, int hup,
+		     size_t *moved, int *eof, struct error *err)
+{
+	size_t got = 0;
+
+	*moved = 0;
+	if (r->out_pipe) {
+		int avail = 0;
+
+		if (ioctl(fd, FIONREAD, &avail) < 0)
+			return error_set(err, STATUS_INTERNAL, "reading git output: %s",
+					 strerror(errno));
+		if (avail <= 0) {
+			*eof = hup;
 			return 0;
-	} else {
-		r->response_bytes += n;
+		}
+		got = (size_t)avail < cap ? (size_t)avail : cap;
+		if (r->out_pipe(r->out_ctx, fd, got, err) < 0)
+			return -1;
+		r->response_bytes += (int64_t)got;
+		*moved = got;
+		return 0;
 	}
-	return r->out(r->out_ctx, band, buf, (size_t)n, err);
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return error_set(err, STATUS_INTERNAL, "reading git output: %s",
+					 strerror(errno));
+		}
+		if (n == 0) {
+			*eof = 1;
+			break;
+		}
+		got += (size_t)n;
+		if (!r->bulk_out)
+			break;
+	}
+	if (!got)
+		return 0;
+	r->response_bytes += (int64_t)got;
+	*moved = got;
+	return r->out(r->out_ctx, 1, buf, got, err);
+}
+
+/* bulk_out: sizes git's stdout pipe and makes it non-blocking where it is
+ * read; returns how much to send at once. */
+static size_t bulk_setup(const struct gitproto_run *r, int fd)
+{
+	int sz;
+
+	(void)fcntl(fd, F_SETPIPE_SZ, (int)GITPROTO_BULK_PIPE); /* best effort */
+	sz = fcntl(fd, F_GETPIPE_SZ);
+	if (!r->out_pipe)
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* leave git room to keep writing while a pause lasts */
+	if (sz > 0 && (size_t)sz / 2 < GITPROTO_BULK_SEND)
+		return (size_t)sz / 2 > GITPROTO_COPY_BUF ? (size_t)sz / 2 : GITPROTO_COPY_BUF;
+	return GITPROTO_BULK_SEND;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The next pause: long enough for about cap bytes at the rate just seen,
+ * growing at most fourfold at a time. */
+static int64_t next_pause(int64_t pause_us, size_t moved, size_t cap)
+{
+	int64_t p = moved ? pause_us * (int64_t)cap / (int64_t)moved : GITPROTO_COALESCE_MAX_US;
+
+	if (p > 4 * pause_us)
+		p = 4 * pause_us;
+	if (p < GITPROTO_COALESCE_MIN_US)
+		p = GITPROTO_COALESCE_MIN_US;
+	if (p > GITPROTO_COALESCE_MAX_US)
+		p = GITPROTO_COALESCE_MAX_US;
+	return p;
 }
 
 /* Kills git once; remembers that it did. */
@@ -680,12 +774,16 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	pthread_t th;
 	int th_started = 0, killed = 0, out_eof = 0, err_eof = 0, ret = -1, failed = 0;
 	int in_fd = -1, out_fd = -1, err_fd = -1, git_in = -1;
-	int64_t monitor_deadline = 0;
+	int64_t monitor_deadline = 0, pause_us = GITPROTO_COALESCE_MIN_US;
 	uint8_t *buf = NULL;
+	size_t cap = GITPROTO_COPY_BUF, moved, win_bytes = 0;
+	int bulk = 0, no_pause = 0;
+	int64_t win_start = 0;
 	pid_t pid = -1;
 
 	f = calloc(1, sizeof(*f));
-	buf = malloc(GITPROTO_COPY_BUF);
+	/* out_pipe sends stdout without a buffer; stderr needs a small one */
+	buf = malloc(r->bulk_out && !r->out_pipe ? GITPROTO_BULK_SEND : GITPROTO_COPY_BUF);
 	if (!f || !buf) {
 		git_cmd_free(cmd);
 		error_set(err, STATUS_INTERNAL, "out of memory");
@@ -714,6 +812,8 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 		git_in = -1;
 	}
 	r->started = 1;
+	if (r->bulk_out)
+		cap = bulk_setup(r, out_fd);
 	if (r->monitor_pkt)
 		monitor_deadline = process_now_ms() + r->monitor_timeout_ms;
 	if (r->input != GITPROTO_IN_NONE) {
@@ -736,6 +836,30 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 		struct pollfd p[2];
 		int np = 0, rc;
 
+		if (bulk && !out_eof) {
+			/* a pack is streaming: let it collect in the pipe rather than
+			 * waking up for each of git's writes; stderr waits for the
+			 * next poll (git blocking on it stops stdout, which polls) */
+			if (!no_pause)
+				usleep((useconds_t)pause_us);
+			if (drain_out(r, out_fd, buf, cap, 0, &moved, &out_eof, err) < 0) {
+				failed = 1;
+				break;
+			}
+			if (moved >= GITPROTO_BULK_MIN || (moved && no_pause)) {
+				no_pause = moved >= cap;
+				if (!no_pause)
+					pause_us = next_pause(pause_us, moved, cap);
+				if (watch(r, f, pid, monitor_deadline, &killed, err) < 0) {
+					failed = 1;
+					break;
+				}
+				continue;
+			}
+			bulk = no_pause = 0; /* a trickle: wait for git as usual */
+			win_start = 0;
+		}
+
 		if (!out_eof) {
 			p[np].fd = out_fd;
 			p[np].events = POLLIN;
@@ -755,9 +879,28 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 		for (int i = 0; rc > 0 && i < np; i++) {
 			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			int is_out = p[i].fd == out_fd;
-			if (pump_fd(r, p[i].fd, is_out ? 1 : 2, buf, is_out ? &out_eof : &err_eof,
-				    err) < 0) {
+			if (p[i].fd == out_fd) {
+				if (drain_out(r, out_fd, buf, cap, !!(p[i].revents & (POLLHUP | POLLERR)),
+					      &moved, &out_eof, err) < 0) {
+					failed = 1;
+					break;
+				}
+				if (r->bulk_out && moved) {
+					/* bulk: BULK_MIN bytes within BULK_WINDOW_US */
+					int64_t now = now_us();
+					if (now - win_start > GITPROTO_BULK_WINDOW_US) {
+						win_start = now;
+						win_bytes = 0;
+					}
+					win_bytes += moved;
+					if (win_bytes >= GITPROTO_BULK_MIN) {
+						bulk = 1;
+						no_pause = moved >= cap;
+						pause_us = GITPROTO_COALESCE_MIN_US;
+						win_bytes = 0;
+					}
+				}
+			} else if (pump_stderr(r, p[i].fd, buf, &err_eof, err) < 0) {
 				failed = 1;
 				break;
 			}
@@ -770,8 +913,11 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 	if (failed)
 		kill_once(pid, &killed);
 
-	/* Reap; git may linger after closing its output, so keep watching. */
-	for (;;) {
+	/* Reap; git may linger after closing its output, so keep watching.
+	 * It usually exits right after closing it, and the client's end of
+	 * stream (a sidechannel's half-close) waits for this: look again soon
+	 * at first, then every 10 ms. */
+	for (int nap_us = 250;; nap_us = nap_us < 5000 ? nap_us * 2 : 10000) {
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
@@ -780,7 +926,7 @@ int gitproto_run_cmd(struct gitproto_run *r, struct git_cmd *cmd, struct error *
 			break;
 		if (!failed && watch(r, f, pid, monitor_deadline, &killed, err) < 0)
 			failed = 1;
-		usleep(killed ? 2000 : 10000);
+		usleep(killed ? 2000 : (useconds_t)nap_us);
 	}
 	git_cmd_wait(pid, &r->res);
 	pid = -1;

@@ -27,6 +27,18 @@
 
 /* Read size for git's output (upstream's large copy buffer). */
 #define GITPROTO_COPY_BUF ((size_t)64 * 1024)
+/* bulk_out: git's stdout pipe size asked for, the most sent at once (the
+ * largest yamux data frame), what counts as "bytes are coming in bulk"
+ * (BULK_MIN within BULK_WINDOW_US, or BULK_MIN gathered over one pause),
+ * and the bounds of the pause between sends (it starts at the minimum and
+ * grows with the rate seen, so a negotiation round is held up by at most
+ * the minimum). */
+#define GITPROTO_BULK_PIPE ((size_t)1 << 20)
+#define GITPROTO_BULK_SEND ((size_t)256 * 1024)
+#define GITPROTO_BULK_MIN ((size_t)16 * 1024)
+#define GITPROTO_BULK_WINDOW_US 2000
+#define GITPROTO_COALESCE_MIN_US 500
+#define GITPROTO_COALESCE_MAX_US 20000
 /* Send buffer of receive-pack's stdin socket (the kernel may cap it at
  * net.core.wmem_max). */
 #define GITPROTO_PUSH_STDIN_BUF ((size_t)1 << 20)
@@ -138,6 +150,18 @@ struct gitproto_run {
 	gitproto_out_fn out;
 	void *out_ctx;
 	int send_stderr;             /* also hand stderr to out (band 2) */
+	/* Optional, for stdout (band 1) only: moves len bytes that wait in the
+	 * pipe fd to the client without copying them through user space
+	 * (yamux_stream_write_pipe). out still receives stderr. */
+	int (*out_pipe)(void *ctx, int fd, size_t len, struct error *err);
+	/* Non-zero: stdout is a bulk stream (a pack on a sidechannel). Git's
+	 * stdout pipe is enlarged and, while git writes faster than a trickle,
+	 * the engine lets bytes collect for a few milliseconds between sends
+	 * instead of waking up for every write git makes (upload-pack writes
+	 * each side-band header and payload separately): fewer, larger frames
+	 * and far fewer wake-ups, at a latency cost of at most
+	 * GITPROTO_COALESCE_MAX_US per send. */
+	int bulk_out;
 	/* Non-zero: git's stdin is a Unix socket with this send buffer
 	 * instead of a pipe. A writer blocked on a full pipe is woken for
 	 * every page git reads (index-pack reads 4 KiB at a time); one blocked

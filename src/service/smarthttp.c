@@ -132,6 +132,11 @@ static int sidechannel_raw_out(void *ctx, int band, const uint8_t *buf, size_t l
 	return yamux_stream_write(ctx, buf, len, err);
 }
 
+static int sidechannel_pipe_out(void *ctx, int fd, size_t len, struct error *err)
+{
+	return yamux_stream_write_pipe(ctx, fd, len, err);
+}
+
 static int post_upload_pack(struct rpc_call *call, struct error *err)
 {
 	const struct service_deps *deps = rpc_call_service_data(call);
@@ -167,7 +172,9 @@ static int post_upload_pack(struct rpc_call *call, struct error *err)
 	run.input = GITPROTO_IN_SIDECHANNEL;
 	run.stream = st; /* the engine's from here on */
 	run.out = sidechannel_raw_out;
+	run.out_pipe = sidechannel_pipe_out;
 	run.out_ctx = st;
+	run.bulk_out = 1;
 	if (gitproto_run_cmd(&run, cmd, err) < 0) {
 		if (err->code != STATUS_CANCELLED && err->code != STATUS_DEADLINE_EXCEEDED) {
 			error_prefix(err, "running upload-pack: %s",

@@ -253,6 +253,7 @@ static int ssh_upload_pack_sidechannel(struct rpc_call *call, struct error *err)
 	run.stream = st; /* the engine frees it */
 	run.out = sideband_out;
 	run.out_ctx = &io;
+	run.bulk_out = 1;
 	if (ssh_upload_pack(call, &a, &run, &status, err) < 0) {
 		if (run.stream) {
 			/* git never started: nothing was written, drop the channel */

@@ -529,6 +529,163 @@ static void test_writer_respects_window(void **state)
 	close(raw);
 }
 
+/* ---- writing from a pipe (splice) -------------------------------------- */
+
+static const size_t pipe_writes[] = { 100003, 300000, 7 };
+
+struct pipe_job {
+	struct yamux_stream *st;
+	int use_pipe;
+	int rc;
+};
+
+/* Writes pipe_writes (the pattern, consecutively), each either from memory
+ * or after putting it into a fresh pipe, then half-closes. */
+static void *pipe_job_main(void *arg)
+{
+	struct pipe_job *j = arg;
+	struct error err = ERROR_INIT;
+	uint8_t *data = pattern(1u << 20);
+	size_t off = 0;
+
+	for (size_t i = 0; i < sizeof(pipe_writes) / sizeof(pipe_writes[0]) && !j->rc; i++) {
+		size_t n = pipe_writes[i];
+		if (j->use_pipe) {
+			int pfd[2];
+			assert_int_equal(pipe(pfd), 0);
+			assert_true(fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20) >= (int)n);
+			write_all(pfd[1], data + off, n);
+			j->rc = yamux_stream_write_pipe(j->st, pfd[0], n, &err);
+			close(pfd[0]);
+			close(pfd[1]);
+		} else {
+			j->rc = yamux_stream_write(j->st, data + off, n, &err);
+		}
+		off += n;
+	}
+	if (!j->rc)
+		j->rc = yamux_stream_close_write(j->st, &err);
+	free(data);
+	error_release(&err);
+	return NULL;
+}
+
+/* Everything that arrives on fd until it is quiet for quiet_ms. */
+static size_t read_until_quiet(int fd, uint8_t *buf, size_t cap, int quiet_ms)
+{
+	size_t got = 0;
+
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (poll(&p, 1, quiet_ms) <= 0)
+			return got;
+		assert_true(got < cap);
+		k = read(fd, buf + got, cap - got);
+		if (k <= 0)
+			return got;
+		got += (size_t)k;
+	}
+}
+
+/* The wire bytes of pipe_writes through a stream whose peer grants the
+ * initial window, then (once the writer stalls) 1 MiB more. */
+static size_t capture_writes(int use_pipe, uint8_t *wire, size_t cap)
+{
+	int raw;
+	struct yamux_session *c = raw_pair(YAMUX_CLIENT, YAMUX_INITIAL_WINDOW, &raw);
+	struct yamux_stream *st;
+	struct error err = ERROR_INIT;
+	struct pipe_job j = { 0 };
+	size_t got;
+	pthread_t t;
+
+	assert_int_equal(yamux_open(c, &st, &err), 0);
+	j.st = st;
+	j.use_pipe = use_pipe;
+	pthread_create(&t, NULL, pipe_job_main, &j);
+	got = read_until_quiet(raw, wire, cap, 300);
+	/* SYN, then data up to the window: 100003 and 162141 */
+	assert_int_equal(got, 12 + 12 + 100003 + 12 + (YAMUX_INITIAL_WINDOW - 100003));
+	raw_send(raw, YAMUX_TYPE_WINDOW_UPDATE, YAMUX_FLAG_ACK, 1, 1u << 20, NULL, 0);
+	got += read_until_quiet(raw, wire + got, cap - got, 300);
+	pthread_join(t, NULL);
+	assert_int_equal(j.rc, 0);
+	yamux_stream_free(st);
+	yamux_session_free(c);
+	close(raw);
+	return got;
+}
+
+/* yamux_stream_write_pipe puts the same bytes on the wire as
+ * yamux_stream_write: frame headers, window limits, payload, FIN. */
+static void test_write_pipe_same_frames(void **state)
+{
+	size_t cap = 2u << 20, a, b, off = 0, data = 0;
+	uint8_t *wa = malloc(cap), *wb = malloc(cap);
+	const uint32_t lens[] = { 100003, YAMUX_INITIAL_WINDOW - 100003,
+				  300000 - (YAMUX_INITIAL_WINDOW - 100003), 7 };
+
+	assert_non_null(wa);
+	assert_non_null(wb);
+	a = capture_writes(0, wa, cap);
+	b = capture_writes(1, wb, cap);
+	assert_int_equal(a, b);
+	assert_memory_equal(wa, wb, a);
+	/* and those bytes are what they should be */
+	off = 12; /* SYN */
+	for (size_t i = 0; i < 4; i++) {
+		uint32_t len = (uint32_t)wb[off + 8] << 24 | (uint32_t)wb[off + 9] << 16 |
+			       (uint32_t)wb[off + 10] << 8 | wb[off + 11];
+		assert_int_equal(wb[off + 1], YAMUX_TYPE_DATA);
+		assert_int_equal(len, lens[i]);
+		for (uint32_t k = 0; k < len; k++)
+			if (wb[off + 12 + k] != pat(data + k))
+				fail_msg("payload byte %zu differs", (size_t)(data + k));
+		data += len;
+		off += 12 + len;
+	}
+	assert_int_equal(wb[off + 1], YAMUX_TYPE_WINDOW_UPDATE);
+	assert_int_equal(wb[off + 3], YAMUX_FLAG_FIN);
+	assert_int_equal(off + 12, b);
+	free(wa);
+	free(wb);
+}
+
+/* A pipe holding fewer bytes than promised (its writer gone) fails the
+ * write and the session: a frame shorter than its header says must never
+ * be followed by anything else. */
+static void test_write_pipe_short_pipe(void **state)
+{
+	int raw, pfd[2];
+	struct yamux_session *c = raw_pair(YAMUX_CLIENT, YAMUX_INITIAL_WINDOW, &raw);
+	struct yamux_stream *st;
+	struct error err = ERROR_INIT;
+	uint8_t *data = pattern(1000), buf[4096];
+	size_t got;
+
+	assert_int_equal(yamux_open(c, &st, &err), 0);
+	assert_int_equal(pipe(pfd), 0);
+	write_all(pfd[1], data, 1000);
+	close(pfd[1]);
+	assert_int_equal(yamux_stream_write_pipe(st, pfd[0], 2000, &err), -1);
+	assert_int_equal(err.code, STATUS_UNAVAILABLE);
+	error_release(&err);
+	assert_true(yamux_session_is_closed(c));
+	/* the SYN, the header announcing 2000 bytes, the 1000 there were, EOF */
+	got = read_until_quiet(raw, buf, sizeof(buf), 300);
+	assert_int_equal(got, 12 + 12 + 1000);
+	assert_memory_equal(buf + 24, data, 1000);
+	assert_int_equal(yamux_stream_write(st, "x", 1, &err), -1);
+	error_release(&err);
+	close(pfd[0]);
+	free(data);
+	yamux_stream_free(st);
+	yamux_session_free(c);
+	close(raw);
+}
+
 /* Window updates go out only after half the max window was consumed. */
 static void test_window_update_threshold(void **state)
 {
@@ -1121,6 +1278,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_go_away_on_close),
 		cmocka_unit_test(test_free_orders),
 		cmocka_unit_test(test_writer_respects_window),
+		cmocka_unit_test(test_write_pipe_same_frames),
+		cmocka_unit_test(test_write_pipe_short_pipe),
 		cmocka_unit_test(test_window_update_threshold),
 		cmocka_unit_test(test_over_window_kills_session),
 		cmocka_unit_test(test_garbage),
