@@ -479,9 +479,19 @@ enum refread_result refread_lookup(git_repository *repo, const char *name, git_o
 
 enum refread_result refread_dwim(git_repository *repo, const char *rev, git_oid *out)
 {
-	static const char *const rules[] = { "%s", "refs/%s", "refs/tags/%s", "refs/heads/%s",
-					     "refs/remotes/%s", "refs/remotes/%s/HEAD" };
+	/* "<prefix><rev><suffix>" */
+	static const struct {
+		const char *prefix, *suffix;
+	} rules[] = {
+		{ "", "" },
+		{ "refs/", "" },
+		{ "refs/tags/", "" },
+		{ "refs/heads/", "" },
+		{ "refs/remotes/", "" },
+		{ "refs/remotes/", "/HEAD" },
+	};
 	char gitdir[NAME_MAX_LEN], name[NAME_MAX_LEN + 32];
+	size_t rlen = strlen(rev);
 	enum refread_result r = REFREAD_UNDECIDED;
 	struct refwatch_ticket t = { -1, 0 };
 	struct snap *s = NULL;
@@ -510,7 +520,14 @@ enum refread_result refread_dwim(git_repository *repo, const char *rev, git_oid 
 				continue;
 			}
 		}
-		snprintf(name, sizeof(name), rules[i], rev);
+		{
+			size_t plen = strlen(rules[i].prefix), slen = strlen(rules[i].suffix);
+
+			/* rlen <= NAME_MAX_LEN (plain_name), so this fits */
+			memcpy(name, rules[i].prefix, plen);
+			memcpy(name + plen, rev, rlen);
+			memcpy(name + plen + rlen, rules[i].suffix, slen + 1);
+		}
 		if (!s) {
 			if (!(s = snap_get(gitdir)))
 				goto out;
