@@ -31,46 +31,12 @@ static char tmp[64];
 /* git's id for rev in r.git ("" when none). */
 static void git_id(const char *rev, char *out, size_t cap)
 {
-	char *file = NULL;
-	FILE *f;
-
-	sh("git -C r.git rev-parse --verify -q '%s' > answer || : > answer", rev);
-	assert_true(asprintf(&file, "%s/answer", tmp) > 0);
-	f = fopen(file, "r");
-	assert_non_null(f);
-	if (!fgets(out, (int)cap, f))
-		out[0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-	fclose(f);
-	free(file);
+	test_git_line(tmp, out, cap, "git -C r.git rev-parse --verify -q '%s'", rev);
 }
 
-static git_repository *open_repo(void)
-{
-	struct error err = ERROR_INIT;
-	git_repository *repo = NULL;
-	char *path = NULL;
-
-	assert_true(asprintf(&path, "%s/r.git", tmp) > 0);
-	if (repo_cache_get(path, NULL, NULL, &repo, &err) < 0)
-		fail_msg("open: %s", err.message);
-	free(path);
-	return repo;
-}
-
+#define open_repo() test_repo_get(tmp, "r.git")
 /* As a request does: the locator stamps the repository first. */
-static void locate(void)
-{
-	struct locator_storage st = { "default", tmp };
-	struct locator loc = { &st, 1 };
-	struct repo_ref ref = { .storage_name = "default", .relative_path = "r.git" };
-	struct error err = ERROR_INIT;
-	char *path = NULL;
-
-	if (locator_repo_path(&loc, &ref, 0, &path, &err) < 0)
-		fail_msg("locate: %s", err.message);
-	free(path);
-}
+#define locate() test_locate(tmp, "r.git")
 
 /* One request resolving rev: a FOUND answer must be git's, and git must
  * find nothing when it is not FOUND (UNDECIDED: libgit2 answers then).
