@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "git/locator.h"
+#include "git/refwatch.h"
 
 /* Snapshots: SNAP_SETS sets of SNAP_WAYS, least recently used way
  * replaced, so two busy repositories never evict each other by hash. */
@@ -358,18 +359,29 @@ static enum refread_result packed_find(const struct snap *s, const char *name, g
 	return REFREAD_MISSING;
 }
 
-/* The loose file gitdir/name: FOUND with an object id, MISSING, UNDECIDED. */
-static enum refread_result loose_find(const char *gitdir, const char *name, git_oid *out)
+/* The loose file gitdir/name: FOUND with an object id, MISSING, UNDECIDED.
+ * A miss is remembered (git/refwatch.c) and not looked for again while
+ * nothing changes on the way to it. */
+static enum refread_result loose_find(const char *gitdir, const struct refwatch_ticket *t,
+				      const char *name, git_oid *out)
 {
 	char path[2 * NAME_MAX_LEN + 2], buf[LOOSE_MAX];
 	ssize_t n;
-	int fd;
+	int fd, learn;
 
+	if (refwatch_absent(t, name))
+		return REFREAD_MISSING;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", gitdir, name) >= sizeof(path))
 		return REFREAD_UNDECIDED;
+	learn = refwatch_prepare(t, gitdir, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ENOTDIR ? REFREAD_MISSING : REFREAD_UNDECIDED;
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT && learn)
+			refwatch_note_absent(t, name);
+		return e == ENOENT || e == ENOTDIR ? REFREAD_MISSING : REFREAD_UNDECIDED;
+	}
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
 	/* "<hex>\n" or "<hex>"; symbolic refs, directories and anything else
@@ -380,10 +392,10 @@ static enum refread_result loose_find(const char *gitdir, const char *name, git_
 }
 
 /* Loose first, then packed, as the files backend. */
-static enum refread_result lookup_in(const char *gitdir, struct snap *s, const char *name,
-				     git_oid *out)
+static enum refread_result lookup_in(const char *gitdir, const struct refwatch_ticket *t,
+				     struct snap *s, const char *name, git_oid *out)
 {
-	enum refread_result r = loose_find(gitdir, name, out);
+	enum refread_result r = loose_find(gitdir, t, name, out);
 
 	if (r != REFREAD_MISSING)
 		return r;
@@ -445,6 +457,7 @@ static int gitdir_of(git_repository *repo, char *buf, size_t size)
 enum refread_result refread_lookup(git_repository *repo, const char *name, git_oid *out)
 {
 	char gitdir[NAME_MAX_LEN];
+	struct refwatch_ticket t;
 	enum refread_result r;
 	struct snap *s;
 
@@ -452,7 +465,8 @@ enum refread_result refread_lookup(git_repository *repo, const char *name, git_o
 	    gitdir_of(repo, gitdir, sizeof(gitdir)) < 0)
 		return REFREAD_UNDECIDED;
 	/* Loose first: a loose hit needs no packed-refs at all. */
-	r = loose_find(gitdir, name, out);
+	refwatch_begin(gitdir, &t);
+	r = loose_find(gitdir, &t, name, out);
 	if (r != REFREAD_MISSING)
 		return r;
 	s = snap_get(gitdir);
@@ -465,10 +479,21 @@ enum refread_result refread_lookup(git_repository *repo, const char *name, git_o
 
 enum refread_result refread_dwim(git_repository *repo, const char *rev, git_oid *out)
 {
-	static const char *const rules[] = { "%s", "refs/%s", "refs/tags/%s", "refs/heads/%s",
-					     "refs/remotes/%s", "refs/remotes/%s/HEAD" };
+	/* "<prefix><rev><suffix>" */
+	static const struct {
+		const char *prefix, *suffix;
+	} rules[] = {
+		{ "", "" },
+		{ "refs/", "" },
+		{ "refs/tags/", "" },
+		{ "refs/heads/", "" },
+		{ "refs/remotes/", "" },
+		{ "refs/remotes/", "/HEAD" },
+	};
 	char gitdir[NAME_MAX_LEN], name[NAME_MAX_LEN + 32];
+	size_t rlen = strlen(rev);
 	enum refread_result r = REFREAD_UNDECIDED;
+	struct refwatch_ticket t = { -1, 0 };
 	struct snap *s = NULL;
 	int hex = 1;
 
@@ -495,10 +520,20 @@ enum refread_result refread_dwim(git_repository *repo, const char *rev, git_oid 
 				continue;
 			}
 		}
-		snprintf(name, sizeof(name), rules[i], rev);
-		if (!s && !(s = snap_get(gitdir)))
-			goto out;
-		r = lookup_in(gitdir, s, name, out);
+		{
+			size_t plen = strlen(rules[i].prefix), slen = strlen(rules[i].suffix);
+
+			/* rlen <= NAME_MAX_LEN (plain_name), so this fits */
+			memcpy(name, rules[i].prefix, plen);
+			memcpy(name + plen, rev, rlen);
+			memcpy(name + plen + rlen, rules[i].suffix, slen + 1);
+		}
+		if (!s) {
+			if (!(s = snap_get(gitdir)))
+				goto out;
+			refwatch_begin(gitdir, &t);
+		}
+		r = lookup_in(gitdir, &t, s, name, out);
 		if (r == REFREAD_FOUND)
 			goto out;
 		if (r == REFREAD_UNDECIDED)

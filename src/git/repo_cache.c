@@ -38,6 +38,7 @@
 #include "base/metrics.h"
 #include "git/catfile.h"
 #include "git/locator.h"
+#include "git/objmemo.h"
 #include "git/odb_loose.h"
 
 /* Idle handles older than this are closed (upstream's cat-file TTL). */
@@ -64,6 +65,7 @@ struct cache_entry {
 	 * those times, objects cannot have been replaced either. */
 	struct locator_stamp stamp;
 	int stamp_ok;
+	struct objmemo *memo; /* repo_cache_objmemo, made on first use */
 	int64_t idle_since_ms;
 	int doomed; /* evicted while checked out: free on put */
 	struct cache_entry *prev, *next;
@@ -226,6 +228,7 @@ static void entry_free(struct cache_entry *e)
 {
 	if (!e)
 		return;
+	objmemo_free(e->memo);
 	git_repository_free(e->repo);
 	catfile_close(e->cf);
 	free(e->repo_path);
@@ -541,6 +544,23 @@ void repo_cache_put(git_repository *repo)
 {
 	if (repo && !cache_put(repo, NULL))
 		git_repository_free(repo); /* not ours: do not leak it */
+}
+
+struct objmemo *repo_cache_objmemo(git_repository *repo)
+{
+	struct cache_entry *e;
+	struct objmemo *m = NULL;
+
+	pthread_mutex_lock(&cache_lock);
+	for (e = busy_list.tail; e; e = e->prev)
+		if (e->repo == repo)
+			break;
+	if (e && !e->memo)
+		e->memo = objmemo_new();
+	if (e)
+		m = e->memo;
+	pthread_mutex_unlock(&cache_lock);
+	return m;
 }
 
 int repo_cache_get_handle(const char *repo_path, const char *object_dir, const char *alternates,

@@ -57,6 +57,15 @@ int repo_cache_get_handle(const char *repo_path, const char *object_dir, const c
 /* Returns a handle from repo_cache_get_handle and clears *h. */
 void repo_cache_put_handle(struct repo_handle *h);
 
+/*
+ * The memo of decoded objects kept with a checked-out libgit2 handle
+ * (git/objmemo.h), made on first use; NULL when repo is not a checked-out
+ * handle of this cache or memory is short. Only the thread holding the
+ * handle may use it, until repo_cache_put.
+ */
+struct objmemo;
+struct objmemo *repo_cache_objmemo(git_repository *repo);
+
 /* True when repo_path's config sets extensions.objectFormat = sha256. */
 int repo_cache_is_sha256(const char *repo_path);
 

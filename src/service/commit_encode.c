@@ -11,6 +11,8 @@
 #include "base/strbuf.h"
 #include "git/catfile.h"
 #include "git/command.h"
+#include "git/objmemo.h"
+#include "git/repo_cache.h"
 #include "git/refread.h"
 #include "service/commit_internal.h"
 #include "service/gitcommit.h"
@@ -332,13 +334,43 @@ int commit_read_hex(struct commit_repo *r, const char *hex, Gitaly__GitCommit **
 	return commit_read_oid(r->git, &oid, out, err);
 }
 
-int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
-		    struct error *err)
+static void free_gitcommit(void *c)
+{
+	gitcommit_free(c);
+}
+
+/* The commit at oid, from memo when it is there (*owned = 0), else read
+ * and kept in memo when it fits (*owned = 0) or handed over (*owned = 1). */
+static int read_oid_memo(git_repository *repo, struct objmemo *memo, const git_oid *oid,
+			 Gitaly__GitCommit **out, int *owned, struct error *err)
+{
+	Gitaly__GitCommit *c;
+	int rc;
+
+	*owned = 1;
+	if (!memo)
+		return commit_read_oid(repo, oid, out, err);
+	c = objmemo_get(memo, oid);
+	if (c) {
+		*out = c;
+		*owned = 0;
+		return 1;
+	}
+	rc = commit_read_oid(repo, oid, out, err);
+	if (rc > 0 && objmemo_put(memo, oid, *out, protobuf_c_message_get_packed_size(&(*out)->base),
+				  free_gitcommit))
+		*owned = 0;
+	return rc;
+}
+
+static int read_rev(struct commit_repo *r, const char *rev, struct objmemo *memo,
+		    Gitaly__GitCommit **out, int *owned, struct error *err)
 {
 	git_repository *repo = r->git;
 	git_object *obj = NULL, *peeled = NULL;
 	int ret;
 
+	*owned = 1;
 	if (r->cf)
 		return read_catfile(r->cf, rev, 1, out, err);
 	/* A branch or tag name: straight to the raw commit (a tag object, or
@@ -348,7 +380,7 @@ int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **
 		struct error e = ERROR_INIT;
 
 		if (refread_dwim(repo, rev, &oid) == REFREAD_FOUND &&
-		    commit_read_oid(repo, &oid, out, &e) > 0) {
+		    read_oid_memo(repo, memo, &oid, out, owned, &e) > 0) {
 			error_release(&e);
 			return 1;
 		}
@@ -361,11 +393,25 @@ int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **
 		ret = 0;
 		goto out;
 	}
-	ret = commit_read_oid(repo, git_object_id(peeled), out, err);
+	ret = read_oid_memo(repo, memo, git_object_id(peeled), out, owned, err);
 out:
 	git_object_free(peeled);
 	git_object_free(obj);
 	return ret;
+}
+
+int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
+		    struct error *err)
+{
+	int owned;
+
+	return read_rev(r, rev, NULL, out, &owned, err);
+}
+
+int commit_find_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out, int *owned,
+		    struct error *err)
+{
+	return read_rev(r, rev, r->git ? repo_cache_objmemo(r->git) : NULL, out, owned, err);
 }
 
 int commit_add_trailers(struct commit_repo *r, Gitaly__GitCommit *c, struct error *err)

@@ -16,7 +16,7 @@ int commit_find_rpc(struct rpc_call *call, struct error *err)
 	struct commit_repo r;
 	Gitaly__GitCommit *c = NULL;
 	char *rev = NULL;
-	int found, ret = -1;
+	int found, owned = 1, ret = -1;
 
 	if (commit_repo_locate(call, req->repository, &r, err) < 0)
 		goto out;
@@ -25,7 +25,9 @@ int commit_find_rpc(struct rpc_call *call, struct error *err)
 	if (commit_repo_open(&r, err) < 0)
 		goto out;
 	rev = commit_bytes_dup(&req->revision);
-	found = commit_read_rev(&r, rev, &c, err);
+	/* Trailers are added to the commit: only a commit of its own. */
+	found = req->trailers ? commit_read_rev(&r, rev, &c, err)
+			      : commit_find_rev(&r, rev, &c, &owned, err);
 	if (found < 0)
 		goto out;
 	if (found && req->trailers && commit_add_trailers(&r, c, err) < 0)
@@ -33,7 +35,8 @@ int commit_find_rpc(struct rpc_call *call, struct error *err)
 	resp.commit = c;
 	ret = rpc_call_send(call, &resp.base, err);
 out:
-	commit_gitcommit_free(c);
+	if (owned)
+		commit_gitcommit_free(c);
 	free(rev);
 	commit_repo_release(&r);
 	return ret;

@@ -64,6 +64,15 @@ int commit_read_oid(git_repository *repo, const git_oid *oid, Gitaly__GitCommit 
 int commit_read_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out,
 		    struct error *err);
 
+/*
+ * commit_read_rev through the handle's memo of parsed commits
+ * (git/objmemo.h): with *owned = 0, *out belongs to the memo and stays
+ * valid, unchanged, until the handle is released (commit_repo_release);
+ * with *owned = 1 the caller frees it. For answers sent as they are.
+ */
+int commit_find_rev(struct commit_repo *r, const char *rev, Gitaly__GitCommit **out, int *owned,
+		    struct error *err);
+
 /* The repository's handle of either kind, as odb.h takes it (borrowed). */
 struct repo_handle commit_repo_handle(const struct commit_repo *r);
 

@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "../support/gitsh.h"
+
 #include "base/error.h"
 #include "git/odb_loose.h"
 #include "git/repo_cache.h"
@@ -32,35 +34,8 @@
 
 static char tmp[64];
 
-static void sh(const char *fmt, ...)
-{
-	char *script = NULL;
-	va_list ap;
-	pid_t pid;
-	int status;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&script, fmt, ap) > 0);
-	va_end(ap);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		if (chdir(tmp) < 0)
-			_exit(127);
-		setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
-		setenv("GIT_CONFIG_SYSTEM", "/dev/null", 1);
-		setenv("GIT_AUTHOR_NAME", "A", 1);
-		setenv("GIT_AUTHOR_EMAIL", "a@example.com", 1);
-		setenv("GIT_COMMITTER_NAME", "C", 1);
-		setenv("GIT_COMMITTER_EMAIL", "c@example.com", 1);
-		execl("/bin/sh", "sh", "-ec", script, (char *)NULL);
-		_exit(127);
-	}
-	free(script);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("shell snippet failed: %s", fmt);
-}
+/* Runs a shell snippet in tmp (tests/unit/support/gitsh.h); asserts success. */
+#define sh(...) TEST_GIT_SH(tmp, __VA_ARGS__)
 
 static char *path_of(const char *fmt, ...)
 {

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "../support/gitsh.h"
+
 #include "base/error.h"
 #include "git/locator.h"
 #include "git/refread.h"
@@ -24,82 +26,18 @@
 
 static char tmp[64];
 
-static void sh(const char *fmt, ...)
-{
-	char *script = NULL;
-	va_list ap;
-	pid_t pid;
-	int status;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&script, fmt, ap) > 0);
-	va_end(ap);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		if (chdir(tmp) < 0)
-			_exit(127);
-		setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
-		setenv("GIT_CONFIG_SYSTEM", "/dev/null", 1);
-		setenv("GIT_AUTHOR_NAME", "A", 1);
-		setenv("GIT_AUTHOR_EMAIL", "a@example.com", 1);
-		setenv("GIT_COMMITTER_NAME", "C", 1);
-		setenv("GIT_COMMITTER_EMAIL", "c@example.com", 1);
-		execl("/bin/sh", "sh", "-ec", script, (char *)NULL);
-		_exit(127);
-	}
-	free(script);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("shell snippet failed: %s", fmt);
-}
+/* Runs a shell snippet in tmp (tests/unit/support/gitsh.h); asserts success. */
+#define sh(...) TEST_GIT_SH(tmp, __VA_ARGS__)
 
 /* git's answer for a revision (no peeling): 40 hex or "" when none. */
 static void git_answer(const char *args, char *out)
 {
-	char *cmd = NULL, *file = NULL;
-	FILE *f;
-
-	assert_true(asprintf(&file, "%s/answer", tmp) > 0);
-	assert_true(asprintf(&cmd, "git -C r.git %s > answer 2>/dev/null || : > answer", args) > 0);
-	sh("%s", cmd);
-	f = fopen(file, "r");
-	assert_non_null(f);
-	out[0] = '\0';
-	if (!fgets(out, 64, f))
-		out[0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-	fclose(f);
-	free(cmd);
-	free(file);
+	test_git_line(tmp, out, 64, "git -C r.git %s", args);
 }
 
-static git_repository *open_repo(void)
-{
-	struct error err = ERROR_INIT;
-	git_repository *repo = NULL;
-	char *path = NULL;
-
-	assert_true(asprintf(&path, "%s/r.git", tmp) > 0);
-	if (repo_cache_get(path, NULL, NULL, &repo, &err) < 0)
-		fail_msg("open: %s", err.message);
-	free(path);
-	return repo;
-}
-
+#define open_repo() test_repo_get(tmp, "r.git")
 /* As a request does: the locator stamps the repository first. */
-static void locate(void)
-{
-	struct locator_storage st = { "default", tmp };
-	struct locator loc = { &st, 1 };
-	struct repo_ref ref = { .storage_name = "default", .relative_path = "r.git" };
-	struct error err = ERROR_INIT;
-	char *path = NULL;
-
-	if (locator_repo_path(&loc, &ref, 0, &path, &err) < 0)
-		fail_msg("locate: %s", err.message);
-	free(path);
-}
+#define locate() test_locate(tmp, "r.git")
 
 /* refread_dwim agrees with `git rev-parse --verify -q <rev>` whenever it
  * decides; returns what it said. */

@@ -18,43 +18,18 @@
 
 #include <cmocka.h>
 
+#include "../support/gitsh.h"
+
 #include "base/error.h"
 #include "base/metrics.h"
 #include "git/locator.h"
+#include "git/objmemo.h"
 #include "git/repo_cache.h"
 
 static char tmp[64];
 
-/* Runs a shell snippet in tmp with a fixed git identity; asserts success. */
-static void sh(const char *fmt, ...)
-{
-	char *script = NULL;
-	va_list ap;
-	pid_t pid;
-	int status;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&script, fmt, ap) > 0);
-	va_end(ap);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		if (chdir(tmp) < 0)
-			_exit(127);
-		setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
-		setenv("GIT_CONFIG_SYSTEM", "/dev/null", 1);
-		setenv("GIT_AUTHOR_NAME", "A", 1);
-		setenv("GIT_AUTHOR_EMAIL", "a@example.com", 1);
-		setenv("GIT_COMMITTER_NAME", "C", 1);
-		setenv("GIT_COMMITTER_EMAIL", "c@example.com", 1);
-		execl("/bin/sh", "sh", "-ec", script, (char *)NULL);
-		_exit(127);
-	}
-	free(script);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("shell snippet failed: %s", fmt);
-}
+/* Runs a shell snippet in tmp (tests/unit/support/gitsh.h); asserts success. */
+#define sh(...) TEST_GIT_SH(tmp, __VA_ARGS__)
 
 static char *path_of(const char *rel)
 {
@@ -504,6 +479,50 @@ static void test_concurrent_checkouts(void **state)
 	free(r);
 }
 
+/*
+ * The memo of decoded objects belongs to one handle: the same handle
+ * checked out again has it, a quarantine handle has its own, and a
+ * repository removed and recreated at the same path starts empty.
+ */
+static void test_objmemo_per_handle(void **state)
+{
+	struct error err = ERROR_INIT;
+	git_repository *a = NULL, *q = NULL;
+	char *r = path_of("r.git"), *qdir = path_of("r.git/objects/incoming-y");
+	char *objects = path_of("r.git/objects");
+	struct objmemo *m;
+	git_oid id;
+	char *v = strdup("value");
+
+	(void)state;
+	memset(&id, 7, sizeof(id));
+	assert_null(repo_cache_objmemo((git_repository *)&id)); /* not a handle */
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	m = repo_cache_objmemo(a);
+	assert_non_null(m);
+	assert_ptr_equal(repo_cache_objmemo(a), m);
+	assert_int_equal(objmemo_put(m, &id, v, 10, free), 1);
+	repo_cache_put(a);
+	assert_null(repo_cache_objmemo(a)); /* returned: not ours to use */
+
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_ptr_equal(objmemo_get(repo_cache_objmemo(a), &id), v);
+	sh("mkdir -p r.git/objects/incoming-y");
+	assert_int_equal(repo_cache_get(r, qdir, objects, &q, &err), 0);
+	assert_null(objmemo_get(repo_cache_objmemo(q), &id));
+	repo_cache_put(q);
+	repo_cache_put(a);
+
+	sh("rm -rf r.git && git init -q --bare -b main r.git && git init -q -b main w3 && cd w3 && "
+	   "echo other > f && git add f && git commit -q -m other && git push -q ../r.git main");
+	assert_int_equal(repo_cache_get(r, NULL, NULL, &a, &err), 0);
+	assert_null(objmemo_get(repo_cache_objmemo(a), &id));
+	repo_cache_put(a);
+	free(r);
+	free(qdir);
+	free(objects);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +537,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_bound_ttl_and_evict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_checkouts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_objmemo_per_handle, setup, teardown),
 	};
 
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

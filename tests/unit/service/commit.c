@@ -20,6 +20,8 @@
 #include <cmocka.h>
 
 #include "commit.pb-c.h"
+#include "git/objmemo.h"
+#include "git/repo_cache.h"
 #include "service/commit.h"
 #include "service/util.h"
 #include "fake_call.h"
@@ -299,6 +301,62 @@ static void test_find_commit_differential(void **state)
 	}
 	fake_call_reset(&call);
 	free(list);
+}
+
+/* Packed bytes of the one answer in call (malloc'd). */
+static uint8_t *packed_answer(struct rpc_call *call, size_t *len)
+{
+	uint8_t *buf;
+
+	assert_int_equal(call->n_sent, 1);
+	*len = protobuf_c_message_get_packed_size(call->sent[0]);
+	buf = malloc(*len ? *len : 1);
+	protobuf_c_message_pack(call->sent[0], buf);
+	return buf;
+}
+
+/*
+ * FindCommit answers from the handle's memo of parsed commits (the
+ * second call for a commit) are byte for byte the first answers, and
+ * asking for trailers neither takes nor leaves them in the memo.
+ */
+static void test_find_commit_memo(void **state)
+{
+	static const char *const revs[] = { "main", "main~1", "main~3", "v1" };
+	struct rpc_call call = { 0 };
+	const Gitaly__GitCommit *c;
+	char *oid = strdup(git("rev-parse ':/tree with oddities'"));
+
+	(void)state;
+	repo_cache_clear(); /* every handle idle: no memo left */
+	assert_int_equal(objmemo_bytes(), 0);
+	for (size_t i = 0; i < sizeof(revs) / sizeof(revs[0]); i++) {
+		uint8_t *first, *second;
+		size_t n1, n2;
+
+		find_commit(&call, revs[i], 0);
+		first = packed_answer(&call, &n1);
+		fake_call_reset(&call);
+		find_commit(&call, revs[i], 0);
+		second = packed_answer(&call, &n2);
+		fake_call_reset(&call);
+		assert_int_equal(n1, n2);
+		assert_memory_equal(first, second, n1);
+		free(first);
+		free(second);
+	}
+	assert_true(objmemo_bytes() > 0);
+	/* memo first, then trailers, then the memo again */
+	c = find_commit(&call, oid, 0);
+	assert_int_equal(c->n_trailers, 0);
+	fake_call_reset(&call);
+	c = find_commit(&call, oid, 1);
+	assert_int_equal(c->n_trailers, 1);
+	fake_call_reset(&call);
+	c = find_commit(&call, oid, 0);
+	assert_int_equal(c->n_trailers, 0);
+	fake_call_reset(&call);
+	free(oid);
 }
 
 static void test_find_commit_edges(void **state)
@@ -1486,6 +1544,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_find_commit_differential),
+		cmocka_unit_test(test_find_commit_memo),
 		cmocka_unit_test(test_find_commit_edges),
 		cmocka_unit_test(test_list_by_oid_and_ref),
 		cmocka_unit_test(test_counts),
