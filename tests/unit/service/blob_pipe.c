@@ -128,6 +128,7 @@ static void test_line_error_stops(void **state)
 	/* The handler's own message, not prefixed by the exit prefix. */
 	assert_string_equal(err.message, "bad line 2");
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	error_release(&err);
 }
 
 static void test_cancelled(void **state)
@@ -142,6 +143,7 @@ static void test_cancelled(void **state)
 	assert_int_equal(r.seen, 1);
 	assert_int_equal(err.code, STATUS_CANCELLED);
 	assert_string_equal(err.message, "context canceled");
+	error_release(&err);
 }
 
 static void test_failing_git(void **state)
@@ -159,6 +161,7 @@ static void test_failing_git(void **state)
 	assert_int_equal(err.code, STATUS_INTERNAL);
 	assert_non_null(strstr(err.message, "processing blobs: rev-list pipeline command: exit status "
 					"128, stderr: \"fatal: ambiguous argument "));
+	error_release(&err);
 }
 
 int main(void)
